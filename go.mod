@@ -1,0 +1,3 @@
+module github.com/pushpull/pushpull
+
+go 1.26.8

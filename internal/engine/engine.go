@@ -1,0 +1,107 @@
+// Package engine carries a publish from the process that accepted it to the
+// hubs of every process that serves subscribers, and answers the questions
+// that span processes: who is online and how each process is doing.
+package engine
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// Engine is the distributed part of the server.
+type Engine interface {
+	store.Store
+	// Publish saves m (assigning its id) and delivers it, once, to the
+	// subscribers of its channels on every process. A nil error means
+	// the message is stored and will be delivered.
+	Publish(ctx context.Context, m *protocol.Message) error
+	// Online returns, for each channel, how many subscribers it has on
+	// all processes (0: offline).
+	Online(ctx context.Context, channels []string) ([]int, error)
+	// Stats returns the statistics of every live process.
+	Stats(ctx context.Context) ([]ProcessStats, error)
+	// Ready returns nil while the engine stores and delivers messages.
+	Ready(ctx context.Context) error
+	// Close releases the engine's resources.
+	Close() error
+}
+
+// ProcessStats is one process's entry on the stats route.
+type ProcessStats struct {
+	PID             int    `json:"pid"`
+	Date            int64  `json:"date"` // unix ms of the last update
+	ProcessUniqueID string `json:"processUniqueId"`
+	WebSockets      int64  `json:"websockets"`
+	Pollings        int64  `json:"pollings"`
+	Channels        int    `json:"channels"`
+}
+
+// Counters reports this process's live connection counts.
+type Counters interface {
+	WebSockets() int64
+	Pollings() int64
+}
+
+// Local is the single-process engine on the embedded memory store.
+type Local struct {
+	*store.Memory
+	hub      *hub.Hub
+	counters Counters
+	uid      string
+
+	mu sync.Mutex // orders store and broadcast, so ids reach every subscriber in order
+}
+
+// NewLocal returns an engine delivering to h, keeping history in s.
+func NewLocal(s *store.Memory, h *hub.Hub, counters Counters, uid string) *Local {
+	return &Local{Memory: s, hub: h, counters: counters, uid: uid}
+}
+
+// Publish implements Engine.
+func (l *Local) Publish(ctx context.Context, m *protocol.Message) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.Save(ctx, m); err != nil {
+		return err
+	}
+	l.hub.Broadcast(m)
+	return nil
+}
+
+// Online implements Engine.
+func (l *Local) Online(_ context.Context, channels []string) ([]int, error) {
+	out := make([]int, len(channels))
+	for i, c := range channels {
+		out[i] = l.hub.Count(c)
+	}
+	return out, nil
+}
+
+// Stats implements Engine.
+func (l *Local) Stats(context.Context) ([]ProcessStats, error) {
+	return []ProcessStats{LocalStats(l.uid, l.hub, l.counters)}, nil
+}
+
+// LocalStats returns this process's stats entry.
+func LocalStats(uid string, h *hub.Hub, c Counters) ProcessStats {
+	return ProcessStats{
+		PID:             os.Getpid(),
+		Date:            time.Now().UnixMilli(),
+		ProcessUniqueID: uid,
+		WebSockets:      c.WebSockets(),
+		Pollings:        c.Pollings(),
+		Channels:        h.Channels(),
+	}
+}
+
+// Ready implements Engine: the memory engine is always ready.
+func (l *Local) Ready(context.Context) error { return nil }
+
+// Close implements Engine.
+func (l *Local) Close() error { return nil }

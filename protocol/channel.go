@@ -1,0 +1,218 @@
+package protocol
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/url"
+	"strings"
+)
+
+// ChannelIDLen is the length of a channel id: 32 ASCII letters or digits.
+const ChannelIDLen = 32
+
+// MaxChannels caps how many channels one subscribe request may name.
+const MaxChannels = 100
+
+// Subscribe errors, with the texts the original server answers.
+var (
+	ErrNoChannel  = errors.New("No channel id provided.")
+	ErrBadChannel = errors.New("Channel id is not correct.")
+)
+
+// Signer signs values with the shared security key, as the PHP module does:
+// the lowercase hex HMAC of the value's bytes. A Signer with an empty key
+// signs nothing and accepts unsigned channel ids.
+type Signer struct {
+	key     []byte
+	newHash func() hash.Hash
+	hexLen  int
+}
+
+// NewSigner returns a signer for key and algo ("sha1" when empty, "sha256",
+// "sha512", "md5").
+func NewSigner(key, algo string) (*Signer, error) {
+	var h func() hash.Hash
+	switch strings.ToLower(algo) {
+	case "", "sha1":
+		h = sha1.New
+	case "sha256":
+		h = sha256.New
+	case "sha512":
+		h = sha512.New
+	case "md5":
+		h = md5.New
+	default:
+		return nil, fmt.Errorf("unknown signature algorithm %q (want sha1, sha256, sha512 or md5)", algo)
+	}
+	return &Signer{key: []byte(key), newHash: h, hexLen: 2 * h().Size()}, nil
+}
+
+// Enabled reports whether a key is configured.
+func (s *Signer) Enabled() bool { return len(s.key) > 0 }
+
+// Sign returns the hex signature of value.
+func (s *Signer) Sign(value string) string {
+	return hex.EncodeToString(s.mac([]byte(value)))
+}
+
+// SignBytes returns the hex signature of b.
+func (s *Signer) SignBytes(b []byte) string { return hex.EncodeToString(s.mac(b)) }
+
+func (s *Signer) mac(b []byte) []byte {
+	m := hmac.New(s.newHash, s.key)
+	m.Write(b)
+	return m.Sum(nil)
+}
+
+// SignChannel returns "<value>.<signature>", or value itself without a key.
+func (s *Signer) SignChannel(value string) string {
+	if !s.Enabled() {
+		return value
+	}
+	return value + "." + s.Sign(value)
+}
+
+// Verify reports whether sig is the hex signature of value, in constant time.
+func (s *Signer) Verify(value, sig string) bool {
+	return s.VerifyBytes([]byte(value), sig)
+}
+
+// VerifyBytes reports whether sig is the hex signature of b, in constant time.
+func (s *Signer) VerifyBytes(b []byte, sig string) bool {
+	if len(sig) != s.hexLen {
+		return false
+	}
+	want := make([]byte, s.hexLen/2)
+	if _, err := hex.Decode(want, []byte(sig)); err != nil {
+		return false
+	}
+	return hmac.Equal(s.mac(b), want)
+}
+
+// Channel is one subscribed channel: the private id the messages are
+// published to and, from version 4 on, the public id paired with it.
+type Channel struct {
+	ID     string
+	Public string
+}
+
+// ValidID reports whether id is 32 ASCII letters or digits.
+func ValidID(id string) bool {
+	if len(id) != ChannelIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseChannels parses a CHANNEL_ID value: entries joined by "/", each
+// "<id>[:<publicId>][.<signature>]". Percent-encoded separators are accepted.
+// With a key every entry must carry a valid signature of the text before its
+// last "."; without one, signatures are ignored. Duplicate ids are dropped.
+func (s *Signer) ParseChannels(raw string) ([]Channel, error) {
+	if strings.ContainsRune(raw, '%') {
+		if u, err := url.PathUnescape(raw); err == nil {
+			raw = u
+		} else {
+			return nil, ErrBadChannel
+		}
+	}
+	if raw == "" {
+		return nil, ErrNoChannel
+	}
+	var out []Channel
+	for len(raw) > 0 {
+		var entry string
+		entry, raw, _ = strings.Cut(raw, "/")
+		if entry == "" {
+			continue
+		}
+		ch, err := s.parseEntry(entry)
+		if err != nil {
+			return nil, err
+		}
+		if !containsChannel(out, ch.ID) {
+			if len(out) == MaxChannels {
+				return nil, ErrBadChannel
+			}
+			out = append(out, ch)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoChannel
+	}
+	return out, nil
+}
+
+func (s *Signer) parseEntry(entry string) (Channel, error) {
+	value, sig, signed := entry, "", false
+	if i := strings.LastIndexByte(entry, '.'); i >= 0 {
+		value, sig, signed = entry[:i], entry[i+1:], true
+	}
+	if s.Enabled() && (!signed || !s.Verify(value, sig)) {
+		return Channel{}, ErrBadChannel
+	}
+	id, pub, paired := strings.Cut(value, ":")
+	if !ValidID(id) || paired && !ValidID(pub) {
+		return Channel{}, ErrBadChannel
+	}
+	return Channel{ID: id, Public: pub}, nil
+}
+
+func containsChannel(list []Channel, id string) bool {
+	for _, c := range list {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseIDList parses the channel ids of a publish or stats request: ids
+// joined by "/", each optionally followed by ".<signature>". Signatures are
+// checked only when verify is set. Duplicates are dropped.
+func (s *Signer) ParseIDList(raw string, verify bool) ([]string, error) {
+	if strings.ContainsRune(raw, '%') {
+		u, err := url.PathUnescape(raw)
+		if err != nil {
+			return nil, ErrBadChannel
+		}
+		raw = u
+	}
+	var ids []string
+	for _, entry := range strings.Split(raw, "/") {
+		if entry == "" {
+			continue
+		}
+		id, sig, signed := strings.Cut(entry, ".")
+		if verify && s.Enabled() && (!signed || !s.Verify(id, sig)) {
+			return nil, ErrBadChannel
+		}
+		if !ValidID(id) {
+			return nil, ErrBadChannel
+		}
+		dup := false
+		for _, have := range ids {
+			dup = dup || have == id
+		}
+		if !dup {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, ErrNoChannel
+	}
+	return ids, nil
+}

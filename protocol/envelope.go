@@ -1,0 +1,97 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Text-mode envelope delimiters (the nginx-push-stream heritage).
+const (
+	EnvelopeStart = "#!NGINXNMS!#"
+	EnvelopeEnd   = "#!NGINXNME!#"
+)
+
+// AppendEnvelopeJSON appends the JSON object clients receive for m on
+// channel: {"id","mid","channel","tag","time","text"}, text raw.
+func AppendEnvelopeJSON(dst []byte, m *Message, channel string) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, m.ID, 10)
+	dst = append(dst, `,"mid":"`...)
+	dst = append(dst, m.MID...)
+	dst = append(dst, `","channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","tag":"`...)
+	dst = append(dst, m.Tag()...)
+	dst = append(dst, `","time":"`...)
+	dst = append(dst, m.HTTPTime()...)
+	dst = append(dst, `","text":`...)
+	dst = append(dst, m.Body...)
+	return append(dst, '}')
+}
+
+// AppendEnvelope appends the text-mode envelope of m on channel:
+// #!NGINXNMS!#{...}#!NGINXNME!#.
+func AppendEnvelope(dst []byte, m *Message, channel string) []byte {
+	dst = append(dst, EnvelopeStart...)
+	dst = AppendEnvelopeJSON(dst, m, channel)
+	return append(dst, EnvelopeEnd...)
+}
+
+// SanitizeBody makes a published body safe to embed raw in an envelope that
+// clients cut out with a pattern stopping at line breaks. Valid JSON stays
+// the same value: line breaks between tokens become spaces, and LF, CR,
+// U+2028 and U+2029 inside strings become escapes. Anything that is not JSON
+// is embedded as a JSON string, so the envelope always parses.
+func SanitizeBody(body []byte) []byte {
+	if !json.Valid(body) {
+		quoted, _ := json.Marshal(string(body))
+		return quoted
+	}
+	if !needsSanitizing(body) {
+		return body
+	}
+	out := make([]byte, 0, len(body)+16)
+	inString, escaped := false, false
+	for i := 0; i < len(body); {
+		c := body[i]
+		switch {
+		case c == 0xE2 && i+2 < len(body) && body[i+1] == 0x80 && (body[i+2] == 0xA8 || body[i+2] == 0xA9):
+			// U+2028 or U+2029: only legal inside strings in valid JSON.
+			if body[i+2] == 0xA8 {
+				out = append(out, `\u2028`...)
+			} else {
+				out = append(out, `\u2029`...)
+			}
+			escaped = false
+			i += 3
+			continue
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case c == '\n' || c == '\r':
+			// In valid JSON raw line breaks occur only between tokens.
+			c = ' '
+		}
+		out = append(out, c)
+		i++
+	}
+	return out
+}
+
+func needsSanitizing(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\n', '\r':
+			return true
+		case 0xE2:
+			if r, _ := utf8.DecodeRune(b[i:]); r == '\u2028' || r == '\u2029' {
+				return true
+			}
+		}
+	}
+	return false
+}
