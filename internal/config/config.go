@@ -47,7 +47,8 @@ type Routes struct {
 	Pub  []string `json:"pub,omitempty"`  // backend publish and channel online stats
 	Stat []string `json:"stat,omitempty"` // process statistics
 	// pushpull
-	Health  []string `json:"health,omitempty"`  // liveness and readiness
+	Health  []string `json:"health,omitempty"`  // liveness: 200 while the process serves
+	Ready   []string `json:"ready,omitempty"`   // readiness: 200 only while the engine stores and delivers
 	Metrics []string `json:"metrics,omitempty"` // Prometheus metrics
 }
 

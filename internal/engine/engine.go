@@ -21,6 +21,9 @@ type Engine interface {
 	// subscribers of its channels on every process. A nil error means
 	// the message is stored and will be delivered.
 	Publish(ctx context.Context, m *protocol.Message) error
+	// Subscribed tells the engine that a connection on this process joined
+	// channels, so they count as online everywhere at once.
+	Subscribed(ctx context.Context, channels []string)
 	// Online returns, for each channel, how many subscribers it has on
 	// all processes (0: offline).
 	Online(ctx context.Context, channels []string) ([]int, error)
@@ -73,6 +76,9 @@ func (l *Local) Publish(ctx context.Context, m *protocol.Message) error {
 	l.hub.Broadcast(m)
 	return nil
 }
+
+// Subscribed implements Engine: the hub already counts local subscribers.
+func (l *Local) Subscribed(context.Context, []string) {}
 
 // Online implements Engine.
 func (l *Local) Online(_ context.Context, channels []string) ([]int, error) {

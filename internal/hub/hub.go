@@ -12,9 +12,9 @@ import (
 // Subscriber is a connection or a held request waiting for messages.
 type Subscriber interface {
 	// Deliver hands over a message that reached the subscriber through
-	// channel. It must not block: a subscriber that cannot keep up drops
-	// itself. A message published to several of the subscriber's channels
-	// is delivered once per channel; subscribers keep the first.
+	// channel (the first of its channels the message was published to).
+	// Each broadcast delivers a message once per subscriber. Deliver must
+	// not block: a subscriber that cannot keep up drops itself.
 	Deliver(p *Prepared, channel string)
 }
 
@@ -74,13 +74,26 @@ func (h *Hub) Unsubscribe(s Subscriber, channels []string) {
 	}
 }
 
-// Broadcast delivers m to every subscriber of its channels on this process.
+// Broadcast delivers m once to every subscriber of its channels on this
+// process, in the order Broadcast is called.
 func (h *Hub) Broadcast(m *protocol.Message) {
 	p := NewPrepared(m)
-	for _, c := range m.Channels {
+	var seen map[Subscriber]struct{} // only a message to several channels can reach a subscriber twice
+	for i, c := range m.Channels {
 		sh := h.shard(c)
 		sh.mu.RLock()
 		for s := range sh.subs[c] {
+			if len(m.Channels) > 1 {
+				if _, dup := seen[s]; dup {
+					continue
+				}
+				if seen == nil {
+					seen = make(map[Subscriber]struct{})
+				}
+				if i < len(m.Channels)-1 {
+					seen[s] = struct{}{}
+				}
+			}
 			s.Deliver(p, c)
 		}
 		sh.mu.RUnlock()
