@@ -1,0 +1,67 @@
+// Command pushpull is the Bitrix24 Push & Pull server and its tools.
+//
+//	pushpull serve [--config FILE] [flags]   run the server
+//	pushpull bench <idle|fanout|unicast|all> measure a server
+//	pushpull sign --key KEY [--algo A] ID... print signed channel ids
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: pushpull <command> [flags]
+
+commands:
+  serve    run the push server (pushpull serve --config FILE; -h for flags)
+  bench    load-test a server (pushpull bench all; -h for flags)
+  sign     sign channel ids with the security key
+  version  print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "pushpull:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout)
+	case "sign":
+		return sign(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "pushpull", version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// Publish answers, with the original server's texts.
+const (
+	msgEmptyBody   = "Empty post requests are not allowed."
+	msgNotStored   = "Message could not be stored."
+	publishTimeout = 10 * time.Second
+)
+
+// publishRoute serves the backend's publish route: POST publishes, GET
+// reports which of the given channels are online.
+func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		s.publish(w, r)
+	case http.MethodGet:
+		s.online(w, r)
+	default:
+		notFound(w)
+	}
+}
+
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	limit := int64(s.cfg.Limits.MaxPayload)
+	if r.ContentLength > limit {
+		tooLarge(w)
+		return
+	}
+	ids, err := s.signer.ParseIDList(r.URL.Query().Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
+	if err != nil {
+		text(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		tooLarge(w)
+		return
+	case err != nil:
+		text(w, http.StatusBadRequest, "Request body could not be read.")
+		return
+	case len(body) == 0:
+		text(w, http.StatusBadRequest, msgEmptyBody)
+		return
+	}
+	m := &protocol.Message{
+		Channels: ids,
+		Body:     protocol.SanitizeBody(body),
+		Expiry:   parseExpiry(r.Header.Get("Message-Expiry")),
+	}
+	// The publish completes even if the caller hangs up: a message is
+	// either stored and delivered or refused, never half done.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := s.engine.Publish(ctx, m); err != nil {
+		s.metrics.publishErrors.Inc()
+		s.log.Warn("publish failed", "err", err, "channels", len(ids))
+		text(w, http.StatusServiceUnavailable, msgNotStored)
+		return
+	}
+	s.metrics.published.Inc()
+	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+}
+
+// tooLarge answers 413 and closes the connection, as the original does.
+func tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	text(w, http.StatusRequestEntityTooLarge, "")
+}
+
+// parseExpiry reads Message-Expiry: seconds; anything else means the
+// default lifetime.
+func parseExpiry(v string) uint32 {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+type onlineInfo struct {
+	Channel     string `json:"channel"`
+	Subscribers int    `json:"subscribers"`
+}
+
+// online answers which of the asked channels have subscribers:
+// {"infos":[{"channel":"<id>","subscribers":N},...]}.
+func (s *Server) online(w http.ResponseWriter, r *http.Request) {
+	ids, err := s.signer.ParseIDList(r.URL.Query().Get("CHANNEL_ID"), false)
+	if err != nil {
+		text(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	counts, err := s.engine.Online(r.Context(), ids)
+	if err != nil {
+		text(w, http.StatusServiceUnavailable, "Online status is unavailable.")
+		return
+	}
+	infos := make([]onlineInfo, 0, len(ids))
+	for i, id := range ids {
+		if counts[i] > 0 {
+			infos = append(infos, onlineInfo{id, counts[i]})
+		}
+	}
+	writeJSON(w, map[string]any{"infos": infos})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		text(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}

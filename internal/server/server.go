@@ -1,0 +1,230 @@
+// Package server is the HTTP face of pushpull: it binds the configured
+// listeners, routes subscribe, publish, statistics, health and metrics
+// requests, and runs the graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushpull/pushpull/internal/config"
+	"github.com/pushpull/pushpull/internal/engine"
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/transport/poll"
+	"github.com/pushpull/pushpull/internal/transport/ws"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// Server serves every configured listener.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	signer  *protocol.Signer
+	hub     *hub.Hub
+	engine  engine.Engine
+	ws      *ws.Server
+	poll    *poll.Handler
+	metrics *metrics
+
+	listeners []net.Listener
+	servers   []*http.Server
+}
+
+// New builds a server for cfg on engine e, which delivers to h.
+func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Server, error) {
+	signer, err := protocol.NewSigner(cfg.Security.Key, cfg.Security.Algo)
+	if err != nil {
+		return nil, fmt.Errorf("security.algo: %w", err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		signer: signer,
+		hub:    h,
+		engine: e,
+		ws: ws.NewServer(ws.Options{
+			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
+			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,
+			MaxFrameBytes: cfg.WebSocket.MaxFrameBytes,
+		}),
+	}
+	s.poll = &poll.Handler{Hub: h, Engine: e, Timeout: config.Seconds(cfg.Polling.Timeout), Log: log}
+	s.metrics = newMetrics(s)
+	return s, nil
+}
+
+// Counters returns the live connection counts, for the engine's stats.
+func Counters(s *Server) engine.Counters { return counters{s} }
+
+type counters struct{ s *Server }
+
+func (c counters) WebSockets() int64 { return c.s.ws.Count() }
+func (c counters) Pollings() int64   { return c.s.poll.Count() }
+
+// Registry returns the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// Listen binds every configured server. Addrs then reports the bound
+// addresses.
+func (s *Server) Listen() error {
+	for i, sc := range s.cfg.Servers {
+		ln, err := net.Listen("tcp", sc.Addr())
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("servers[%d] (%s): %w", i, sc.Addr(), err)
+		}
+		if sc.SSL != nil {
+			tc, err := sc.SSL.TLSConfig()
+			if err != nil {
+				ln.Close()
+				s.closeListeners()
+				return fmt.Errorf("servers[%d].ssl: %w", i, err)
+			}
+			ln = tls.NewListener(ln, tc)
+		}
+		s.listeners = append(s.listeners, ln)
+		s.servers = append(s.servers, &http.Server{
+			Handler:           s.router(sc.Routes),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		})
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners = nil
+}
+
+// Addrs returns the bound address of each configured server, in order.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Serve serves until ctx ends, then shuts down gracefully: listeners close,
+// held long polls and WebSocket clients get the server_restart command and
+// WebSockets close with 3002, in-flight publishes finish.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, len(s.servers))
+	for i, srv := range s.servers {
+		go func() {
+			if err := srv.Serve(s.listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.shutdown()
+	return serveErr
+}
+
+func (s *Server) shutdown() {
+	timeout := config.Seconds(s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s.log.Info("shutting down", "timeout", timeout)
+
+	var wg sync.WaitGroup
+	for _, srv := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+			}
+		}()
+	}
+	restart := serverRestart()
+	if err := s.engine.Reserve(sctx, restart); err != nil {
+		s.log.Warn("no id for the restart message", "err", err)
+		restart = nil
+	}
+	s.poll.Shutdown(restart)
+	s.ws.Shutdown(sctx, func(sess *ws.Session) {
+		if restart != nil {
+			sess.Send(encodeFrame(textFrames, restart, sess.Channel))
+		}
+	}, ws.CloseServerRestarted, "server restart")
+	wg.Wait()
+	s.ws.Close()
+	s.log.Info("stopped")
+}
+
+// serverRestart is the command that tells clients the server restarts.
+func serverRestart() *protocol.Message {
+	now := time.Now()
+	body := fmt.Sprintf(`{"module_id":"pull","command":"server_restart","params":{},"extra":{"server_time":%q,"server_time_unix":%d}}`,
+		now.UTC().Format(time.RFC3339), now.Unix())
+	return &protocol.Message{Body: []byte(body)}
+}
+
+// route is one path prefix and its handler.
+type route struct {
+	prefix string
+	h      http.HandlerFunc
+}
+
+func (s *Server) router(r config.Routes) http.Handler {
+	var routes []route
+	add := func(prefixes []string, h http.HandlerFunc) {
+		for _, p := range prefixes {
+			routes = append(routes, route{p, h})
+		}
+	}
+	if s.cfg.PublishMode {
+		if len(r.Sub) > 0 {
+			s.log.Warn("publishMode: subscribe routes are not served", "routes", r.Sub)
+		}
+	} else {
+		add(r.Sub, s.subscribe)
+	}
+	add(r.Pub, s.publishRoute)
+	add(r.Stat, s.stats)
+	add(r.Health, s.health)
+	add(r.Ready, s.ready)
+	add(r.Metrics, s.metrics.serve)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		for _, rt := range routes {
+			if strings.HasPrefix(req.URL.Path, rt.prefix) {
+				rt.h(w, req)
+				return
+			}
+		}
+		notFound(w)
+	})
+}
+
+func notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusNotFound)
+}
+
+// text answers with a plain-text status and body.
+func text(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}

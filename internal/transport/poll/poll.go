@@ -1,0 +1,210 @@
+// Package poll serves subscribers over HTTP long polling: a request gets
+// the messages its channels received after its mid at once, or is held
+// until one arrives or the hold time passes (then 304).
+package poll
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/engine"
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// ExpiresNever is the Expires value the clients require on a 304 before
+// they take its Last-Message-Id.
+const ExpiresNever = "Thu, 01 Jan 1973 11:11:01 GMT"
+
+// Format is how an answer's messages are written.
+type Format int
+
+const (
+	Text Format = iota // concatenated #!NGINXNMS!# envelopes
+	JSON               // a JSON array of envelope objects
+)
+
+// Request is a parsed subscribe request.
+type Request struct {
+	Channels []string // private channel ids
+	MID      string   // resume point, "" if none
+	Format   Format
+}
+
+// Handler holds long-polling requests.
+type Handler struct {
+	Hub     *hub.Hub
+	Engine  engine.Engine
+	Timeout time.Duration // how long a request is held
+	Log     *slog.Logger
+
+	held    atomic.Int64
+	once    sync.Once
+	closing chan struct{}
+	final   atomic.Pointer[protocol.Message]
+}
+
+// Count returns the number of requests being held.
+func (h *Handler) Count() int64 { return h.held.Load() }
+
+func (h *Handler) closed() chan struct{} {
+	h.once.Do(func() { h.closing = make(chan struct{}) })
+	return h.closing
+}
+
+// Shutdown answers every held request, and any that arrives later, with
+// the message last (the server_restart command) and ends holding.
+func (h *Handler) Shutdown(last *protocol.Message) {
+	h.final.Store(last)
+	c := h.closed()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+// waiter is a held request as a hub subscriber.
+type waiter struct {
+	mu   sync.Mutex
+	msgs []delivered
+	wake chan struct{}
+}
+
+type delivered struct {
+	m       *protocol.Message
+	channel string
+}
+
+func (w *waiter) Deliver(p *hub.Prepared, channel string) {
+	w.mu.Lock()
+	w.msgs = append(w.msgs, delivered{p.Msg, channel})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *waiter) take() []delivered {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+// Serve answers one long-polling request.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
+	h.held.Add(1)
+	defer h.held.Add(-1)
+	ctx := r.Context()
+	closing := h.closed()
+
+	// Subscribe before reading history, so that nothing published in
+	// between is missed; duplicates are dropped below.
+	wt := &waiter{wake: make(chan struct{}, 1)}
+	h.Hub.Subscribe(wt, req.Channels)
+	defer h.Hub.Unsubscribe(wt, req.Channels)
+	h.Engine.Subscribed(ctx, req.Channels)
+
+	var got []delivered
+	if req.MID != "" {
+		history, err := h.Engine.Since(ctx, req.Channels, req.MID)
+		if err != nil {
+			h.Log.Warn("history unavailable", "err", err)
+			http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
+			return
+		}
+		for _, m := range history {
+			got = append(got, delivered{m, FirstChannel(m, req.Channels)})
+		}
+	}
+	got = append(got, wt.take()...)
+	if len(got) == 0 {
+		timer := time.NewTimer(h.Timeout)
+		defer timer.Stop()
+		select {
+		case <-wt.wake:
+			got = wt.take()
+		case <-timer.C:
+		case <-ctx.Done():
+			return
+		case <-closing:
+			if m := h.final.Load(); m != nil {
+				got = []delivered{{m, req.Channels[0]}}
+			}
+		}
+	}
+	if len(got) == 0 {
+		h.notModified(ctx, w, req)
+		return
+	}
+	writeMessages(w, unique(got), req.Format)
+}
+
+func (h *Handler) notModified(ctx context.Context, w http.ResponseWriter, req Request) {
+	last := req.MID
+	if last == "" {
+		last, _ = h.Engine.Last(ctx, req.Channels)
+	}
+	hd := w.Header()
+	hd.Set("Last-Message-Id", last)
+	hd.Set("Expires", ExpiresNever)
+	w.WriteHeader(http.StatusNotModified)
+}
+
+// unique orders messages by id and drops repeats (a message both in
+// history and delivered live).
+func unique(ds []delivered) []delivered {
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].m.MID < ds[j].m.MID })
+	out := ds[:0]
+	for i, d := range ds {
+		if i == 0 || d.m.MID != ds[i-1].m.MID {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func writeMessages(w http.ResponseWriter, ds []delivered, f Format) {
+	var body []byte
+	switch f {
+	case JSON:
+		body = append(body, '[')
+		for i, d := range ds {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = protocol.AppendEnvelopeJSON(body, d.m, d.channel)
+		}
+		body = append(body, ']')
+	default:
+		for _, d := range ds {
+			body = protocol.AppendEnvelope(body, d.m, d.channel)
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// FirstChannel is the channel an envelope of m names for a subscriber of
+// channels: the first of them that m was published to.
+func FirstChannel(m *protocol.Message, channels []string) string {
+	for _, c := range m.Channels {
+		for _, mine := range channels {
+			if c == mine {
+				return c
+			}
+		}
+	}
+	if len(channels) > 0 {
+		return channels[0]
+	}
+	return ""
+}

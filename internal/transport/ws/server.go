@@ -1,0 +1,266 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Options tune the WebSocket server.
+type Options struct {
+	PingInterval  time.Duration // a ping every interval; a peer silent for two is dropped
+	MaxQueueBytes int           // outgoing bytes a session may have pending
+	MaxFrameBytes int           // largest message accepted from a client
+	WriteTimeout  time.Duration // how long a blocked write may wait for the peer
+}
+
+func (o *Options) defaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.MaxQueueBytes <= 0 {
+		o.MaxQueueBytes = 1 << 20
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = 64 << 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+}
+
+// Metrics counts what the server does; all fields are safe to read at any time.
+type Metrics struct {
+	Sessions      atomic.Int64 // open sessions
+	Frames        atomic.Int64 // frames written
+	SlowConsumers atomic.Int64 // sessions dropped for a full queue
+}
+
+// Server accepts WebSocket sessions and drives their sockets.
+type Server struct {
+	opts    Options
+	poll    *poller // nil: every session reads on a goroutine of its own
+	flushq  chan *Session
+	metrics Metrics
+	stop    chan struct{}
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	closing  bool
+	gone     chan struct{} // signalled when a session leaves while closing
+}
+
+// NewServer starts the reactor, flush workers and pinger.
+func NewServer(opts Options) *Server {
+	opts.defaults()
+	s := &Server{
+		opts:     opts,
+		flushq:   make(chan *Session, 4096),
+		stop:     make(chan struct{}),
+		sessions: make(map[*Session]struct{}),
+		gone:     make(chan struct{}, 1),
+	}
+	if p, err := newPoller(); err == nil {
+		s.poll = p
+		go p.run(s.stop)
+	}
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		go s.flusher()
+	}
+	go s.pinger()
+	return s
+}
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return &s.metrics }
+
+// Upgrade completes the WebSocket handshake of r. The session does
+// nothing until Start.
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	conn, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+	if err != nil {
+		return nil, err
+	}
+	sess := &Session{srv: s, conn: conn, fd: -1, replay: true}
+	sess.lastRead.Store(time.Now().Unix())
+	if rw != nil && rw.Reader.Buffered() > 0 {
+		sess.in, _ = rw.Reader.Peek(rw.Reader.Buffered())
+		sess.in = append([]byte(nil), sess.in...)
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok && s.poll != nil {
+		if raw, err := tcp.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { sess.fd = int(fd) })
+			sess.raw = raw
+		}
+	}
+	return sess, nil
+}
+
+func (s *Server) start(sess *Session) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		sess.Close(CloseServerRestarted, "server is shutting down")
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.metrics.Sessions.Add(1)
+	if pending := sess.in; len(pending) > 0 {
+		sess.in = nil
+		sess.received(pending, new(bytes.Reader))
+	}
+	if sess.raw != nil {
+		if err := s.poll.add(sess); err == nil {
+			return
+		}
+		sess.raw = nil
+	}
+	go s.readLoop(sess)
+}
+
+// forget drops a closed session from the registry and the reactor.
+func (s *Server) forget(sess *Session) {
+	if sess.raw != nil {
+		s.poll.remove(sess)
+	}
+	s.mu.Lock()
+	_, ok := s.sessions[sess]
+	delete(s.sessions, sess)
+	closing := s.closing
+	s.mu.Unlock()
+	if ok {
+		s.metrics.Sessions.Add(-1)
+	}
+	if closing {
+		select {
+		case s.gone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readLoop reads a session on its own goroutine (TLS, or no epoll).
+func (s *Server) readLoop(sess *Session) {
+	buf := make([]byte, 4096)
+	var r bytes.Reader
+	for {
+		n, err := sess.conn.Read(buf)
+		if n > 0 {
+			sess.received(buf[:n], &r)
+		}
+		if err != nil {
+			sess.abort()
+			return
+		}
+	}
+}
+
+// schedule hands a session with a fresh queue to a flush worker.
+func (s *Server) schedule(sess *Session) {
+	if sess.raw == nil {
+		go sess.flush(true)
+		return
+	}
+	select {
+	case s.flushq <- sess:
+	default:
+		go sess.flush(false)
+	}
+}
+
+func (s *Server) flusher() {
+	for {
+		select {
+		case sess := <-s.flushq:
+			sess.flush(false)
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// pinger pings every session each interval and drops those that have not
+// sent a byte (a pong at least) for two intervals.
+func (s *Server) pinger() {
+	t := time.NewTicker(s.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
+			for _, sess := range s.snapshot() {
+				if sess.lastRead.Load() < deadline {
+					sess.abort()
+				} else {
+					sess.Send(pingFrame)
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) snapshot() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// Shutdown refuses new sessions, calls last on every session (to queue a
+// final message), closes each with code and waits until all are gone or
+// ctx ends; then it drops those left.
+func (s *Server) Shutdown(ctx context.Context, last func(*Session), code int, reason string) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	for _, sess := range s.snapshot() {
+		if last != nil {
+			last(sess)
+		}
+		sess.Close(code, reason)
+	}
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-s.gone:
+		case <-ctx.Done():
+			for _, sess := range s.snapshot() {
+				sess.abort()
+			}
+			return
+		}
+	}
+}
+
+// Close stops the server's goroutines and drops every session.
+func (s *Server) Close() {
+	for _, sess := range s.snapshot() {
+		sess.abort()
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+}
+
+// Count returns the number of open sessions.
+func (s *Server) Count() int64 { return s.metrics.Sessions.Load() }
