@@ -12,6 +12,7 @@ import (
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/redisengine"
 	"github.com/pushpull/pushpull/internal/server"
 	"github.com/pushpull/pushpull/internal/store"
 )
@@ -22,12 +23,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, key := range cfg.Ignored {
+		log.Warn("unknown config key ignored", "key", key)
+	}
 	uid := cfg.UniqueID()
 
 	h := hub.New()
 	var srv *server.Server
-	counters := lateCounters{&srv}
-	eng, err := newEngine(ctx, cfg, h, counters, uid)
+	late := lateServer{&srv}
+	eng, err := newEngine(ctx, cfg, log, h, late, uid)
 	if err != nil {
 		return err
 	}
@@ -46,7 +50,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return srv.Serve(ctx)
 }
 
-func newEngine(ctx context.Context, cfg *config.Config, h *hub.Hub, c engine.Counters, uid string) (engine.Engine, error) {
+func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub.Hub, late lateServer, uid string) (engine.Engine, error) {
 	ttl := store.TTLs{
 		Message: config.Seconds(cfg.Storage.MessageTTL),
 		Channel: config.Seconds(cfg.Storage.ChannelTTL),
@@ -55,28 +59,41 @@ func newEngine(ctx context.Context, cfg *config.Config, h *hub.Hub, c engine.Cou
 	case "", "memory":
 		mem := store.NewMemory(ttl, nil)
 		go mem.Run(ctx, time.Second)
-		return engine.NewLocal(mem, h, c, uid), nil
+		return engine.NewLocal(mem, h, late, uid), nil
+	case "redis":
+		o := redisengine.OptionsFromConfig(cfg)
+		o.TTLs = ttl
+		o.ProcessUniqueID = uid
+		o.Log = log
+		o.OnResync = late.Resync
+		return redisengine.New(ctx, o, h, late)
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not supported", cfg.Storage.Type)
 	}
 }
 
-// lateCounters reads connection counts from a server built after the
-// engine that reports them.
-type lateCounters struct{ s **server.Server }
+// lateServer reaches the server, which is built after the engine that
+// reports its connection counts and asks it to resync.
+type lateServer struct{ s **server.Server }
 
-func (c lateCounters) WebSockets() int64 {
-	if *c.s == nil {
+func (l lateServer) WebSockets() int64 {
+	if *l.s == nil {
 		return 0
 	}
-	return server.Counters(*c.s).WebSockets()
+	return server.Counters(*l.s).WebSockets()
 }
 
-func (c lateCounters) Pollings() int64 {
-	if *c.s == nil {
+func (l lateServer) Pollings() int64 {
+	if *l.s == nil {
 		return 0
 	}
-	return server.Counters(*c.s).Pollings()
+	return server.Counters(*l.s).Pollings()
+}
+
+func (l lateServer) Resync() {
+	if *l.s != nil {
+		(*l.s).Resync()
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -3,6 +3,16 @@
 // environment variables and command-line flags.
 package config
 
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
 // Config is the whole configuration. JSON names follow the original
 // config.json; fields marked "pushpull" are additions.
 type Config struct {
@@ -20,6 +30,12 @@ type Config struct {
 	// in-flight publishes, in seconds (pushpull).
 	ShutdownTimeout float64 `json:"shutdownTimeout"`
 	Log             Log     `json:"log"` // pushpull
+
+	// Ignored lists the keys of the file Decode did not know and skipped,
+	// as JSON paths, so the server can log them: a misspelt key is
+	// otherwise silently without effect. Keys the original server used
+	// and pushpull does not (duplicatePub, debug, ...) are not listed.
+	Ignored []string `json:"-"`
 }
 
 // Server is one listening socket and the routes it serves.
@@ -46,6 +62,7 @@ type Routes struct {
 	Sub  []string `json:"sub,omitempty"`  // long polling and WebSocket
 	Pub  []string `json:"pub,omitempty"`  // backend publish and channel online stats
 	Stat []string `json:"stat,omitempty"` // process statistics
+	Rest []string `json:"rest,omitempty"` // client publish over HTTP (original v4)
 	// pushpull
 	Health  []string `json:"health,omitempty"`  // liveness: 200 while the process serves
 	Ready   []string `json:"ready,omitempty"`   // readiness: 200 only while the engine stores and delivers
@@ -104,4 +121,105 @@ type Limits struct {
 type Log struct {
 	Level  string `json:"level"`  // debug, info (default), warn, error
 	Format string `json:"format"` // text (default) or json
+}
+
+// Default returns the configuration used when no file is given: the
+// original appliance's layout of one subscribe server (8010) and one
+// publish server (9010), both on loopback so that a server started without
+// a config file exposes nothing to the network.
+func Default() *Config {
+	return &Config{
+		Servers: []Server{
+			{
+				Name:     "sub",
+				Port:     8010,
+				Hostname: "127.0.0.1",
+				Routes:   Routes{Sub: []string{"/bitrix/sub/", "/bitrix/subws/"}},
+			},
+			{
+				Name:     "pub",
+				Port:     9010,
+				Hostname: "127.0.0.1",
+				Routes: Routes{
+					Pub:     []string{"/bitrix/pub/"},
+					Stat:    []string{"/server-stat/"},
+					Health:  []string{"/healthz"},
+					Ready:   []string{"/readyz"},
+					Metrics: []string{"/metrics"},
+				},
+			},
+		},
+		Security: Security{Algo: "sha1"},
+		Storage: Storage{
+			Type:        "memory",
+			MessageTTL:  86400,
+			ChannelTTL:  86400,
+			OnlineTTL:   120,
+			OnlineDelta: 10,
+			Host:        "127.0.0.1",
+			Port:        6379,
+		},
+		Polling: Polling{Timeout: 40},
+		WebSocket: WebSocket{
+			PingInterval:  30,
+			MaxQueueBytes: 1 << 20,
+			MaxFrameBytes: 64 << 10,
+		},
+		Limits:          Limits{MaxPayload: 1000000},
+		ShutdownTimeout: 10,
+		Log:             Log{Level: "info", Format: "text"},
+	}
+}
+
+// UniqueID returns processUniqueId. When none is configured it generates
+// one (16 random bytes in hex) and stores it in the Config, so every later
+// call answers the same; call it once at startup, before the Config is
+// shared between goroutines. The id names this process in the shared
+// Redis "stats" hash and on the pushserver:<id> fan-out channel, so two
+// processes must never share one.
+func (c *Config) UniqueID() string {
+	if c.ProcessUniqueID == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		c.ProcessUniqueID = hex.EncodeToString(b[:])
+	}
+	return c.ProcessUniqueID
+}
+
+// Addr is the address the server listens on, for net.Listen. An empty
+// hostname means all interfaces.
+func (s Server) Addr() string {
+	host := strings.TrimSuffix(strings.TrimPrefix(s.Hostname, "["), "]")
+	return net.JoinHostPort(host, strconv.Itoa(s.Port))
+}
+
+// RedisAddrs returns the Redis addresses to connect to: the unix socket
+// when one is set, else addrs when set, else host:port.
+func (s Storage) RedisAddrs() []string {
+	switch {
+	case s.Socket != "":
+		return []string{s.Socket}
+	case len(s.Addrs) > 0:
+		return s.Addrs
+	}
+	port := s.Port
+	if port == 0 {
+		port = 6379
+	}
+	return []string{net.JoinHostPort(s.Host, strconv.Itoa(port))}
+}
+
+// Seconds converts a configured number of seconds to a Duration. Values
+// beyond the range of a Duration saturate; NaN gives 0.
+func Seconds(f float64) time.Duration {
+	d := f * float64(time.Second)
+	switch {
+	case math.IsNaN(d):
+		return 0
+	case d >= math.MaxInt64:
+		return math.MaxInt64
+	case d <= math.MinInt64:
+		return math.MinInt64
+	}
+	return time.Duration(math.Round(d))
 }

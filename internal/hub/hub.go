@@ -12,9 +12,8 @@ import (
 // Subscriber is a connection or a held request waiting for messages.
 type Subscriber interface {
 	// Deliver hands over a message that reached the subscriber through
-	// channel (the first of its channels the message was published to).
-	// Each broadcast delivers a message once per subscriber. Deliver must
-	// not block: a subscriber that cannot keep up drops itself.
+	// channel. Deliver must not block: a subscriber that cannot keep up
+	// drops itself, and must not call back into the hub.
 	Deliver(p *Prepared, channel string)
 }
 
@@ -74,26 +73,16 @@ func (h *Hub) Unsubscribe(s Subscriber, channels []string) {
 	}
 }
 
-// Broadcast delivers m once to every subscriber of its channels on this
-// process, in the order Broadcast is called.
+// Broadcast delivers m to every subscriber of its channels on this
+// process, once per channel, in the order Broadcast is called. A subscriber
+// of two of the message's channels gets it twice, each copy naming its
+// channel, as the original server did; clients drop the repeat by mid.
 func (h *Hub) Broadcast(m *protocol.Message) {
 	p := NewPrepared(m)
-	var seen map[Subscriber]struct{} // only a message to several channels can reach a subscriber twice
-	for i, c := range m.Channels {
+	for _, c := range m.Channels {
 		sh := h.shard(c)
 		sh.mu.RLock()
 		for s := range sh.subs[c] {
-			if len(m.Channels) > 1 {
-				if _, dup := seen[s]; dup {
-					continue
-				}
-				if seen == nil {
-					seen = make(map[Subscriber]struct{})
-				}
-				if i < len(m.Channels)-1 {
-					seen[s] = struct{}{}
-				}
-			}
 			s.Deliver(p, c)
 		}
 		sh.mu.RUnlock()

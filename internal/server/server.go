@@ -38,6 +38,11 @@ type Server struct {
 
 	listeners []net.Listener
 	servers   []*http.Server
+
+	// Connections accepted but without a request yet: a graceful stop
+	// closes them at once rather than waiting for them to speak.
+	idleMu sync.Mutex
+	fresh  map[net.Conn]struct{}
 }
 
 // New builds a server for cfg on engine e, which delivers to h.
@@ -71,6 +76,16 @@ type counters struct{ s *Server }
 func (c counters) WebSockets() int64 { return c.s.ws.Count() }
 func (c counters) Pollings() int64   { return c.s.poll.Count() }
 
+// Resync makes every client of this process resume from history: WebSocket
+// sessions close with 1012 (service restart), after which clients reconnect
+// with their last mid, and held long polls end with 304. The engine calls
+// it when this process's live feed lost messages it cannot replay.
+func (s *Server) Resync() {
+	s.log.Warn("live feed lost messages: clients resume from history")
+	s.ws.CloseAll(1012, "resync")
+	s.poll.Resync()
+}
+
 // Registry returns the server's Prometheus registry.
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
@@ -98,9 +113,31 @@ func (s *Server) Listen() error {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ConnState:         s.trackConn,
 		})
 	}
 	return nil
+}
+
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if state == http.StateNew {
+		if s.fresh == nil {
+			s.fresh = make(map[net.Conn]struct{})
+		}
+		s.fresh[c] = struct{}{}
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
+func (s *Server) closeFresh() {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	for c := range s.fresh {
+		c.Close()
+	}
 }
 
 func (s *Server) closeListeners() {
@@ -156,6 +193,7 @@ func (s *Server) shutdown() {
 			}
 		}()
 	}
+	s.closeFresh()
 	restart := serverRestart()
 	if err := s.engine.Reserve(sctx, restart); err != nil {
 		s.log.Warn("no id for the restart message", "err", err)

@@ -47,6 +47,28 @@ type Handler struct {
 	once    sync.Once
 	closing chan struct{}
 	final   atomic.Pointer[protocol.Message]
+	resync  atomic.Pointer[chan struct{}]
+}
+
+// Resync answers every held request with 304 at once, so that each client
+// polls again with its mid and reads what it missed from history: for
+// when this process's live feed lost messages.
+func (h *Handler) Resync() {
+	next := make(chan struct{})
+	if old := h.resync.Swap(&next); old != nil {
+		close(*old)
+	}
+}
+
+func (h *Handler) resynced() <-chan struct{} {
+	if c := h.resync.Load(); c != nil {
+		return *c
+	}
+	next := make(chan struct{})
+	if h.resync.CompareAndSwap(nil, &next) {
+		return next
+	}
+	return *h.resync.Load()
 }
 
 // Count returns the number of requests being held.
@@ -105,6 +127,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	defer h.held.Add(-1)
 	ctx := r.Context()
 	closing := h.closed()
+	resync := h.resynced()
 
 	// Subscribe before reading history, so that nothing published in
 	// between is missed; duplicates are dropped below.
@@ -135,6 +158,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		case <-timer.C:
 		case <-ctx.Done():
 			return
+		case <-resync:
 		case <-closing:
 			if m := h.final.Load(); m != nil {
 				got = []delivered{{m, req.Channels[0]}}

@@ -250,6 +250,13 @@ func (s *Server) Shutdown(ctx context.Context, last func(*Session), code int, re
 	}
 }
 
+// CloseAll closes every open session with code, after what is queued.
+func (s *Server) CloseAll(code int, reason string) {
+	for _, sess := range s.snapshot() {
+		sess.Close(code, reason)
+	}
+}
+
 // Close stops the server's goroutines and drops every session.
 func (s *Server) Close() {
 	for _, sess := range s.snapshot() {

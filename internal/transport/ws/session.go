@@ -125,7 +125,11 @@ func (s *Session) Send(frame []byte) {
 	if s.queued+len(frame) > s.srv.opts.MaxQueueBytes {
 		s.mu.Unlock()
 		s.srv.metrics.SlowConsumers.Add(1)
-		s.abort()
+		// Send runs inside hub broadcasts, whose locks onClose needs:
+		// stop queueing now, tear down on another goroutine.
+		if s.markClosed() {
+			go s.teardown()
+		}
 		return
 	}
 	s.queue = append(s.queue, frame)
@@ -158,14 +162,24 @@ func (s *Session) Close(code int, reason string) {
 
 // abort closes the socket at once, dropping whatever is queued.
 func (s *Session) abort() {
+	if s.markClosed() {
+		s.teardown()
+	}
+}
+
+// markClosed stops the session from queueing; false if it already was.
+func (s *Session) markClosed() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.state == stateClosed {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.state = stateClosed
 	s.queue, s.spare, s.held = nil, nil, nil
-	s.mu.Unlock()
+	return true
+}
+
+func (s *Session) teardown() {
 	s.srv.forget(s)
 	s.conn.Close()
 	if s.onClose != nil {

@@ -1,0 +1,302 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// override is one setting that both an environment variable and a flag
+// can give.
+type override struct {
+	flag, env, usage string
+	boolean          bool
+	set              func(c *Config, v string) error
+}
+
+// overrides in the order they apply: --redis comes before --storage so
+// that an explicit storage type wins over the type --redis implies.
+var overrides = []override{
+	{flag: "key", env: "PUSHPULL_KEY", usage: "security `key` channel ids are signed with (security.key); prefer the env var, flags show in ps",
+		set: func(c *Config, v string) error { c.Security.Key = v; return nil }},
+	{flag: "algo", env: "PUSHPULL_ALGO", usage: "signature algorithm: sha1, sha256, sha512 or md5 (security.algo)",
+		set: func(c *Config, v string) error { c.Security.Algo = strings.ToLower(v); return nil }},
+	{flag: "redis", env: "PUSHPULL_REDIS", usage: "Redis `ADDR[,ADDR...]`: host:port, a unix socket path, or several seeds/sentinels; implies --storage redis",
+		set: setRedis},
+	{flag: "storage", env: "PUSHPULL_STORAGE", usage: "store: memory or redis (storage.type)",
+		set: func(c *Config, v string) error { c.Storage.Type = strings.ToLower(v); return nil }},
+	{flag: "redis-password", env: "PUSHPULL_REDIS_PASSWORD", usage: "Redis `password` (storage.password)",
+		set: func(c *Config, v string) error { c.Storage.Password = v; return nil }},
+	{flag: "redis-db", env: "PUSHPULL_REDIS_DB", usage: "Redis database `number` (storage.db)",
+		set: func(c *Config, v string) error { return setInt(&c.Storage.DB, v) }},
+	{flag: "sub-listen", env: "PUSHPULL_SUB_LISTEN", usage: "`HOST:PORT` of the first server serving sub routes"},
+	{flag: "pub-listen", env: "PUSHPULL_PUB_LISTEN", usage: "`HOST:PORT` of the first server serving pub routes; the same as --sub-listen makes one server"},
+	{flag: "message-ttl", env: "PUSHPULL_MESSAGE_TTL", usage: "`seconds` a message is kept (storage.messageTTL)",
+		set: func(c *Config, v string) error { return setSeconds(&c.Storage.MessageTTL, v) }},
+	{flag: "channel-ttl", env: "PUSHPULL_CHANNEL_TTL", usage: "`seconds` a channel's message list is kept (storage.channelTTL)",
+		set: func(c *Config, v string) error { return setSeconds(&c.Storage.ChannelTTL, v) }},
+	{flag: "poll-timeout", env: "PUSHPULL_POLL_TIMEOUT", usage: "`seconds` a long poll is held before 304 (polling.timeout)",
+		set: func(c *Config, v string) error { return setSeconds(&c.Polling.Timeout, v) }},
+	{flag: "publish-mode", env: "PUSHPULL_PUBLISH_MODE", usage: "only publish, serve no subscribers (publishMode)", boolean: true,
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.PublishMode = b
+			return err
+		}},
+	{flag: "process-id", env: "PUSHPULL_PROCESS_ID", usage: "unique `id` of this process among those sharing a Redis (processUniqueId)",
+		set: func(c *Config, v string) error { c.ProcessUniqueID = v; return nil }},
+	{flag: "log-level", env: "PUSHPULL_LOG_LEVEL", usage: "log `level`: debug, info, warn or error (log.level)",
+		set: func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
+}
+
+// Parse builds the configuration of `pushpull serve` from its command-line
+// arguments (without the command names) and the environment (getenv; nil
+// means os.Getenv). Precedence, lowest first: Default, the config file
+// (--config or PUSHPULL_CONFIG), environment variables, flags. An empty
+// environment variable counts as unset. The result is validated and has
+// its processUniqueId filled in. Usage and flag errors are printed to out
+// (nil means os.Stderr); -h gives flag.ErrHelp.
+func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if out == nil {
+		out = os.Stderr
+	}
+	fs := flag.NewFlagSet("pushpull serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	configPath := fs.String("config", "", "config `FILE` in the original push server's config.json shape (env PUSHPULL_CONFIG)")
+	values := make([]*flagValue, len(overrides))
+	for i, o := range overrides {
+		values[i] = &flagValue{boolean: o.boolean}
+		fs.Var(values[i], o.flag, o.usage+" (env "+o.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: pushpull serve [flags]\n\nPrecedence: defaults < config file < environment < flags.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	path := *configPath
+	if path == "" {
+		path = getenv("PUSHPULL_CONFIG")
+	}
+	c := Default()
+	if path != "" {
+		var err error
+		if c, err = Load(path); err != nil {
+			return nil, err
+		}
+	}
+
+	var errs []error
+	var subListen, pubListen string
+	apply := func(o override, name, v string) {
+		switch o.flag {
+		case "sub-listen":
+			subListen = v
+			return
+		case "pub-listen":
+			pubListen = v
+			return
+		}
+		if err := o.set(c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	for _, o := range overrides {
+		if v := getenv(o.env); v != "" {
+			apply(o, o.env, v)
+		}
+	}
+	for i, o := range overrides {
+		if values[i].set {
+			apply(o, "--"+o.flag, values[i].value)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := c.listen(subListen, pubListen); err != nil {
+		return nil, err
+	}
+	c.UniqueID()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// flagValue records the text of a flag and whether it was given, so that
+// only given flags override the layers below.
+type flagValue struct {
+	value   string
+	set     bool
+	boolean bool
+}
+
+func (f *flagValue) String() string { return f.value }
+
+func (f *flagValue) Set(v string) error {
+	f.value, f.set = v, true
+	return nil
+}
+
+// IsBoolFlag lets a boolean flag stand alone (--publish-mode).
+func (f *flagValue) IsBoolFlag() bool { return f.boolean }
+
+func setInt(dst *int, v string) error {
+	n, err := parseInt(v)
+	if err == nil {
+		*dst = n
+	}
+	return err
+}
+
+func setSeconds(dst *float64, v string) error {
+	f, err := parseSeconds(v)
+	if err == nil {
+		*dst = f
+	}
+	return err
+}
+
+// setRedis points the store at one Redis (host:port, or a unix socket
+// path), or at several seeds or sentinels (storage.addrs).
+func setRedis(c *Config, v string) error {
+	var addrs []string
+	for a := range strings.SplitSeq(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	s := &c.Storage
+	s.Type = "redis"
+	s.Socket, s.Addrs = "", nil
+	switch {
+	case len(addrs) == 0:
+		return errors.New("no address")
+	case len(addrs) > 1:
+		for i, a := range addrs {
+			if !strings.Contains(a, ":") || strings.HasSuffix(a, "]") {
+				addrs[i] = net.JoinHostPort(strings.Trim(a, "[]"), "6379")
+			}
+		}
+		s.Addrs = addrs
+	case strings.HasPrefix(addrs[0], "/"):
+		s.Socket = addrs[0]
+	default:
+		host, port, err := splitHostPort(addrs[0], 6379)
+		if err != nil {
+			return err
+		}
+		s.Host, s.Port = host, port
+	}
+	return nil
+}
+
+// splitHostPort splits "host:port"; a bare host gets defaultPort.
+func splitHostPort(addr string, defaultPort int) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if defaultPort == 0 || strings.Count(addr, ":") == 1 {
+			return "", 0, fmt.Errorf("%q is not host:port", addr)
+		}
+		return strings.Trim(addr, "[]"), defaultPort, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q: %q is not a port (1-65535)", addr, port)
+	}
+	return host, n, nil
+}
+
+// listen applies --sub-listen and --pub-listen: each replaces the address
+// of the first server serving sub (pub) routes. When both name one address
+// the two servers become one serving all their routes; when they name two
+// addresses for a server serving both, it is split in two, the sub routes
+// on one and the rest on the other.
+func (c *Config) listen(subAddr, pubAddr string) error {
+	if subAddr == "" && pubAddr == "" {
+		return nil
+	}
+	first := func(has func(Server) bool) int {
+		return slices.IndexFunc(c.Servers, has)
+	}
+	si := first(func(s Server) bool { return len(s.Routes.Sub) > 0 })
+	pi := first(func(s Server) bool { return len(s.Routes.Pub) > 0 })
+	var sh, ph string
+	var sp, pp int
+	var err error
+	if subAddr != "" {
+		if si < 0 {
+			return errors.New("--sub-listen: no server serves sub routes")
+		}
+		if sh, sp, err = splitHostPort(subAddr, 0); err != nil {
+			return fmt.Errorf("--sub-listen: %w", err)
+		}
+	}
+	if pubAddr != "" {
+		if pi < 0 {
+			return errors.New("--pub-listen: no server serves pub routes")
+		}
+		if ph, pp, err = splitHostPort(pubAddr, 0); err != nil {
+			return fmt.Errorf("--pub-listen: %w", err)
+		}
+	}
+	same := subAddr != "" && pubAddr != "" && normalHost(sh) == normalHost(ph) && sp == pp
+	switch {
+	case subAddr != "" && pubAddr != "" && si == pi && !same:
+		// Split: the sub routes stay with the server (and its name), the
+		// others move to a copy of it.
+		s := &c.Servers[si]
+		pub := *s
+		pub.Name = s.Name + "-pub"
+		pub.Routes.Sub = nil
+		s.Routes = Routes{Sub: s.Routes.Sub}
+		s.Hostname, s.Port = sh, sp
+		pub.Hostname, pub.Port = ph, pp
+		c.Servers = slices.Insert(c.Servers, si+1, pub)
+	case same && si != pi:
+		s, p := &c.Servers[si], c.Servers[pi]
+		if !sameSSL(s.SSL, p.SSL) {
+			return fmt.Errorf("--sub-listen and --pub-listen name one address, but servers[%d] and servers[%d] differ in ssl", si, pi)
+		}
+		s.Hostname, s.Port = sh, sp
+		r := &s.Routes
+		r.Sub = slices.Concat(r.Sub, p.Routes.Sub)
+		r.Pub = slices.Concat(r.Pub, p.Routes.Pub)
+		r.Stat = slices.Concat(r.Stat, p.Routes.Stat)
+		r.Rest = slices.Concat(r.Rest, p.Routes.Rest)
+		r.Health = slices.Concat(r.Health, p.Routes.Health)
+		r.Ready = slices.Concat(r.Ready, p.Routes.Ready)
+		r.Metrics = slices.Concat(r.Metrics, p.Routes.Metrics)
+		c.Servers = slices.Delete(c.Servers, pi, pi+1)
+	default:
+		if subAddr != "" {
+			c.Servers[si].Hostname, c.Servers[si].Port = sh, sp
+		}
+		if pubAddr != "" {
+			c.Servers[pi].Hostname, c.Servers[pi].Port = ph, pp
+		}
+	}
+	return nil
+}
+
+func sameSSL(a, b *SSL) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}

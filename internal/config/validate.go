@@ -1,0 +1,219 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// maxSeconds bounds every duration setting: about 68 years, which fits a
+// time.Duration and a Redis EXPIRE argument alike.
+const maxSeconds = 1 << 31
+
+// Validate reports every problem of c, one per line (errors.Join), each
+// starting with the JSON path of the field at fault. It also loads each
+// server's TLS certificate and key, so a server never starts without them.
+func (c *Config) Validate() error {
+	return c.validate(true)
+}
+
+// validate is Validate; files false skips reading the TLS files, for the
+// fuzz target, which must not open whatever paths it invents.
+func (c *Config) validate(files bool) error {
+	v := &validator{}
+	if len(c.Servers) == 0 {
+		v.fail("servers", "no servers")
+	}
+	type listener struct {
+		host string
+		i    int
+	}
+	byPort := map[int][]listener{}
+	for i, s := range c.Servers {
+		p := fmt.Sprintf("servers[%d]", i)
+		if s.Port < 1 || s.Port > 65535 {
+			v.fail(p+".port", "%d is not a port (1-65535)", s.Port)
+		} else {
+			host := normalHost(s.Hostname)
+			for _, o := range byPort[s.Port] {
+				if o.host == host || wildcard(o.host) || wildcard(host) {
+					v.fail(p, "listen address %s is also servers[%d]'s (%s)", s.Addr(), o.i, c.Servers[o.i].Addr())
+					break
+				}
+			}
+			byPort[s.Port] = append(byPort[s.Port], listener{host, i})
+		}
+		if s.Backlog < 0 {
+			v.fail(p+".backlog", "must be >= 0")
+		}
+		v.routes(s.Routes, p+".routes")
+		if s.SSL != nil {
+			v.ssl(s.SSL, p+".ssl", files)
+		}
+	}
+
+	if _, err := protocol.NewSigner(c.Security.Key, c.Security.Algo); err != nil {
+		v.fail("security.algo", "%q is not sha1, sha256, sha512 or md5", c.Security.Algo)
+	}
+	if c.Security.SignedPublish && c.Security.Key == "" {
+		v.fail("security.signedPublish", "needs security.key")
+	}
+
+	v.storage(c)
+
+	v.positive("polling.timeout", c.Polling.Timeout)
+	v.positive("websocket.pingInterval", c.WebSocket.PingInterval)
+	v.positiveInt("websocket.maxQueueBytes", c.WebSocket.MaxQueueBytes)
+	v.positiveInt("websocket.maxFrameBytes", c.WebSocket.MaxFrameBytes)
+	v.positiveInt("limits.maxPayload", c.Limits.MaxPayload)
+	if c.ShutdownTimeout < 0 || c.ShutdownTimeout > maxSeconds {
+		v.fail("shutdownTimeout", "must be between 0 and %d", maxSeconds)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.fail("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.fail("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) fail(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) positive(path string, f float64) {
+	switch {
+	case !(f > 0): // also NaN
+		v.fail(path, "must be > 0")
+	case f > maxSeconds:
+		v.fail(path, "must be at most %d seconds", maxSeconds)
+	}
+}
+
+func (v *validator) positiveInt(path string, n int) {
+	if n <= 0 {
+		v.fail(path, "must be > 0")
+	}
+}
+
+func (v *validator) routes(r Routes, path string) {
+	kinds := []struct {
+		name   string
+		routes []string
+	}{
+		{"sub", r.Sub}, {"pub", r.Pub}, {"stat", r.Stat}, {"rest", r.Rest},
+		{"health", r.Health}, {"ready", r.Ready}, {"metrics", r.Metrics},
+	}
+	seen := map[string]string{}
+	n := 0
+	for _, k := range kinds {
+		for i, route := range k.routes {
+			n++
+			p := fmt.Sprintf("%s.%s[%d]", path, k.name, i)
+			if !strings.HasPrefix(route, "/") {
+				v.fail(p, "%q does not start with /", route)
+				continue
+			}
+			if other, dup := seen[route]; dup {
+				v.fail(p, "%q is also %s", route, other)
+				continue
+			}
+			seen[route] = fmt.Sprintf("%s.%s[%d]", path, k.name, i)
+		}
+	}
+	if n == 0 {
+		v.fail(path, "no routes")
+	}
+}
+
+func (v *validator) ssl(s *SSL, path string, files bool) {
+	if s.Cert == "" {
+		v.fail(path+".cert", "missing")
+	}
+	if s.Key == "" {
+		v.fail(path+".key", "missing")
+	}
+	if !files || s.Cert == "" || s.Key == "" {
+		return
+	}
+	cert, cerr := os.ReadFile(s.Cert)
+	if cerr != nil {
+		v.fail(path+".cert", "%s", cerr)
+	}
+	key, kerr := os.ReadFile(s.Key)
+	if kerr != nil {
+		v.fail(path+".key", "%s", kerr)
+	}
+	if cerr != nil || kerr != nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(cert, key); err != nil {
+		v.fail(path, "%s and %s: %s", s.Cert, s.Key, err)
+	}
+}
+
+func (v *validator) storage(c *Config) {
+	s := c.Storage
+	switch s.Type {
+	case "memory":
+		if c.PublishMode {
+			// A publish-only process hands messages to the subscribe
+			// processes through Redis; with a memory store they go nowhere.
+			v.fail("publishMode", "needs storage.type redis")
+		}
+	case "redis":
+		if s.Socket == "" && len(s.Addrs) == 0 && s.Host == "" {
+			v.fail("storage.host", "missing")
+		}
+	default:
+		v.fail("storage.type", "%q is not memory or redis", s.Type)
+	}
+	v.positive("storage.messageTTL", s.MessageTTL)
+	v.positive("storage.channelTTL", s.ChannelTTL)
+	v.positive("storage.onlineTTL", s.OnlineTTL)
+	if s.OnlineDelta < 0 || s.OnlineDelta > maxSeconds {
+		v.fail("storage.onlineDelta", "must be between 0 and %d", maxSeconds)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.fail("storage.port", "%d is not a port (1-65535)", s.Port)
+	}
+	for i, a := range s.Addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			v.fail(fmt.Sprintf("storage.addrs[%d]", i), "%q is not host:port", a)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			v.fail(fmt.Sprintf("storage.addrs[%d]", i), "%q is not a port (1-65535)", port)
+		}
+	}
+	if s.Cluster && s.Master != "" {
+		v.fail("storage.master", "a Sentinel master set and storage.cluster exclude each other")
+	}
+	if s.DB < 0 {
+		v.fail("storage.db", "must be >= 0")
+	}
+	if s.DB != 0 && s.Cluster {
+		v.fail("storage.db", "Redis Cluster has only database 0")
+	}
+}
+
+func normalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+}
+
+// wildcard reports whether host means all interfaces, which conflicts
+// with any other address on the same port.
+func wildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}

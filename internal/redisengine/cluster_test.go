@@ -1,0 +1,88 @@
+package redisengine
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redis/rueidis"
+)
+
+// startCluster starts a Redis Cluster of three masters and returns their
+// addresses once every slot is served.
+func startCluster(t *testing.T) []string {
+	t.Helper()
+	cli := redisBinary(t, "redis-cli")
+	var addrs []string
+	for range 3 {
+		r := startRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+		addrs = append(addrs, r.addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		c := raw(t, a)
+		eventually(t, "cluster state ok on "+a, func() bool {
+			info, err := c.Do(context.Background(), c.B().ClusterInfo().Build()).ToString()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+	}
+	return addrs
+}
+
+// Two engines on a cluster of three masters: publish on one, receive on
+// both, in one order; history, online status and stats work as on one Redis.
+func TestCluster(t *testing.T) {
+	addrs := startCluster(t)
+	a := newEngine(t, opts(addrs...))
+	b := newEngine(t, opts(addrs[2]))
+	waitReady(t, a)
+	waitReady(t, b)
+	ctx := context.Background()
+	recA := newRecorder(a.hub, chA, chB)
+	recB := newRecorder(b.hub, chA, chB)
+
+	var want []string
+	for i := range 20 {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		want = append(want, publish(t, e, `{"i":1}`, chA, chB).MID)
+	}
+	for _, rec := range []*recorder{recA, recB} {
+		if got := mids(rec.wait(t, len(want))); !slices.Equal(got, want) {
+			t.Fatalf("delivered %v\nwant %v", got, want)
+		}
+	}
+	got, err := b.Since(ctx, []string{chA, chB}, want[9])
+	if err != nil || !slices.Equal(mids(got), want[10:]) {
+		t.Fatalf("Since = %v, %v", mids(got), err)
+	}
+	if last, err := a.Last(ctx, []string{chB}); err != nil || last != want[19] {
+		t.Fatalf("Last = %q, %v", last, err)
+	}
+
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Do(ctx, c.B().Exists().Key("{pushpull}message:"+want[0]).Build()).AsInt64(); err != nil || n != 1 {
+		t.Fatalf("message key not under the hash tag: %d %v", n, err)
+	}
+
+	a.Subscribed(ctx, []string{chC})
+	if on, err := b.Online(ctx, []string{chC, "dddddddddddddddddddddddddddddddd"}); err != nil || !slices.Equal(on, []int{1, 0}) {
+		t.Fatalf("Online = %v, %v", on, err)
+	}
+	eventually(t, "stats of both", func() bool {
+		st, err := b.Stats(ctx)
+		return err == nil && len(st) == 2
+	})
+}

@@ -1,0 +1,87 @@
+// Package redisengine is the distributed engine: message history, ids,
+// online status, process statistics and the fan-out between processes all
+// live in Redis (standalone, behind Sentinel, or a Redis Cluster), so any
+// number of publisher-only and subscriber processes can share one Redis.
+//
+// # Key layout
+//
+// On a standalone or Sentinel-managed Redis the keys are the original
+// server's, so a fleet can move to pushpull on the same Redis, and the two
+// can even run side by side during the move:
+//
+//	message:<mid>             string, the message JSON, expires with the message
+//	channel:<id>:messages     sorted set of mids, score 0, read by lexical range;
+//	                          expires channelTTL after its first write
+//	server:messagecounter     INCR: the counter part of every mid
+//	server:startdate          SET NX: unix seconds, the first 10 digits of every mid
+//	online:<channel id>       the channel id, expires onlineTTL + onlineDelta
+//	stats                     hash: processUniqueId -> JSON process stats
+//	pushserver:<process uid>  pub/sub channel a process publishes on; subscriber
+//	                          processes PSUBSCRIBE pushserver:*
+//
+// The message JSON is the original's: {"id":"<mid>","text":"<body>",
+// "expiry":<s>,"channels":[...],"dateCreated":<ms>}, and it is also the
+// pub/sub payload.
+//
+// Where pushpull differs, and why:
+//
+//   - A publish is one Lua script (start date, INCR, SET, ZADD and expiry
+//     of each index, PUBLISH) instead of separate commands, so ids are
+//     handed out in the order messages are published and nothing is
+//     published that was not stored. The publish route answers 200 only
+//     after the script ran.
+//   - Every process, the publishing one included, delivers to its own
+//     subscribers only what it receives from pub/sub (the original
+//     delivered its own messages directly and ignored its own channel), so
+//     every process sees the same order. Processes of the original still
+//     receive pushpull's messages and the other way round.
+//   - Message keys and channel indexes get millisecond TTLs (PX, PEXPIRE)
+//     where the original used seconds; the index TTL is still set once,
+//     only while the index has none.
+//   - Online keys are kept for every channel with subscribers on a process,
+//     refreshed every onlineTTL for WebSocket and long-polling
+//     subscribers alike; the original kept the first channel of each
+//     WebSocket connection only.
+//   - Options.Prefix puts every key and channel under a prefix (default
+//     none), for several installations on one Redis.
+//   - Version 4 of the original (Push server 2.0) keeps binary ids and
+//     protobuf values under other keys; it cannot share a Redis with this
+//     layout.
+//
+// # Redis Cluster
+//
+// Multi-key scripts cannot span hash slots, so in a cluster every key and
+// the pub/sub channel carry the hash tag {pushpull} (or the one in Prefix):
+// one slot holds everything and a publish stays one atomic script, with
+// the same ordering and recovery as on a single Redis. Fan-out uses
+// sharded pub/sub (SPUBLISH and SSUBSCRIBE on <prefix>{pushpull}pushserver),
+// served by the slot's master rather than broadcast to every node. A
+// cluster thus brings failover and managed deployments, not write scaling:
+// all load is on one master.
+//
+// # Delivery
+//
+// Pub/sub delivers each message at most once and nothing while a
+// subscription is down. After every subscription a process reads the
+// counter and fetches, by id, every message between the last one it
+// delivered and the counter, and delivers them before what pub/sub
+// brought meanwhile: with Redis's data intact, each message reaches every
+// subscriber process exactly once, in id order. A gap beyond
+// Options.GapLimit calls Options.OnResync, which closes local connections
+// so clients resume from their last mid. Ready fails from the moment a
+// subscription is lost until the next one is recovered.
+//
+// # Durability
+//
+// What Redis loses, nobody can replay. For no accepted message to be lost
+// across a Redis restart, run Redis with appendonly yes and appendfsync
+// always: a publish is acknowledged only once it is on disk. appendfsync
+// everysec may lose the last second of accepted messages on a crash, RDB
+// snapshots everything since the last one, and a Sentinel failover what
+// had not reached the replica. After Redis came back from an older
+// snapshot, the counter is raised back to the last id this process
+// delivered, so that ids are not handed out twice. Right after a restart
+// the first command on each pooled connection may fail, as the client
+// finds a connection dead only by using it: such a publish is answered
+// with an error, and the backend's retry succeeds.
+package redisengine

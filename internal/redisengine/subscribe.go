@@ -1,0 +1,298 @@
+package redisengine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// subscriber receives every published message from Redis pub/sub and
+// hands it to the hub. Pub/sub delivers each message at most once, and
+// nothing while the connection is down; so after every (re)subscription
+// the messages published meanwhile are read back from Redis by id, from
+// the last id delivered here to the counter, before delivery resumes.
+type subscriber struct {
+	e *Engine
+
+	mu         sync.Mutex
+	state      error // why delivery is not established; nil while it is
+	recovering bool  // messages wait in pending until the gap is recovered
+	pending    []*protocol.Message
+	overflow   bool   // pending outgrew the gap limit and was dropped
+	start      int64  // start date of the last delivered message (0: none yet)
+	last       uint64 // its counter value
+	joined     bool   // a subscription was established before
+
+	beforeSubscribe func() // test seam: runs before each subscription
+}
+
+var errNotSubscribed = errors.New("redis: pub/sub not subscribed")
+
+func (s *subscriber) init(e *Engine) {
+	s.e = e
+	s.state = errNotSubscribed
+}
+
+func (s *subscriber) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *subscriber) setState(err error) {
+	s.mu.Lock()
+	s.state = err
+	s.mu.Unlock()
+}
+
+// run keeps a subscription until ctx ends.
+func (s *subscriber) run(ctx context.Context) {
+	b := backoff{}
+	for {
+		began := time.Now()
+		err := s.once(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.setState(fmt.Errorf("redis pub/sub: %w", err))
+		s.e.log.Warn("redis pub/sub subscription lost", "err", err)
+		if time.Since(began) > 10*time.Second {
+			b.reset()
+		}
+		if !sleep(ctx, b.next()) {
+			return
+		}
+	}
+}
+
+// once subscribes on a connection of its own, recovers the gap and
+// delivers until the subscription ends.
+func (s *subscriber) once(ctx context.Context) error {
+	c, err := s.e.client()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.recovering, s.pending, s.overflow = true, nil, false
+	hook := s.beforeSubscribe
+	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+
+	dc, release := c.client.Dedicate()
+	defer release()
+	confirmed := make(chan struct{}, 1)
+	ended := make(chan string, 1)
+	subKind, endKind := "psubscribe", "punsubscribe"
+	if c.keys.cluster {
+		subKind, endKind = "ssubscribe", "sunsubscribe"
+	}
+	closed := dc.SetPubSubHooks(rueidis.PubSubHooks{
+		OnMessage: func(m rueidis.PubSubMessage) { s.receive(m.Message) },
+		OnSubscription: func(ps rueidis.PubSubSubscription) {
+			switch ps.Kind {
+			case subKind:
+				notify(confirmed, struct{}{})
+			case endKind:
+				// A cluster moves a sharded channel's slot, or a
+				// client killed the subscription: messages are lost
+				// until a new one is made.
+				notify(ended, ps.Kind)
+			}
+		},
+	})
+	var cmd rueidis.Completed
+	if c.keys.cluster {
+		cmd = dc.B().Ssubscribe().Channel(c.keys.subscription()).Build()
+	} else {
+		cmd = dc.B().Psubscribe().Pattern(c.keys.subscription()).Build()
+	}
+	sctx, cancel := s.e.bound(ctx)
+	err = dc.Do(sctx, cmd).Error()
+	cancel()
+	if err != nil {
+		return err
+	}
+	timeout := time.NewTimer(s.e.opt.Timeout)
+	defer timeout.Stop()
+	select {
+	case <-confirmed:
+	case err := <-closed:
+		return connErr(err)
+	case k := <-ended:
+		return fmt.Errorf("subscription ended (%s)", k)
+	case <-timeout.C:
+		return errors.New("subscription not confirmed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := s.recover(ctx, c); err != nil {
+		return err
+	}
+	s.setState(nil)
+	select {
+	case err := <-closed:
+		return connErr(err)
+	case k := <-ended:
+		return fmt.Errorf("subscription ended (%s)", k)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func notify[T any](ch chan T, v T) {
+	select {
+	case ch <- v:
+	default:
+	}
+}
+
+func connErr(err error) error {
+	if err == nil {
+		return errors.New("connection closed")
+	}
+	return err
+}
+
+// receive handles one pub/sub payload.
+func (s *subscriber) receive(payload string) {
+	m, err := decode([]byte(payload), s.e.opt.TTLs)
+	if err != nil {
+		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recovering {
+		if len(s.pending) >= s.e.opt.GapLimit {
+			s.pending, s.overflow = nil, true
+		}
+		if !s.overflow {
+			s.pending = append(s.pending, m)
+		}
+		return
+	}
+	s.deliverLocked(m)
+}
+
+// deliverLocked hands m to the hub and moves the delivered position.
+// Holding mu orders it with recovery.
+func (s *subscriber) deliverLocked(m *protocol.Message) {
+	if m.Expired(time.Now()) {
+		return
+	}
+	s.e.hub.Broadcast(m)
+	start, id := protocol.SplitMID(m.MID)
+	switch {
+	case start > s.start:
+		s.start, s.last = start, id
+	case start == s.start && id > s.last:
+		s.last = id
+	}
+}
+
+// recover delivers, in id order, the messages published while this
+// process was not subscribed, then what pub/sub brought meanwhile.
+func (s *subscriber) recover(ctx context.Context, c *connection) error {
+	rctx, cancel := s.e.bound(ctx)
+	defer cancel()
+	vals, err := c.client.Do(rctx, c.client.B().Mget().Key(c.keys.startDate(), c.keys.counter()).Build()).ToArray()
+	if err != nil {
+		return fmt.Errorf("read counter: %w", err)
+	}
+	if len(vals) != 2 {
+		return errors.New("read counter: unexpected reply")
+	}
+	var start int64
+	var counter uint64
+	if v, err := vals[0].ToString(); err == nil {
+		start, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, err := vals[1].ToString(); err == nil {
+		counter, _ = strconv.ParseUint(v, 10, 64)
+	}
+
+	s.mu.Lock()
+	joined, lastStart, last := s.joined, s.start, s.last
+	s.mu.Unlock()
+
+	var from uint64 // first id to read back; 0: none
+	switch {
+	case start == 0 || !joined:
+		// Nothing was published since Redis lost its data, or this is
+		// the first subscription: nothing here waits for older messages.
+	case start == lastStart && counter < last:
+		// Redis came back from an older snapshot.
+		if err := raiseLua.Exec(rctx, c.client, []string{c.keys.counter()}, []string{strconv.FormatUint(last, 10)}).Error(); err != nil {
+			return fmt.Errorf("raise counter: %w", err)
+		}
+	case start == lastStart:
+		from = last + 1
+	case start > lastStart:
+		from = 1 // a new numbering: Redis lost its data and messages followed
+	}
+
+	resync := false
+	var missed []*protocol.Message
+	if from > 0 && counter >= from {
+		if counter-from >= uint64(s.e.opt.GapLimit) {
+			resync = true
+		} else {
+			mids := make([]string, 0, counter-from+1)
+			for id := from; id <= counter; id++ {
+				mids = append(mids, protocol.FormatMID(start, id))
+			}
+			if missed, err = s.e.fetch(rctx, c, mids); err != nil {
+				return err
+			}
+		}
+	}
+
+	s.mu.Lock()
+	resync = resync || s.overflow
+	s.mu.Unlock()
+	if resync {
+		s.e.log.Warn("redis pub/sub: gap too large to replay, asking clients to resume", "from", from, "to", counter)
+		if s.e.opt.OnResync != nil {
+			s.e.opt.OnResync() // messages keep waiting in pending meanwhile
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start != 0 && (!joined || resync) {
+		if start > s.start || (start == s.start && counter > s.last) {
+			s.start, s.last = start, counter
+		}
+	}
+	got := make(map[string]struct{}, len(missed))
+	if !resync {
+		for _, m := range missed {
+			got[m.MID] = struct{}{}
+			s.deliverLocked(m)
+		}
+	}
+	for _, m := range s.pending {
+		if _, dup := got[m.MID]; !dup {
+			s.deliverLocked(m)
+		}
+	}
+	s.pending, s.overflow, s.recovering, s.joined = nil, false, false, true
+	return nil
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

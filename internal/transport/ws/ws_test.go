@@ -1,0 +1,379 @@
+package ws
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// harness runs a Server behind an HTTP test server: every request upgrades,
+// subscribes to channel "c" of a hub and goes live at once.
+type harness struct {
+	srv  *Server
+	hub  *hub.Hub
+	http *httptest.Server
+	url  string
+
+	mu       sync.Mutex
+	messages []string // text messages clients sent
+}
+
+func encodeText(p *hub.Prepared, channel string) []byte {
+	return p.Encoded(hub.Key{Channel: channel}, func(m *protocol.Message, _ string) []byte {
+		return TextFrame(m.Body)
+	})
+}
+
+func newHarness(t *testing.T, opts Options, useTLS bool) *harness {
+	t.Helper()
+	h := &harness{srv: NewServer(opts), hub: hub.New()}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := h.srv.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		h.hub.Subscribe(sess, []string{"c"})
+		sess.Start(encodeText, func(s *Session, op ws.OpCode, p []byte) {
+			h.mu.Lock()
+			h.messages = append(h.messages, string(p))
+			h.mu.Unlock()
+		}, func() { h.hub.Unsubscribe(sess, []string{"c"}) })
+		sess.Live(nil, nil)
+	})
+	if useTLS {
+		h.http = httptest.NewTLSServer(handler)
+		h.url = "wss" + strings.TrimPrefix(h.http.URL, "https")
+	} else {
+		h.http = httptest.NewServer(handler)
+		h.url = "ws" + strings.TrimPrefix(h.http.URL, "http")
+	}
+	t.Cleanup(func() {
+		h.http.Close()
+		h.srv.Close()
+	})
+	return h
+}
+
+func (h *harness) dial(t *testing.T) net.Conn {
+	t.Helper()
+	d := ws.Dialer{TLSConfig: &tls.Config{InsecureSkipVerify: true}}
+	conn, br, _, err := d.Dial(context.Background(), h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br != nil {
+		t.Fatal("server sent data before the client spoke")
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// waitSessions waits until the server holds n sessions.
+func (h *harness) waitSessions(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.Count() != n || h.hub.Count("c") != int(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions = %d, subscribers = %d, want %d", h.srv.Count(), h.hub.Count("c"), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func publish(h *hub.Hub, body string) {
+	h.Broadcast(&protocol.Message{Channels: []string{"c"}, Body: []byte(body), MID: body})
+}
+
+func readText(t *testing.T, conn net.Conn) string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := wsutil.ReadServerText(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDeliversInOrder(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			h := newHarness(t, Options{}, useTLS)
+			conns := []net.Conn{h.dial(t), h.dial(t), h.dial(t)}
+			h.waitSessions(t, 3)
+			const n = 500
+			for i := 0; i < n; i++ {
+				publish(h.hub, fmt.Sprint(i))
+			}
+			for _, c := range conns {
+				for i := 0; i < n; i++ {
+					if got := readText(t, c); got != fmt.Sprint(i) {
+						t.Fatalf("message %d = %q", i, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
+	srv := NewServer(Options{})
+	defer srv.Close()
+	hb := hub.New()
+	ready := make(chan *Session, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := srv.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		hb.Subscribe(sess, []string{"c"})
+		sess.Start(encodeText, nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
+		ready <- sess
+	}))
+	defer hs.Close()
+	conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess := <-ready
+	// Live messages 2 and 3 arrive while history (1, 2) is being read.
+	publish(hb, "2")
+	publish(hb, "3")
+	history := []*protocol.Message{{MID: "1", Body: []byte("1")}, {MID: "2", Body: []byte("2")}}
+	sess.Live(history, func(*protocol.Message) string { return "c" })
+	publish(hb, "4")
+	for _, want := range []string{"1", "2", "3", "4"} {
+		if got := readText(t, conn); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestClientPingGetsPong(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conn := h.dial(t)
+	if err := wsutil.WriteClientMessage(conn, ws.OpPing, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := ws.ReadFrame(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Header.OpCode != ws.OpPong || string(f.Payload) != "hi" {
+		t.Fatalf("got op %v payload %q, want pong \"hi\"", f.Header.OpCode, f.Payload)
+	}
+}
+
+func TestClientMessagesReachHandler(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conn := h.dial(t)
+	// One message in two fragments, then one whole, in a single write.
+	var buf []byte
+	for _, f := range []ws.Frame{
+		ws.NewFrame(ws.OpText, false, []byte("hel")),
+		ws.NewFrame(ws.OpContinuation, true, []byte("lo")),
+		ws.NewTextFrame([]byte("world")),
+	} {
+		b, _ := ws.CompileFrame(ws.MaskFrame(f))
+		buf = append(buf, b...)
+	}
+	// Split mid-frame to exercise the carry-over of partial frames.
+	if _, err := conn.Write(buf[:5]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := conn.Write(buf[5:]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		got := append([]string(nil), h.messages...)
+		h.mu.Unlock()
+		if len(got) == 2 {
+			if got[0] != "hello" || got[1] != "world" {
+				t.Fatalf("messages = %q", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("messages = %q", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// closeCode reads frames until a close frame and returns its code.
+func closeCode(t *testing.T, conn net.Conn) ws.StatusCode {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := ws.ReadFrame(conn)
+		if err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		if f.Header.OpCode == ws.OpClose {
+			code, _ := ws.ParseCloseFrameData(f.Payload)
+			return code
+		}
+	}
+}
+
+func TestBadFramesCloseTheSession(t *testing.T) {
+	cases := []struct {
+		name  string
+		frame func() []byte
+		want  ws.StatusCode
+	}{
+		{"oversized", func() []byte {
+			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame(make([]byte, 2048))))
+			return b
+		}, CloseTooBig},
+		{"unmasked", func() []byte {
+			b, _ := ws.CompileFrame(ws.NewTextFrame([]byte("x")))
+			return b
+		}, CloseProtocolError},
+		{"reserved opcode", func() []byte {
+			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpCode(0x3), true, nil)))
+			return b
+		}, CloseProtocolError},
+		{"continuation without start", func() []byte {
+			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, []byte("x"))))
+			return b
+		}, CloseProtocolError},
+		{"huge length field", func() []byte {
+			b := []byte{0x81, 0xFF}
+			b = binary.BigEndian.AppendUint64(b, 1<<62)
+			return append(b, 1, 2, 3, 4)
+		}, CloseTooBig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Options{MaxFrameBytes: 1024}, false)
+			conn := h.dial(t)
+			h.waitSessions(t, 1)
+			if _, err := conn.Write(tc.frame()); err != nil {
+				t.Fatal(err)
+			}
+			if got := closeCode(t, conn); got != tc.want {
+				t.Fatalf("close code %d, want %d", got, tc.want)
+			}
+			h.waitSessions(t, 0)
+		})
+	}
+}
+
+func TestClientCloseIsEchoed(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conn := h.dial(t)
+	h.waitSessions(t, 1)
+	b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye"))))
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := closeCode(t, conn); got != ws.StatusGoingAway {
+		t.Fatalf("close code %d, want %d", got, ws.StatusGoingAway)
+	}
+	h.waitSessions(t, 0)
+}
+
+func TestTruncatedFrameThenHangUp(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conn := h.dial(t)
+	h.waitSessions(t, 1)
+	if _, err := conn.Write([]byte{0x81, 0xFE, 0x01}); err != nil { // header cut short
+		t.Fatal(err)
+	}
+	conn.Close()
+	h.waitSessions(t, 0)
+}
+
+func TestSilentPeerIsDropped(t *testing.T) {
+	h := newHarness(t, Options{PingInterval: 100 * time.Millisecond}, false)
+	// A raw socket that completes the handshake and then never reads or
+	// answers pings.
+	u := strings.TrimPrefix(h.url, "ws://")
+	conn, err := net.Dial("tcp", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", u)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	h.waitSessions(t, 1)
+	h.waitSessions(t, 0)
+}
+
+func TestSlowConsumerIsDisconnected(t *testing.T) {
+	h := newHarness(t, Options{MaxQueueBytes: 256 << 10}, false)
+	slow := h.dial(t) // never reads
+	fast := h.dial(t)
+	h.waitSessions(t, 2)
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			_ = fast.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := wsutil.ReadServerText(fast); err != nil {
+				done <- n
+				return
+			}
+			n++
+		}
+	}()
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; i < 400 && h.srv.Metrics().SlowConsumers.Load() == 0; i++ {
+		publish(h.hub, big)
+		time.Sleep(time.Millisecond)
+	}
+	if h.srv.Metrics().SlowConsumers.Load() != 1 {
+		t.Fatal("the client that never reads was not disconnected")
+	}
+	h.waitSessions(t, 1)
+	_ = slow
+	// The reading client is unaffected and still receives.
+	publish(h.hub, "after")
+	fast.Close()
+	if n := <-done; n == 0 {
+		t.Fatal("the reading client received nothing")
+	}
+}
+
+func TestShutdownSendsLastMessageAndCloseCode(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conns := []net.Conn{h.dial(t), h.dial(t)}
+	h.waitSessions(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go h.srv.Shutdown(ctx, func(s *Session) { s.Send(TextFrame([]byte("restart"))) }, CloseServerRestarted, "restart")
+	for _, c := range conns {
+		if got := readText(t, c); got != "restart" {
+			t.Fatalf("got %q", got)
+		}
+		if got := closeCode(t, c); got != CloseServerRestarted {
+			t.Fatalf("close code %d", got)
+		}
+	}
+	h.waitSessions(t, 0)
+	_, _ = io.Discard.Write(nil)
+}
