@@ -22,7 +22,9 @@ const MaxChannels = 100
 
 // Subscribe errors, with the texts the original server answers.
 var (
-	ErrNoChannel  = errors.New("No channel id provided.")
+	//lint:ignore ST1005 clients and backends see these texts verbatim
+	ErrNoChannel = errors.New("No channel id provided.")
+	//lint:ignore ST1005 clients and backends see these texts verbatim
 	ErrBadChannel = errors.New("Channel id is not correct.")
 )
 
