@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -43,7 +44,24 @@ func AppendEnvelope(dst []byte, m *Message, channel string) []byte {
 // the same value: line breaks between tokens become spaces, and LF, CR,
 // U+2028 and U+2029 inside strings become escapes. Anything that is not JSON
 // is embedded as a JSON string, so the envelope always parses.
+//
+// Clients also cut an envelope at the first end delimiter, even inside a
+// string, so "#!NGINXNM" in the body is written as "\u0023!NGINXNM": a '#'
+// occurs in JSON only inside strings, where the escape is the same value.
 func SanitizeBody(body []byte) []byte {
+	out := sanitizeLines(body)
+	if bytes.Contains(out, delimiterPrefix) {
+		out = bytes.ReplaceAll(out, delimiterPrefix, escapedDelimiterPrefix)
+	}
+	return out
+}
+
+var (
+	delimiterPrefix        = []byte("#!NGINXNM")
+	escapedDelimiterPrefix = []byte(`\u0023!NGINXNM`)
+)
+
+func sanitizeLines(body []byte) []byte {
 	if !json.Valid(body) {
 		quoted, _ := json.Marshal(string(body))
 		return quoted

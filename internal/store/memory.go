@@ -77,6 +77,9 @@ func (s *Memory) Save(_ context.Context, m *protocol.Message) error {
 			h = &history{expires: m.Created.Add(s.ttl.Channel)}
 			s.channels[c] = h
 		}
+		if n := len(h.slots); n > 0 && h.slots[n-1].m == m {
+			continue // m names c twice
+		}
 		h.slots = append(h.slots, slot{m.ID, m})
 	}
 	heap.Push(&s.expiry, m)
