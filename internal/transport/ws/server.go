@@ -19,6 +19,9 @@ type Options struct {
 	MaxQueueBytes int           // outgoing bytes a session may have pending
 	MaxFrameBytes int           // largest message accepted from a client
 	WriteTimeout  time.Duration // how long a blocked write may wait for the peer
+	// KeepaliveInterval is the cadence of sessions' own keepalive frames
+	// (protocol 5 clients expect a text "ping" at least every 15 s).
+	KeepaliveInterval time.Duration
 }
 
 func (o *Options) defaults() {
@@ -33,6 +36,9 @@ func (o *Options) defaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.KeepaliveInterval <= 0 {
+		o.KeepaliveInterval = 10 * time.Second
 	}
 }
 
@@ -188,20 +194,35 @@ func (s *Server) flusher() {
 }
 
 // pinger pings every session each interval and drops those that have not
-// sent a byte (a pong at least) for two intervals.
+// sent a byte (a pong at least) for two intervals. Sessions with a
+// keepalive of their own (see Session.SetKeepalive) get it on its shorter
+// cadence instead.
 func (s *Server) pinger() {
-	t := time.NewTicker(s.opts.PingInterval)
+	tick := s.opts.PingInterval
+	if s.opts.KeepaliveInterval < tick {
+		tick = s.opts.KeepaliveInterval
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	var lastPing time.Time
 	for {
 		select {
 		case <-s.stop:
 			return
 		case now := <-t.C:
+			pingAll := now.Sub(lastPing) >= s.opts.PingInterval-tick/2
+			if pingAll {
+				lastPing = now
+			}
 			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
 			for _, sess := range s.snapshot() {
-				if sess.lastRead.Load() < deadline {
+				keepalive := sess.keepalive.Load()
+				switch {
+				case sess.lastRead.Load() < deadline:
 					sess.abort()
-				} else {
+				case keepalive != nil:
+					sess.Send(*keepalive)
+				case pingAll:
 					sess.Send(pingFrame)
 				}
 			}

@@ -45,7 +45,8 @@ type Session struct {
 	onMessage MessageHandler
 	onClose   func()
 
-	lastRead atomic.Int64 // unix seconds of the last byte read
+	lastRead  atomic.Int64           // unix seconds of the last byte read
+	keepalive atomic.Pointer[[]byte] // frame sent every KeepaliveInterval instead of pings
 
 	// Read state, touched only by the session's reader.
 	in       []byte // a partial frame carried over to the next read
@@ -73,6 +74,11 @@ func (s *Session) Start(encode Encoder, onMessage MessageHandler, onClose func()
 	s.encode, s.onMessage, s.onClose = encode, onMessage, onClose
 	s.srv.start(s)
 }
+
+// SetKeepalive makes the server send frame every KeepaliveInterval instead
+// of WebSocket pings: for protocols whose clients watch for a ping message
+// of their own and reconnect when it stops.
+func (s *Session) SetKeepalive(frame []byte) { s.keepalive.Store(&frame) }
 
 // Deliver implements hub.Subscriber.
 func (s *Session) Deliver(p *hub.Prepared, channel string) {

@@ -392,3 +392,28 @@ func readFrame(conn net.Conn) (ws.Frame, error) {
 	}
 	return ws.Frame{Header: h, Payload: p}, nil
 }
+
+func TestKeepaliveReplacesPings(t *testing.T) {
+	srv := NewServer(Options{PingInterval: time.Hour, KeepaliveInterval: 20 * time.Millisecond})
+	defer srv.Close()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := srv.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		sess.SetKeepalive(TextFrame([]byte("ping")))
+		sess.Start(encodeText, nil, nil)
+		sess.Live(nil, nil)
+	}))
+	defer hs.Close()
+	conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := 0; i < 3; i++ {
+		if got := readText(t, conn); got != "ping" {
+			t.Fatalf("got %q, want the keepalive", got)
+		}
+	}
+}
