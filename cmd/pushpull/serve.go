@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -45,6 +47,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	for i, a := range srv.Addrs() {
 		log.Info("listening", "server", cfg.Servers[i].Name, "addr", a.String(), "tls", cfg.Servers[i].SSL != nil)
+	}
+	if addr := os.Getenv("PUSHPULL_PPROF"); addr != "" {
+		go servePprof(addr, log)
 	}
 	log.Info("started", "storage", cfg.Storage.Type, "processUniqueId", uid, "pid", os.Getpid(), "version", version)
 	return srv.Serve(ctx)
@@ -104,4 +109,18 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// servePprof serves the runtime profiles on addr, for measuring a running
+// server (PUSHPULL_PPROF=127.0.0.1:6060). Never expose it publicly.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("profiling", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn("profiling listener failed", "err", err)
+	}
 }
