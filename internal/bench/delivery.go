@@ -1,0 +1,279 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DeliveryResult is the outcome of a publish-and-deliver scenario.
+type DeliveryResult struct {
+	Scenario    string `json:"scenario"`
+	Storage     string `json:"storage"`
+	Subscribers int    `json:"subscribers"`
+	Messages    int    `json:"messages"`
+
+	PublishRate   float64 `json:"publish_rate"` // publishes per second achieved
+	PublishErrors int64   `json:"publish_errors"`
+	PublishError  string  `json:"publish_error,omitempty"` // the first one
+
+	Expected   int64 `json:"expected"`
+	Delivered  int64 `json:"delivered"` // distinct (subscriber, message) pairs received
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	Stray      int64 `json:"stray"`    // messages a subscriber was not sent
+	Unparsed   int64 `json:"unparsed"` // envelopes without a bench tick
+	Dropped    int64 `json:"dropped"`  // subscribers the server disconnected
+
+	Latency          Latency `json:"latency"`
+	Seconds          float64 `json:"seconds"` // first publish to last delivery
+	DeliveriesPerSec float64 `json:"deliveries_per_second"`
+	ServerCPUMillis  float64 `json:"server_cpu_ms"`
+	CPUPer1000       float64 `json:"server_cpu_ms_per_1000_deliveries"`
+	RedisCPUMillis   float64 `json:"redis_cpu_ms,omitempty"` // the Redis the bench started
+	ClientCPUMillis  float64 `json:"client_cpu_ms"`
+	// CPU used by every other process on the machine meanwhile (a Redis
+	// the bench started among them): a large figure means the run
+	// competed for the cores and its latencies are not the server's alone.
+	OtherCPUMillis float64 `json:"other_cpu_ms"`
+	OtherCPUShare  float64 `json:"other_cpu_share"` // of the machine's CPU time over the run
+}
+
+// Fanout subscribes Subs connections to one channel and publishes Messages
+// to it at Rate per second, one publish at a time.
+func Fanout(ctx context.Context, o Options) (*DeliveryResult, error) {
+	return o.fanout(ctx, o.Redis)
+}
+
+func (o *Options) fanout(ctx context.Context, redis bool) (*DeliveryResult, error) {
+	subs := cmp.Or(o.Subs, DefaultSubs)
+	msgs := cmp.Or(o.Messages, DefaultFanoutMsgs)
+	rate := cmp.Or(o.Rate, DefaultFanoutRate)
+	return o.deliver(ctx, "fanout", redis, subs, msgs, true, func(ctx context.Context, pubURL string, channels []string) publishStats {
+		interval := time.Duration(float64(time.Second) / rate)
+		var st publishStats
+		p, err := NewPublisher(pubURL)
+		if err != nil {
+			st.fail(err)
+			return st
+		}
+		defer p.Close()
+		var body []byte
+		start := time.Now()
+		for i := 0; i < msgs && ctx.Err() == nil; i++ {
+			// Keep to the schedule: a slow publish is followed by an
+			// immediate one, not a full interval later.
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				if sleep(ctx, d) != nil {
+					break
+				}
+			}
+			body = AppendTickBody(body[:0], int64(i), time.Now().UnixNano())
+			if st.record(p.Publish(channels[0], body)) {
+				break
+			}
+		}
+		return st
+	})
+}
+
+// Unicast subscribes Subs connections, each to its own channel, and
+// publishes Messages round-robin over them from Concurrency connections as
+// fast as the server answers.
+func Unicast(ctx context.Context, o Options) (*DeliveryResult, error) {
+	return o.unicast(ctx, o.Redis)
+}
+
+func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, error) {
+	subs := cmp.Or(o.Subs, DefaultSubs)
+	msgs := cmp.Or(o.Messages, DefaultUnicastMsgs)
+	conc := cmp.Or(o.Concurrency, DefaultConcurrency)
+	return o.deliver(ctx, "unicast", redis, subs, msgs, false, func(ctx context.Context, pubURL string, channels []string) publishStats {
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			all  publishStats
+		)
+		for w := 0; w < conc; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var st publishStats
+				defer func() {
+					mu.Lock()
+					all.merge(st)
+					mu.Unlock()
+				}()
+				p, err := NewPublisher(pubURL)
+				if err != nil {
+					st.fail(err)
+					return
+				}
+				defer p.Close()
+				var body []byte
+				for ctx.Err() == nil {
+					i := next.Add(1) - 1
+					if i >= int64(msgs) {
+						return
+					}
+					body = AppendTickBody(body[:0], i, time.Now().UnixNano())
+					if st.record(p.Publish(channels[i%int64(len(channels))], body)) {
+						next.Store(int64(msgs)) // stop the others too
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return all
+	})
+}
+
+// publishStats counts publish failures.
+type publishStats struct {
+	errors  int64
+	run     int // consecutive failures
+	first   error
+	aborted bool
+}
+
+func (s *publishStats) fail(err error) {
+	s.errors++
+	s.aborted = true
+	if s.first == nil {
+		s.first = err
+	}
+}
+
+// record accounts for one publish and reports whether to give up: after a
+// hundred failures in a row the server is not going to recover mid-run.
+func (s *publishStats) record(err error) (stop bool) {
+	if err == nil {
+		s.run = 0
+		return false
+	}
+	s.errors++
+	s.run++
+	if s.first == nil {
+		s.first = err
+	}
+	s.aborted = s.run >= 100
+	return s.aborted
+}
+
+func (s *publishStats) merge(o publishStats) {
+	s.errors += o.errors
+	s.aborted = s.aborted || o.aborted
+	if s.first == nil {
+		s.first = o.first
+	}
+}
+
+// deliver runs one scenario: subscribers, then publish, then a drain wait
+// for what is still in flight, measuring the server's CPU across the
+// publishing and the drain.
+func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs, msgs int, fanout bool,
+	publish func(ctx context.Context, pubURL string, channels []string) publishStats) (*DeliveryResult, error) {
+	s, err := o.open(ctx, redis)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	nch := subs
+	if fanout {
+		nch = 1
+	}
+	_, signed, err := o.channels(nch)
+	if err != nil {
+		return nil, err
+	}
+	ledger := NewLedger(subs, msgs, fanout)
+	perConn := msgs
+	if !fanout {
+		perConn = msgs/subs + 1
+	}
+	o.logf("%s: opening %d subscribers", scenario, subs)
+	sw, err := OpenSwarm(ctx, SwarmOptions{
+		URL:         s.SubURL,
+		Channel:     func(i int) string { return signed[i%nch] },
+		Count:       subs,
+		Concurrency: 64,
+		Ledger:      ledger,
+		PerConn:     perConn,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sw.Close()
+	if _, err := s.waitSubscribed(ctx, subs); err != nil {
+		return nil, err
+	}
+	o.logf("%s: publishing %d messages to %d subscribers", scenario, msgs, subs)
+
+	cpu, err := startCPU(s.PID, s.RedisPID)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	st := publish(ctx, s.PubURL, signed)
+	published := time.Since(t0)
+	drainEnd := time.Now().Add(cmp.Or(o.Drain, 5*time.Second))
+	for ledger.Delivered() < ledger.Expected() && time.Now().Before(drainEnd) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	use, err := cpu.stop()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.alive(); err != nil {
+		return nil, err
+	}
+	dropped, dropErr := sw.Dropped()
+	sw.Close()
+
+	r := &DeliveryResult{
+		Scenario:        scenario,
+		Storage:         s.storage(),
+		Subscribers:     subs,
+		Messages:        msgs,
+		PublishRate:     float64(msgs-int(st.errors)) / published.Seconds(),
+		PublishErrors:   st.errors,
+		Expected:        ledger.Expected(),
+		Delivered:       ledger.Delivered(),
+		Duplicates:      ledger.Duplicates(),
+		Stray:           ledger.Stray(),
+		Unparsed:        sw.Bad(),
+		Dropped:         dropped,
+		Latency:         Summarize(sw.Latencies()),
+		ServerCPUMillis: use.Server,
+		ClientCPUMillis: use.Bench,
+		RedisCPUMillis:  use.Helper,
+		OtherCPUMillis:  use.Others,
+		OtherCPUShare:   use.OthersShare,
+	}
+	r.Lost = r.Expected - r.Delivered
+	if st.first != nil {
+		r.PublishError = st.first.Error()
+	}
+	if last := ledger.LastDelivery(); last > 0 {
+		r.Seconds = time.Unix(0, last).Sub(t0).Seconds()
+		r.DeliveriesPerSec = float64(r.Delivered) / r.Seconds
+	}
+	if r.Delivered > 0 {
+		r.CPUPer1000 = r.ServerCPUMillis * 1000 / float64(r.Delivered)
+	}
+	if st.aborted {
+		return r, fmt.Errorf("%s: publishing stopped after %d failures: %v", scenario, st.errors, st.first)
+	}
+	if dropped > 0 {
+		o.logf("%s: the server dropped %d subscribers (first: %v)", scenario, dropped, dropErr)
+	}
+	return r, nil
+}

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+)
+
+// IdleResult is the memory cost of idle WebSocket connections.
+type IdleResult struct {
+	Storage          string  `json:"storage"`
+	Connections      int     `json:"connections"`
+	ServerWebSockets int64   `json:"server_websockets"` // as the stat route counts them; -1 unknown
+	RSSBefore        int64   `json:"rss_before_bytes"`
+	RSSAfter         int64   `json:"rss_after_bytes"`
+	BytesPerConn     float64 `json:"bytes_per_connection"`
+	Threads          int     `json:"threads"`
+	ConnectSeconds   float64 `json:"connect_seconds"`
+	Settled          bool    `json:"settled"` // false: RSS still moving when the wait ended
+	Dropped          int64   `json:"dropped"` // connections the server ended during the run
+}
+
+// Idle opens Conns WebSocket connections, each on its own channel, and
+// reports how much the server's resident memory grew per connection once
+// it stopped moving.
+func Idle(ctx context.Context, o Options) (*IdleResult, error) {
+	n := cmp.Or(o.Conns, DefaultConns)
+	if limit, err := RaiseFileLimit(); err != nil {
+		return nil, err
+	} else if limit < uint64(n)+100 {
+		return nil, fmt.Errorf("open file limit %d is too low for %d connections", limit, n)
+	}
+	s, err := o.open(ctx, o.Redis)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	_, signed, err := o.channels(n)
+	if err != nil {
+		return nil, err
+	}
+	before, _, err := settle(ctx, s.PID, min(5*time.Second, cmp.Or(o.Settle, time.Minute)))
+	if err != nil {
+		return nil, err
+	}
+	o.logf("idle: server RSS %s after startup; opening %d connections", mib(before.RSS), n)
+	t0 := time.Now()
+	sw, err := OpenSwarm(ctx, SwarmOptions{
+		URL:         s.SubURL,
+		Channel:     func(i int) string { return signed[i] },
+		Count:       n,
+		Concurrency: 64,
+		Progress: func(c int) {
+			if c%5000 == 0 {
+				o.logf("idle: %d connections open", c)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sw.Close()
+	res := &IdleResult{Storage: s.storage(), Connections: n, ConnectSeconds: time.Since(t0).Seconds()}
+	if res.ServerWebSockets, err = s.waitSubscribed(ctx, n); err != nil {
+		return nil, err
+	}
+	o.logf("idle: %d connections open in %.1fs; waiting for the server's memory to settle", n, res.ConnectSeconds)
+	after, settled, err := settle(ctx, s.PID, cmp.Or(o.Settle, 60*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.alive(); err != nil {
+		return nil, err
+	}
+	res.Dropped, _ = sw.Dropped()
+	res.RSSBefore, res.RSSAfter, res.Threads, res.Settled = before.RSS, after.RSS, after.Threads, settled
+	res.BytesPerConn = float64(after.RSS-before.RSS) / float64(n)
+	return res, nil
+}
+
+// settle samples the process's RSS every half second until it has moved by
+// less than 1% (and less than 1 MiB) over three seconds, or until timeout,
+// and returns the last reading.
+func settle(ctx context.Context, pid int, timeout time.Duration) (ProcStatus, bool, error) {
+	const interval, window = 500 * time.Millisecond, 6
+	deadline := time.Now().Add(timeout)
+	var recent []int64
+	for {
+		st, err := ReadStatus(pid)
+		if err != nil {
+			return st, false, fmt.Errorf("server process: %w", err)
+		}
+		recent = append(recent, st.RSS)
+		if len(recent) > window {
+			recent = recent[1:]
+		}
+		if len(recent) == window {
+			lo, hi := recent[0], recent[0]
+			for _, v := range recent {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+			if hi-lo <= min(hi/100, 1<<20) {
+				return st, true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return st, false, nil
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return st, false, err
+		}
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

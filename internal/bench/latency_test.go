@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	s := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for p, want := range map[float64]int64{50: 5, 90: 9, 99: 10, 100: 10, 10: 1, 11: 2, 0.01: 1} {
+		if got := Percentile(s, p); got != want {
+			t.Errorf("p%v = %d, want %d", p, got, want)
+		}
+	}
+	if got := Percentile(nil, 50); got != 0 {
+		t.Errorf("empty: %d", got)
+	}
+	if got := Percentile([]int64{7}, 99); got != 7 {
+		t.Errorf("single: %d", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var s []int64
+	for i := 1000; i >= 1; i-- { // unsorted on purpose
+		s = append(s, int64(i)*int64(time.Microsecond))
+	}
+	l := Summarize(s)
+	if l.Samples != 1000 || l.P50 != 0.5 || l.P90 != 0.9 || l.P99 != 0.99 || l.Max != 1 {
+		t.Fatalf("got %+v", l)
+	}
+	if l := Summarize(nil); l != (Latency{}) {
+		t.Fatalf("empty: %+v", l)
+	}
+}
+
+func TestLedgerFanout(t *testing.T) {
+	l := NewLedger(3, 100, true)
+	if l.Expected() != 300 {
+		t.Fatalf("expected %d", l.Expected())
+	}
+	for sub := 0; sub < 3; sub++ {
+		for seq := int64(0); seq < 100; seq++ {
+			if sub == 2 && seq == 50 {
+				continue // lost
+			}
+			if !l.Record(sub, seq, 10+seq) {
+				t.Fatalf("first delivery of %d to %d not counted", seq, sub)
+			}
+		}
+	}
+	if l.Record(1, 7, 1000) {
+		t.Fatal("a duplicate counted as first")
+	}
+	l.Record(0, 100, 1) // beyond the run
+	l.Record(3, 1, 1)   // no such subscriber
+	l.Record(0, -1, 1)
+	if l.Delivered() != 299 || l.Duplicates() != 1 || l.Stray() != 3 {
+		t.Fatalf("delivered %d dups %d stray %d", l.Delivered(), l.Duplicates(), l.Stray())
+	}
+	if l.LastDelivery() != 109 {
+		t.Fatalf("last delivery %d, want 109 (duplicates do not count)", l.LastDelivery())
+	}
+}
+
+func TestLedgerUnicast(t *testing.T) {
+	l := NewLedger(4, 10, false)
+	if l.Expected() != 10 {
+		t.Fatalf("expected %d", l.Expected())
+	}
+	for seq := int64(0); seq < 10; seq++ {
+		l.Record(int(seq%4), seq, seq)
+	}
+	l.Record(1, 0, 0) // message 0 went to subscriber 0
+	if l.Delivered() != 10 || l.Stray() != 1 || l.Duplicates() != 0 {
+		t.Fatalf("delivered %d dups %d stray %d", l.Delivered(), l.Duplicates(), l.Stray())
+	}
+}
+
+func TestLedgerConcurrent(t *testing.T) {
+	// Subscribers record from their own goroutines; every bit is one word
+	// shared with 63 others.
+	const subs, msgs = 8, 1000
+	l := NewLedger(subs, msgs, true)
+	var wg sync.WaitGroup
+	for sub := 0; sub < subs; sub++ {
+		for rep := 0; rep < 2; rep++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := int64(0); seq < msgs; seq++ {
+					l.Record(sub, seq, seq)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if l.Delivered() != subs*msgs || l.Duplicates() != subs*msgs {
+		t.Fatalf("delivered %d dups %d", l.Delivered(), l.Duplicates())
+	}
+}

@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+)
+
+const sampleStatus = `Name:	pushpull
+Umask:	0022
+State:	S (sleeping)
+Tgid:	4242
+VmPeak:	 1266488 kB
+VmRSS:	   81236 kB
+RssAnon:	   74000 kB
+Threads:	9
+SigQ:	0/95552
+`
+
+func TestParseStatus(t *testing.T) {
+	st, err := parseStatus([]byte(sampleStatus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RSS != 81236*1024 || st.Threads != 9 {
+		t.Fatalf("got %+v, want RSS %d and 9 threads", st, 81236*1024)
+	}
+}
+
+func TestParseStatusErrors(t *testing.T) {
+	for name, text := range map[string]string{
+		"kernel thread": "Name:\tkthreadd\nThreads:\t1\n",
+		"no threads":    "VmRSS:\t 10 kB\n",
+		"bad unit":      "VmRSS:\t 10 MB\nThreads:\t1\n",
+		"bad number":    "VmRSS:\t x kB\nThreads:\t1\n",
+		"bad threads":   "VmRSS:\t 10 kB\nThreads:\tmany\n",
+		"empty":         "",
+	} {
+		if st, err := parseStatus([]byte(text)); err == nil {
+			t.Errorf("%s: parsed %+v, want an error", name, st)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses; fields are counted
+	// from the last ')'.
+	stat := "4242 (push) (pull x) S 1 4242 4242 0 -1 4194560 1500 0 0 0 731 269 0 0 20 0 9 0 123 1296891904 20309 18446744073709551615\n"
+	got, err := parseStatCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 731+269 {
+		t.Fatalf("got %d ticks, want %d", got, 731+269)
+	}
+	for _, bad := range []string{"", "4242 pushpull S 1", "4242 (p) S 1 2 3", "4242 (p) S 1 4242 4242 0 -1 4194560 1500 0 0 0 x 269"} {
+		if n, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, n)
+		}
+	}
+}
+
+func TestReadSelf(t *testing.T) {
+	st, err := ReadStatus(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RSS <= 0 || st.Threads < 1 {
+		t.Fatalf("own status %+v: want a positive RSS and at least one thread", st)
+	}
+	if _, err := ReadCPUTicks(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadStatus(-1); err == nil {
+		t.Fatal("ReadStatus(-1) succeeded")
+	}
+}
+
+func TestAuxvClockTicks(t *testing.T) {
+	pair := func(k, v uint64) []byte {
+		b := binary.NativeEndian.AppendUint64(nil, k)
+		return binary.NativeEndian.AppendUint64(b, v)
+	}
+	var v []byte
+	v = append(v, pair(6, 4096)...) // AT_PAGESZ
+	v = append(v, pair(atClkTck, 250)...)
+	v = append(v, pair(0, 0)...)
+	if got := auxvClockTicks(v); got != 250 {
+		t.Fatalf("got %d, want 250", got)
+	}
+	// Entries after AT_NULL do not count.
+	late := append(pair(6, 4096), pair(0, 0)...)
+	late = append(late, pair(atClkTck, 250)...)
+	if got := auxvClockTicks(late); got != 0 {
+		t.Fatalf("after AT_NULL: got %d, want 0", got)
+	}
+	if got := auxvClockTicks(v[:20]); got != 0 {
+		t.Fatalf("truncated: got %d, want 0", got)
+	}
+	if clockTicks <= 0 {
+		t.Fatalf("clockTicks = %d", clockTicks)
+	}
+}
+
+func TestTicksToMillis(t *testing.T) {
+	if got := TicksToMillis(clockTicks * 3); got != 3000 {
+		t.Fatalf("3 s of ticks = %v ms", got)
+	}
+}
+
+func TestParseSystemBusy(t *testing.T) {
+	stat := "cpu  100 5 40 9000 7 2 3 1 0 0\ncpu0 50 2 20 4500 3 1 1 0 0 0\nintr 1\n"
+	got, err := parseSystemBusy([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(100 + 5 + 40 + 2 + 3 + 1); got != want {
+		t.Fatalf("got %d, want %d (idle and iowait excluded)", got, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 x 3 4 5 6 7 8\n"} {
+		if n, err := parseSystemBusy([]byte(bad)); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, n)
+		}
+	}
+	if _, err := ReadSystemBusy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCPUMeter(t *testing.T) {
+	m, err := startCPU(os.Getpid(), os.Getppid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := m.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Server < 0 || u.Bench < 0 || u.Helper < 0 || u.Others < 0 {
+		t.Fatalf("got %+v", u)
+	}
+	if _, err := startCPU(-1, 0); err == nil {
+		t.Fatal("started on pid -1")
+	}
+}
