@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -19,9 +20,16 @@ type Key struct {
 type Prepared struct {
 	Msg *protocol.Message
 
+	first atomic.Pointer[encoding] // the first encoding made: the only one in most fan-outs
+
 	mu   sync.Mutex
 	keys []Key
 	vals [][]byte
+}
+
+type encoding struct {
+	key Key
+	val []byte
 }
 
 // NewPrepared wraps m.
@@ -30,6 +38,9 @@ func NewPrepared(m *protocol.Message) *Prepared { return &Prepared{Msg: m} }
 // Encoded returns the bytes for k, calling encode only the first time.
 // The result is shared: callers must not modify it.
 func (p *Prepared) Encoded(k Key, encode func(m *protocol.Message, channel string) []byte) []byte {
+	if e := p.first.Load(); e != nil && e.key == k {
+		return e.val
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := range p.keys {
@@ -40,5 +51,8 @@ func (p *Prepared) Encoded(k Key, encode func(m *protocol.Message, channel strin
 	b := encode(p.Msg, k.Channel)
 	p.keys = append(p.keys, k)
 	p.vals = append(p.vals, b)
+	if len(p.keys) == 1 {
+		p.first.Store(&encoding{k, b})
+	}
 	return b
 }

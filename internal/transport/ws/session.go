@@ -275,7 +275,7 @@ func (s *Session) writeBlocking(bufs [][]byte) error {
 // returns the rest.
 func (s *Session) writeNonBlocking(bufs [][]byte) ([][]byte, error) {
 	const maxIov = 1024
-	bufs = append([][]byte(nil), bufs...) // advance must not disturb the caller's slice
+	// advance reslices bufs in place: the array is this flush's own queue.
 	for len(bufs) > 0 {
 		chunk := bufs
 		if len(chunk) > maxIov {
