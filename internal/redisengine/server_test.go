@@ -135,11 +135,14 @@ func raw(t testing.TB, addrs ...string) rueidis.Client {
 	return c
 }
 
-// recorder is a hub subscriber keeping what it is delivered.
+// recorder is a hub subscriber keeping what it is delivered, once per
+// broadcast: the hub hands a message published to several of its channels
+// over once per channel, with the same Prepared.
 type recorder struct {
-	mu  sync.Mutex
-	got []*protocol.Message
-	ch  chan struct{}
+	mu   sync.Mutex
+	got  []*protocol.Message
+	last *hub.Prepared
+	ch   chan struct{}
 }
 
 func newRecorder(h *hub.Hub, channels ...string) *recorder {
@@ -150,6 +153,11 @@ func newRecorder(h *hub.Hub, channels ...string) *recorder {
 
 func (r *recorder) Deliver(p *hub.Prepared, _ string) {
 	r.mu.Lock()
+	if p == r.last {
+		r.mu.Unlock()
+		return
+	}
+	r.last = p
 	r.got = append(r.got, p.Msg)
 	r.mu.Unlock()
 	select {

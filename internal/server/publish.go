@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // Publish answers, with the original server's texts.
 const (
 	msgEmptyBody   = "Empty post requests are not allowed."
+	msgBadQuery    = "Malformed query string."
 	msgNotStored   = "Message could not be stored."
 	publishTimeout = 10 * time.Second
 )
@@ -38,7 +40,12 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		tooLarge(w)
 		return
 	}
-	ids, err := s.signer.ParseIDList(r.URL.Query().Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		text(w, http.StatusBadRequest, msgBadQuery)
+		return
+	}
+	ids, err := s.signer.ParseIDList(q.Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
 		return
@@ -66,7 +73,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
 	defer cancel()
 	start := time.Now()
-	if err := s.engine.Publish(ctx, m); err != nil {
+	if err := s.publishMessage(ctx, m); err != nil {
 		s.metrics.publishErrors.Inc()
 		s.log.Warn("publish failed", "err", err, "channels", len(ids))
 		text(w, http.StatusServiceUnavailable, msgNotStored)
@@ -76,6 +83,19 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
+}
+
+// errDraining refuses publishes that arrive during a graceful stop.
+var errDraining = errors.New("server is shutting down")
+
+// publishMessage hands m to the engine unless the server is stopping.
+func (s *Server) publishMessage(ctx context.Context, m *protocol.Message) error {
+	s.pubMu.RLock()
+	defer s.pubMu.RUnlock()
+	if s.draining {
+		return errDraining
+	}
+	return s.engine.Publish(ctx, m)
 }
 
 // tooLarge answers 413 and closes the connection, as the original does.
@@ -102,7 +122,12 @@ type onlineInfo struct {
 // online answers which of the asked channels have subscribers:
 // {"infos":[{"channel":"<id>","subscribers":N},...]}.
 func (s *Server) online(w http.ResponseWriter, r *http.Request) {
-	ids, err := s.signer.ParseIDList(r.URL.Query().Get("CHANNEL_ID"), false)
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		text(w, http.StatusBadRequest, msgBadQuery)
+		return
+	}
+	ids, err := s.signer.ParseIDList(q.Get("CHANNEL_ID"), false)
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
 		return

@@ -43,6 +43,12 @@ type Server struct {
 	// closes them at once rather than waiting for them to speak.
 	idleMu sync.Mutex
 	fresh  map[net.Conn]struct{}
+
+	// Publishes hold pubMu for reading while they store and broadcast; a
+	// graceful stop takes it for writing, so every publish answered 200
+	// is queued to the subscribers before they are told to reconnect.
+	pubMu    sync.RWMutex
+	draining bool
 }
 
 // New builds a server for cfg on engine e, which delivers to h.
@@ -194,6 +200,9 @@ func (s *Server) shutdown() {
 		}()
 	}
 	s.closeFresh()
+	s.pubMu.Lock()
+	s.draining = true
+	s.pubMu.Unlock()
 	restart := serverRestart()
 	if err := s.engine.Reserve(sctx, restart); err != nil {
 		s.log.Warn("no id for the restart message", "err", err)

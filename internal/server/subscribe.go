@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/pushpull/pushpull/internal/hub"
@@ -26,7 +27,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Access-Control-Expose-Headers", "Last-Message-Id")
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		text(w, http.StatusBadRequest, msgBadQuery)
+		return
+	}
 	channels, err := s.signer.ParseChannels(q.Get("CHANNEL_ID"))
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
