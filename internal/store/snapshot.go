@@ -1,0 +1,146 @@
+package store
+
+import (
+	"bufio"
+	"container/heap"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// A snapshot is the memory store written to a file at a graceful stop and
+// read back at the next start, so that restarting a single-process server
+// loses no history: clients that reconnect with their mid get what they
+// missed, and new ids continue the old sequence. It is JSON lines: a
+// header, then every live message, oldest first.
+type snapshotHeader struct {
+	Version  int    `json:"version"`
+	Start    int64  `json:"start"`
+	Counter  uint64 `json:"counter"`
+	Messages int    `json:"messages"`
+	// Channels maps each channel index to when it expires, so a channel
+	// keeps the lifetime it had.
+	Channels map[string]time.Time `json:"channels"`
+}
+
+const snapshotVersion = 1
+
+// WriteSnapshot writes every live message to w.
+func (s *Memory) WriteSnapshot(w io.Writer) error {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := make([]*protocol.Message, 0, len(s.expiry))
+	for _, m := range s.expiry {
+		if !m.Expired(now) {
+			live = append(live, m)
+		}
+	}
+	live = sortUnique(live)
+	hdr := snapshotHeader{Version: snapshotVersion, Start: s.start, Counter: s.counter,
+		Messages: len(live), Channels: make(map[string]time.Time, len(s.channels))}
+	for c, h := range s.channels {
+		hdr.Channels[c] = h.expires
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(hdr); err != nil {
+		return err
+	}
+	for _, m := range live {
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// ReadSnapshot loads what WriteSnapshot wrote into an empty store: the
+// start time and counter, and every message still live.
+func (s *Memory) ReadSnapshot(r io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var hdr snapshotHeader
+	if err := dec.Decode(&hdr); err != nil {
+		return fmt.Errorf("snapshot header: %w", err)
+	}
+	if hdr.Version != snapshotVersion {
+		return fmt.Errorf("snapshot version %d, want %d", hdr.Version, snapshotVersion)
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counter != 0 || len(s.channels) != 0 {
+		return errors.New("snapshot: the store is not empty")
+	}
+	s.start, s.counter = hdr.Start, hdr.Counter
+	for i := 0; i < hdr.Messages; i++ {
+		m := new(protocol.Message)
+		if err := dec.Decode(m); err != nil {
+			return fmt.Errorf("snapshot message %d: %w", i+1, err)
+		}
+		if m.Expired(now) || m.ID > s.counter {
+			continue
+		}
+		for _, c := range m.Channels {
+			h := s.channels[c]
+			if h == nil {
+				exp, ok := hdr.Channels[c]
+				if !ok || !now.Before(exp) {
+					continue
+				}
+				h = &history{expires: exp}
+				s.channels[c] = h
+			}
+			if n := len(h.slots); n > 0 && h.slots[n-1].m == m {
+				continue
+			}
+			h.slots = append(h.slots, slot{m.ID, m})
+		}
+		heap.Push(&s.expiry, m)
+	}
+	return nil
+}
+
+// SaveSnapshot writes the snapshot to path atomically: to a temporary file
+// beside it, synced, then renamed over it.
+func (s *Memory) SaveSnapshot(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := s.WriteSnapshot(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// LoadSnapshot reads the snapshot at path, if there is one.
+func (s *Memory) LoadSnapshot(path string) (loaded bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := s.ReadSnapshot(f); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return true, nil
+}
