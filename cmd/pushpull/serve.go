@@ -32,7 +32,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	h := hub.New()
 	var srv *server.Server
-	late := lateServer{&srv}
+	late := &lateServer{s: &srv}
 	eng, err := newEngine(ctx, cfg, log, h, late, uid)
 	if err != nil {
 		return err
@@ -52,10 +52,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		go servePprof(addr, log)
 	}
 	log.Info("started", "storage", cfg.Storage.Type, "processUniqueId", uid, "pid", os.Getpid(), "version", version)
-	return srv.Serve(ctx)
+	err = srv.Serve(ctx)
+	// Every publish has finished by now: what the snapshot holds is all
+	// that was accepted.
+	if late.snapshot != nil {
+		late.snapshot()
+	}
+	return err
 }
 
-func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub.Hub, late lateServer, uid string) (engine.Engine, error) {
+func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub.Hub, late *lateServer, uid string) (engine.Engine, error) {
 	ttl := store.TTLs{
 		Message: config.Seconds(cfg.Storage.MessageTTL),
 		Channel: config.Seconds(cfg.Storage.ChannelTTL),
@@ -63,6 +69,24 @@ func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub
 	switch cfg.Storage.Type {
 	case "", "memory":
 		mem := store.NewMemory(ttl, nil)
+		if path := cfg.Storage.Snapshot; path != "" {
+			loaded, err := mem.LoadSnapshot(path)
+			if err != nil {
+				return nil, fmt.Errorf("storage.snapshot: %w", err)
+			}
+			if loaded {
+				n, _ := mem.Len()
+				log.Info("history restored", "snapshot", path, "messages", n)
+			}
+			late.snapshot = func() {
+				if err := mem.SaveSnapshot(path); err != nil {
+					log.Error("history not saved", "snapshot", path, "err", err)
+					return
+				}
+				n, _ := mem.Len()
+				log.Info("history saved", "snapshot", path, "messages", n)
+			}
+		}
 		go mem.Run(ctx, time.Second)
 		return engine.NewLocal(mem, h, late, uid), nil
 	case "redis":
@@ -79,7 +103,10 @@ func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub
 
 // lateServer reaches the server, which is built after the engine that
 // reports its connection counts and asks it to resync.
-type lateServer struct{ s **server.Server }
+type lateServer struct {
+	s        **server.Server
+	snapshot func() // saves the memory store; nil without a snapshot file
+}
 
 func (l lateServer) WebSockets() int64 {
 	if *l.s == nil {

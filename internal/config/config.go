@@ -98,6 +98,11 @@ type Storage struct {
 	DB       int      `json:"db,omitempty"`       // pushpull
 	TLS      bool     `json:"tls,omitempty"`      // pushpull
 	Prefix   string   `json:"prefix,omitempty"`   // pushpull: key prefix, "" as the original
+
+	// Snapshot is a file the memory store is written to at a graceful stop
+	// and read from at start, so a restart keeps history (pushpull; memory
+	// storage only; "" = off).
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // Polling tunes long polling (pushpull).

@@ -408,6 +408,8 @@ func (d *decoder) storage(s *Storage, v any, path string) {
 			return d.boolean(&s.TLS, v, p)
 		case "prefix":
 			return d.str(&s.Prefix, v, p)
+		case "snapshot":
+			return d.str(&s.Snapshot, v, p)
 		}
 		return false
 	})

@@ -178,6 +178,9 @@ func (v *validator) storage(c *Config) {
 		if s.Socket == "" && len(s.Addrs) == 0 && s.Host == "" {
 			v.fail("storage.host", "missing")
 		}
+		if s.Snapshot != "" {
+			v.fail("storage.snapshot", "only for storage.type memory: Redis keeps the history itself")
+		}
 	default:
 		v.fail("storage.type", "%q is not memory or redis", s.Type)
 	}

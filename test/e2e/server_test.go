@@ -431,3 +431,36 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 }
+
+// With storage.snapshot, a restart keeps history: a client resuming with
+// its mid after the restart gets what was published before it, and ids
+// continue the old sequence.
+func TestSnapshotKeepsHistoryAcrossRestart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "history.snapshot")
+	cfg := map[string]any{"storage": map[string]any{"snapshot": file}}
+	first := startServer(t, cfg)
+	first.ExitExpected = true
+	ch := newChannelID(t)
+	publish(t, first, []string{ch}, command("test", "before", 1))
+	r := longPoll(t, first.SubURL+"?CHANNEL_ID="+ch+"&mid=00000000000000000000000000")
+	seen := parseEnvelopes(t, r.Body)
+	if len(seen) != 1 {
+		t.Fatalf("got %d messages", len(seen))
+	}
+	publish(t, first, []string{ch}, command("test", "missed", 2))
+	publish(t, first, []string{ch}, command("test", "missed", 3))
+	first.stop(t)
+
+	second := startServer(t, map[string]any{"storage": map[string]any{"snapshot": file}})
+	r = longPoll(t, second.SubURL+"?CHANNEL_ID="+ch+"&mid="+seen[0].MID)
+	got := parseEnvelopes(t, r.Body)
+	if len(got) != 2 || !strings.Contains(string(got[0].Text), `"n":2`) || !strings.Contains(string(got[1].Text), `"n":3`) {
+		t.Fatalf("after the restart: %s", r.Body)
+	}
+	publish(t, second, []string{ch}, command("test", "after", 4))
+	r = longPoll(t, second.SubURL+"?CHANNEL_ID="+ch+"&mid="+got[1].MID)
+	next := parseEnvelopes(t, r.Body)
+	if len(next) != 1 || next[0].MID <= got[1].MID {
+		t.Fatalf("the next id %v does not continue after %s", next, got[1].MID)
+	}
+}
