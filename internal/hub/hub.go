@@ -82,7 +82,9 @@ func (h *Hub) Broadcast(m *protocol.Message) {
 	for _, c := range m.Channels {
 		sh := h.shard(c)
 		sh.mu.RLock()
-		for s := range sh.subs[c] {
+		set := sh.subs[c]
+		p.Fanout = len(set)
+		for s := range set {
 			s.Deliver(p, c)
 		}
 		sh.mu.RUnlock()

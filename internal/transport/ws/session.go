@@ -89,8 +89,13 @@ func (s *Session) Deliver(p *hub.Prepared, channel string) {
 		return
 	}
 	s.mu.Unlock()
-	s.Send(s.encode(p, channel))
+	s.send(s.encode(p, channel), p.Fanout <= inlineFanout)
 }
+
+// inlineFanout is the largest broadcast whose frames the publishing
+// goroutine writes itself: for a few subscribers that saves a hand-off to
+// a flush worker per message; for many, the workers write in parallel.
+const inlineFanout = 4
 
 // Live queues history (the messages the client missed, oldest first, with
 // the channel each envelope names), then the live messages held since
@@ -122,7 +127,11 @@ func (s *Session) Live(history []*protocol.Message, channelOf func(*protocol.Mes
 
 // Send queues a frame. A client whose queue would pass the byte limit is
 // disconnected: a slow consumer must not grow the server's memory.
-func (s *Session) Send(frame []byte) {
+func (s *Session) Send(frame []byte) { s.send(frame, false) }
+
+// send queues a frame; with inline set, an idle session is flushed on the
+// calling goroutine (without ever blocking it) instead of by a worker.
+func (s *Session) send(frame []byte, inline bool) {
 	s.mu.Lock()
 	if s.state != stateOpen {
 		s.mu.Unlock()
@@ -143,7 +152,11 @@ func (s *Session) Send(frame []byte) {
 	kick := !s.flushing
 	s.flushing = true
 	s.mu.Unlock()
-	if kick {
+	switch {
+	case !kick:
+	case inline && s.raw != nil:
+		s.flush(false)
+	default:
 		s.srv.schedule(s)
 	}
 }
