@@ -27,14 +27,28 @@ type Hub struct {
 
 type shard struct {
 	mu   sync.RWMutex
-	subs map[string]map[Subscriber]struct{}
+	subs map[string]subscribers
+}
+
+// subscribers of one channel. Most channels are one user's private
+// channel with a single connection: that one needs no set of its own.
+type subscribers struct {
+	one  Subscriber              // the only subscriber, or nil
+	many map[Subscriber]struct{} // two or more
+}
+
+func (e subscribers) len() int {
+	if e.one != nil {
+		return 1
+	}
+	return len(e.many)
 }
 
 // New returns an empty hub.
 func New() *Hub {
 	h := &Hub{seed: maphash.MakeSeed()}
 	for i := range h.shards {
-		h.shards[i].subs = make(map[string]map[Subscriber]struct{})
+		h.shards[i].subs = make(map[string]subscribers)
 	}
 	return h
 }
@@ -48,12 +62,17 @@ func (h *Hub) Subscribe(s Subscriber, channels []string) {
 	for _, c := range channels {
 		sh := h.shard(c)
 		sh.mu.Lock()
-		set := sh.subs[c]
-		if set == nil {
-			set = make(map[Subscriber]struct{}, 1)
-			sh.subs[c] = set
+		e := sh.subs[c]
+		switch {
+		case e.one == nil && e.many == nil:
+			e.one = s
+		case e.many != nil:
+			e.many[s] = struct{}{}
+		case e.one != s:
+			e.many = map[Subscriber]struct{}{e.one: {}, s: {}}
+			e.one = nil
 		}
-		set[s] = struct{}{}
+		sh.subs[c] = e
 		sh.mu.Unlock()
 	}
 }
@@ -63,9 +82,14 @@ func (h *Hub) Unsubscribe(s Subscriber, channels []string) {
 	for _, c := range channels {
 		sh := h.shard(c)
 		sh.mu.Lock()
-		if set := sh.subs[c]; set != nil {
-			delete(set, s)
-			if len(set) == 0 {
+		e, ok := sh.subs[c]
+		switch {
+		case !ok:
+		case e.one == s:
+			delete(sh.subs, c)
+		case e.many != nil:
+			delete(e.many, s)
+			if len(e.many) == 0 {
 				delete(sh.subs, c)
 			}
 		}
@@ -82,9 +106,12 @@ func (h *Hub) Broadcast(m *protocol.Message) {
 	for _, c := range m.Channels {
 		sh := h.shard(c)
 		sh.mu.RLock()
-		set := sh.subs[c]
-		p.Fanout = len(set)
-		for s := range set {
+		e := sh.subs[c]
+		p.Fanout = e.len()
+		if e.one != nil {
+			e.one.Deliver(p, c)
+		}
+		for s := range e.many {
 			s.Deliver(p, c)
 		}
 		sh.mu.RUnlock()
@@ -95,7 +122,7 @@ func (h *Hub) Broadcast(m *protocol.Message) {
 func (h *Hub) Count(channel string) int {
 	sh := h.shard(channel)
 	sh.mu.RLock()
-	n := len(sh.subs[channel])
+	n := sh.subs[channel].len()
 	sh.mu.RUnlock()
 	return n
 }
@@ -117,8 +144,8 @@ func (h *Hub) Each(f func(channel string, subscribers int)) {
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
-		for c, set := range sh.subs {
-			f(c, len(set))
+		for c, e := range sh.subs {
+			f(c, e.len())
 		}
 		sh.mu.RUnlock()
 	}

@@ -58,7 +58,8 @@ type Server struct {
 	stop    chan struct{}
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions *Session // open sessions, linked through Session.prev/next
+	count    int
 	closing  bool
 	gone     chan struct{} // signalled when a session leaves while closing
 }
@@ -70,7 +71,6 @@ func NewServer(opts Options) *Server {
 		opts:     opts,
 		flushq:   make(chan *Session, 4096),
 		stop:     make(chan struct{}),
-		sessions: make(map[*Session]struct{}),
 		gone:     make(chan struct{}, 1),
 	}
 	if p, err := newPoller(); err == nil {
@@ -116,7 +116,13 @@ func (s *Server) start(sess *Session) {
 		sess.Close(CloseServerRestarted, "server is shutting down")
 		return
 	}
-	s.sessions[sess] = struct{}{}
+	sess.next = s.sessions
+	if s.sessions != nil {
+		s.sessions.prev = sess
+	}
+	s.sessions = sess
+	sess.listed = true
+	s.count++
 	s.mu.Unlock()
 	s.metrics.Sessions.Add(1)
 	if pending := sess.in; len(pending) > 0 {
@@ -138,8 +144,19 @@ func (s *Server) forget(sess *Session) {
 		s.poll.remove(sess)
 	}
 	s.mu.Lock()
-	_, ok := s.sessions[sess]
-	delete(s.sessions, sess)
+	ok := sess.listed
+	if ok {
+		if sess.prev != nil {
+			sess.prev.next = sess.next
+		} else {
+			s.sessions = sess.next
+		}
+		if sess.next != nil {
+			sess.next.prev = sess.prev
+		}
+		sess.prev, sess.next, sess.listed = nil, nil, false
+		s.count--
+	}
 	closing := s.closing
 	s.mu.Unlock()
 	if ok {
@@ -233,8 +250,8 @@ func (s *Server) pinger() {
 func (s *Server) snapshot() []*Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*Session, 0, len(s.sessions))
-	for sess := range s.sessions {
+	out := make([]*Session, 0, s.count)
+	for sess := s.sessions; sess != nil; sess = sess.next {
 		out = append(out, sess)
 	}
 	return out
@@ -255,7 +272,7 @@ func (s *Server) Shutdown(ctx context.Context, last func(*Session), code int, re
 	}
 	for {
 		s.mu.Lock()
-		n := len(s.sessions)
+		n := s.count
 		s.mu.Unlock()
 		if n == 0 {
 			break

@@ -34,6 +34,11 @@ const (
 type Session struct {
 	srv  *Server
 	conn net.Conn
+
+	// The server's list of open sessions, guarded by srv.mu.
+	prev, next *Session
+	listed     bool
+
 	raw  syscall.RawConn // set for plain TCP sockets driven by the reactor
 	fd   int
 
