@@ -32,6 +32,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusBadRequest, msgBadQuery)
 		return
 	}
+	legacy := legacyCursor(r, q)
+	if legacy != nil {
+		h.Set("Access-Control-Expose-Headers", poll.LegacyExposeHeaders)
+	}
 	channels, err := s.signer.ParseChannels(q.Get("CHANNEL_ID"))
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
@@ -51,11 +55,16 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		frames, format = jsonFrames, poll.JSON
 	}
 	if isUpgrade(r) {
+		if legacy != nil {
+			// A version 1-2 WebSocket resumes exactly by its tag; its
+			// frames then carry the mid it resumes by from then on.
+			mid = legacy.MID
+		}
 		s.serveWebSocket(w, r, ids, mid, frames)
 		return
 	}
 	h.Set("Content-Type", "text/plain")
-	s.poll.Serve(w, r, poll.Request{Channels: ids, MID: mid, Format: format})
+	s.poll.Serve(w, r, poll.Request{Channels: ids, MID: mid, Format: format, Legacy: legacy})
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -4,7 +4,6 @@
 package poll
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -34,6 +33,10 @@ type Request struct {
 	Channels []string // private channel ids
 	MID      string   // resume point, "" if none
 	Format   Format
+	// Legacy is the resume position of a version 1-2 client, nil for
+	// later versions: its answers use the nginx-push-stream template
+	// (Format is ignored) and carry Etag and Last-Modified.
+	Legacy *Cursor
 }
 
 // Handler holds long-polling requests.
@@ -136,17 +139,30 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	defer h.Hub.Unsubscribe(wt, req.Channels)
 	h.Engine.Subscribed(ctx, req.Channels)
 
+	// A 304 tells a client without a mid the newest mid to resume after.
+	// It is read now, while subscribed: anything newer reaches this
+	// request, or the client's next one through history.
+	last := req.MID
+	if last == "" && req.Legacy == nil {
+		last, _ = h.Engine.Last(ctx, req.Channels)
+	}
+
 	var got []delivered
-	if req.MID != "" {
-		history, err := h.Engine.Since(ctx, req.Channels, req.MID)
-		if err != nil {
-			h.Log.Warn("history unavailable", "err", err)
-			http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
-			return
-		}
-		for _, m := range history {
-			got = append(got, delivered{m, FirstChannel(m, req.Channels)})
-		}
+	var history []*protocol.Message
+	var err error
+	switch {
+	case req.Legacy != nil:
+		history, err = req.Legacy.History(ctx, h.Engine, req.Channels)
+	case req.MID != "":
+		history, err = h.Engine.Since(ctx, req.Channels, req.MID)
+	}
+	if err != nil {
+		h.Log.Warn("history unavailable", "err", err)
+		http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
+		return
+	}
+	for _, m := range history {
+		got = append(got, delivered{m, FirstChannel(m, req.Channels)})
 	}
 	got = append(got, wt.take()...)
 	if len(got) == 0 {
@@ -156,6 +172,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		case <-wt.wake:
 			got = wt.take()
 		case <-timer.C:
+			got = wt.take()
 		case <-ctx.Done():
 			return
 		case <-resync:
@@ -166,16 +183,17 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		}
 	}
 	if len(got) == 0 {
-		h.notModified(ctx, w, req)
+		h.notModified(w, req, last)
 		return
 	}
-	writeMessages(w, unique(got), req.Format)
+	writeMessages(w, unique(got), req)
 }
 
-func (h *Handler) notModified(ctx context.Context, w http.ResponseWriter, req Request) {
-	last := req.MID
-	if last == "" {
-		last, _ = h.Engine.Last(ctx, req.Channels)
+func (h *Handler) notModified(w http.ResponseWriter, req Request, last string) {
+	if req.Legacy != nil {
+		req.Legacy.notModified(w.Header())
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	hd := w.Header()
 	hd.Set("Last-Message-Id", last)
@@ -196,10 +214,15 @@ func unique(ds []delivered) []delivered {
 	return out
 }
 
-func writeMessages(w http.ResponseWriter, ds []delivered, f Format) {
+func writeMessages(w http.ResponseWriter, ds []delivered, req Request) {
 	var body []byte
-	switch f {
-	case JSON:
+	switch {
+	case req.Legacy != nil:
+		for _, d := range ds {
+			body = AppendLegacyEnvelope(body, d.m, d.channel)
+		}
+		setPosition(w.Header(), ds[len(ds)-1].m)
+	case req.Format == JSON:
 		body = append(body, '[')
 		for i, d := range ds {
 			if i > 0 {

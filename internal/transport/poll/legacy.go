@@ -1,0 +1,176 @@
+package poll
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// Versions 1 and 2 of the protocol are nginx-push-stream-module long
+// polling: the client resumes from the tag and time of the last envelope it
+// read, and answers carry them as Etag and Last-Modified.
+//
+// In the original, time was the second a message was published and tag
+// counted messages within that second. pushpull's envelopes of these
+// versions carry the message id as tag instead: clients treat the tag as an
+// opaque string they echo, so the id makes resuming exact, where a
+// per-second counter would need every process to agree on one sequence per
+// second. A tag that is not a message id (the client's first request, or a
+// position from an nginx-push-stream server) falls back to the time.
+
+// LegacyExposeHeaders is the Access-Control-Expose-Headers value of
+// version 1-2 answers: cross-origin scripts read only the headers listed.
+const LegacyExposeHeaders = "Last-Message-Id, Etag, Last-Modified"
+
+// Cursor is the resume position of a version 1-2 client.
+type Cursor struct {
+	MID  string    // the tag, when it is a message id: resume right after it
+	Tag  string    // the tag as sent, when it is a number (nginx-push-stream's kind)
+	Time time.Time // the time sent, whole seconds; zero when absent or unreadable
+}
+
+// maxTagDigits bounds the numeric tags echoed back: nginx-push-stream's were
+// machine integers.
+const maxTagDigits = 20
+
+// ParseCursor reads the resume position of a version 1-2 request: tag and
+// time from the query (where the appliance's nginx read them, since custom
+// request headers cost every cross-origin poll a CORS preflight), else from
+// If-None-Match and If-Modified-Since. ok is false when the request carries
+// none of the four.
+func ParseCursor(q url.Values, h http.Header) (c Cursor, ok bool) {
+	tag := q.Get("tag")
+	if tag == "" {
+		tag = h.Get("If-None-Match")
+	}
+	tm := q.Get("time")
+	if tm == "" {
+		tm = h.Get("If-Modified-Since")
+	}
+	if tag == "" && tm == "" {
+		return Cursor{}, false
+	}
+	tag = bareTag(tag)
+	switch {
+	case protocol.ValidMID(tag):
+		c.MID = tag
+	case len(tag) <= maxTagDigits && allDigits(tag):
+		c.Tag = tag
+	}
+	if t, err := http.ParseTime(strings.TrimSpace(tm)); err == nil {
+		c.Time = t.UTC().Truncate(time.Second)
+	}
+	return c, true
+}
+
+// bareTag strips what HTTP may wrap an entity tag in (W/ and quotes): the
+// clients send the tag bare, but a browser or proxy may not.
+func bareTag(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "W/")
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// History returns the stored messages of channels after the cursor, oldest
+// first: those after its message id, or else those published in or after
+// the second of its time. The second itself is included because a tag of
+// another kind cannot place the client within it; the clients drop an
+// envelope they already processed (they key them by id and time), while a
+// skipped message would be lost. Without either there is no history: the
+// client waits for new messages.
+func (c *Cursor) History(ctx context.Context, s store.Store, channels []string) ([]*protocol.Message, error) {
+	if c.MID != "" {
+		return s.Since(ctx, channels, c.MID)
+	}
+	if c.Time.IsZero() {
+		return nil, nil
+	}
+	all, err := s.Since(ctx, channels, "")
+	if err != nil {
+		return nil, err
+	}
+	from := c.Time.Unix()
+	var out []*protocol.Message
+	for _, m := range all {
+		if m.Created.Unix() >= from {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// notModified sets the headers of a 304: the position the client sent,
+// which is still its position (the original answered polling clients so,
+// "with their entity tags preserved"), and Last-Message-Id, which the
+// current clients adopt as their mid when Expires is the 1973 date. It is
+// set only for an exact position: a newest mid read at the end of the hold
+// could name a message published after the hold ended, and a client
+// resuming after it would never get that message.
+func (c *Cursor) notModified(hd http.Header) {
+	tag := c.MID
+	if tag == "" {
+		tag = c.Tag
+	}
+	if tag != "" {
+		hd.Set("Etag", tag)
+	}
+	if !c.Time.IsZero() {
+		hd.Set("Last-Modified", c.Time.Format(http.TimeFormat))
+	}
+	hd.Set("Last-Message-Id", c.MID)
+	hd.Set("Expires", ExpiresNever)
+}
+
+// setPosition sets the headers of a 200: the tag and time of m, the last
+// message of the answer, which is where the client resumes.
+func setPosition(hd http.Header, m *protocol.Message) {
+	hd.Set("Etag", m.MID)
+	hd.Set("Last-Modified", m.HTTPTime())
+}
+
+// AppendLegacyEnvelope appends the envelope of m on channel in the message
+// template the appliance configured in nginx-push-stream-module 0.4 for
+// version 2:
+//
+//	#!NGINXNMS!#{"id":~id~,"channel":"~channel~","tag":"~tag~","time":"~time~","eventid":"~event-id~","text":~text~}#!NGINXNME!#
+//
+// with the message id as tag and an empty event id (the backend never sent
+// one). Version 1 (module 0.3.4) had no channel and eventid; its clients
+// parse the object as JSON and read id, tag, time and text only, so both
+// versions get this one template.
+func AppendLegacyEnvelope(dst []byte, m *protocol.Message, channel string) []byte {
+	dst = append(dst, protocol.EnvelopeStart...)
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, m.ID, 10)
+	dst = append(dst, `,"channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","tag":"`...)
+	dst = append(dst, m.MID...)
+	dst = append(dst, `","time":"`...)
+	dst = append(dst, m.HTTPTime()...)
+	dst = append(dst, `","eventid":"","text":`...)
+	dst = append(dst, m.Body...)
+	dst = append(dst, '}')
+	return append(dst, protocol.EnvelopeEnd...)
+}
