@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -18,6 +19,42 @@ type Message struct {
 	Created  time.Time
 	Expiry   uint32 // lifetime in seconds as published; 0 means the store's default
 	Expires  time.Time
+
+	// Sender is who published the message (protocols 4 and 5); the zero
+	// value, for messages stored before senders were kept, reads as the
+	// backend.
+	Sender Sender
+	// UserParams holds, per user id, the params a protocol-5 receiver of
+	// that user gets merged into the body's params; Dictionary is merged
+	// for every receiver. Both are JSON objects, nil when not published.
+	UserParams map[string]json.RawMessage
+	Dictionary json.RawMessage
+}
+
+// SenderType is who published a message, with the values of the
+// protocol-4 SenderType enum.
+type SenderType uint8
+
+// Sender types.
+const (
+	SenderUnknown SenderType = 0
+	SenderClient  SenderType = 1
+	SenderBackend SenderType = 2
+)
+
+// Sender is the publisher of a message.
+type Sender struct {
+	Type SenderType
+	ID   string // for clients: their public channel id (hex)
+}
+
+// EffectiveSender is the sender clients are told: a message without one
+// came from the backend.
+func (m *Message) EffectiveSender() Sender {
+	if m.Sender.Type == SenderUnknown {
+		return Sender{Type: SenderBackend}
+	}
+	return m.Sender
 }
 
 // FormatMID builds a message id from the server start time and a counter.

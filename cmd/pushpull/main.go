@@ -3,6 +3,9 @@
 //	pushpull serve [--config FILE] [flags]   run the server
 //	pushpull bench <idle|fanout|unicast|all> measure a server
 //	pushpull sign --key KEY [--algo A] ID... print signed channel ids
+//	pushpull publish --channel ID ...        publish a message
+//	pushpull subscribe --channel ID ...      print the messages that arrive
+//	pushpull stats                           print the processes' statistics
 package main
 
 import (
@@ -19,10 +22,13 @@ import (
 const usage = `usage: pushpull <command> [flags]
 
 commands:
-  serve    run the push server (pushpull serve --config FILE; -h for flags)
-  bench    load-test a server (pushpull bench all; -h for flags)
-  sign     sign channel ids with the security key
-  version  print the version
+  serve     run the push server (pushpull serve --config FILE; -h for flags)
+  bench     load-test a server (pushpull bench all; -h for flags)
+  sign      sign channel ids with the security key
+  publish   publish a message to channels, or to users through the backend API
+  subscribe print the messages that arrive on channels, one JSON object a line
+  stats     print the statistics of the server's processes
+  version   print the version
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, rest, stdout)
 	case "sign":
 		return sign(rest, stdout, stderr)
+	case "publish":
+		return publishCmd(ctx, rest, os.Stdin, stdout, stderr)
+	case "subscribe":
+		return subscribe(ctx, rest, stdout, stderr)
+	case "stats":
+		return stats(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pushpull", version)
 		return nil

@@ -9,8 +9,10 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/backend"
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
@@ -31,17 +33,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	uid := cfg.UniqueID()
 
 	h := hub.New()
-	var srv *server.Server
-	late := &lateServer{s: &srv}
+	late := &lateServer{}
 	eng, err := newEngine(ctx, cfg, log, h, late, uid)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	srv, err = server.New(cfg, eng, h, log)
+	srv, err := server.New(cfg, eng, h, log)
 	if err != nil {
 		return err
 	}
+	late.s.Store(srv)
+	api, err := backend.FromConfig(cfg, eng, log)
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	srv.SetBackend(api)
+	go api.Run(ctx, time.Second)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -103,28 +112,29 @@ func newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, h *hub
 
 // lateServer reaches the server, which is built after the engine that
 // reports its connection counts and asks it to resync.
+// The engine's goroutines may call it before the server exists.
 type lateServer struct {
-	s        **server.Server
+	s        atomic.Pointer[server.Server]
 	snapshot func() // saves the memory store; nil without a snapshot file
 }
 
-func (l lateServer) WebSockets() int64 {
-	if *l.s == nil {
-		return 0
+func (l *lateServer) WebSockets() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).WebSockets()
 	}
-	return server.Counters(*l.s).WebSockets()
+	return 0
 }
 
-func (l lateServer) Pollings() int64 {
-	if *l.s == nil {
-		return 0
+func (l *lateServer) Pollings() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).Pollings()
 	}
-	return server.Counters(*l.s).Pollings()
+	return 0
 }
 
-func (l lateServer) Resync() {
-	if *l.s != nil {
-		(*l.s).Resync()
+func (l *lateServer) Resync() {
+	if s := l.s.Load(); s != nil {
+		s.Resync()
 	}
 }
 

@@ -29,7 +29,8 @@ type Config struct {
 	// ShutdownTimeout is how long a graceful stop waits for clients and
 	// in-flight publishes, in seconds (pushpull).
 	ShutdownTimeout float64 `json:"shutdownTimeout"`
-	Log             Log     `json:"log"` // pushpull
+	Log             Log     `json:"log"`     // pushpull
+	Backend         Backend `json:"backend"` // pushpull
 
 	// Ignored lists the keys of the file Decode did not know and skipped,
 	// as JSON paths, so the server can log them: a misspelt key is
@@ -63,10 +64,13 @@ type Routes struct {
 	Pub  []string `json:"pub,omitempty"`  // backend publish and channel online stats
 	Stat []string `json:"stat,omitempty"` // process statistics
 	Rest []string `json:"rest,omitempty"` // client publish over HTTP (original v4)
+	API  []string `json:"api,omitempty"`  // backend JSON-RPC over HTTP (protocol 5)
 	// pushpull
 	Health  []string `json:"health,omitempty"`  // liveness: 200 while the process serves
 	Ready   []string `json:"ready,omitempty"`   // readiness: 200 only while the engine stores and delivers
 	Metrics []string `json:"metrics,omitempty"` // Prometheus metrics
+	Backend []string `json:"backend,omitempty"` // the backend API: configs, publish to users and tags, online status
+	Demo    []string `json:"demo,omitempty"`    // a demo page with the browser client
 }
 
 // Security holds the shared key channel ids are signed with.
@@ -76,6 +80,15 @@ type Security struct {
 	// SignedPublish makes the publish route require signed channel ids
 	// (pushpull; the original trusts its caller).
 	SignedPublish bool `json:"signedPublish,omitempty"`
+	// Clients turns on the shared ("cloud") mode (pushpull): clientId ->
+	// that client's signature key. Every connection and publish must then
+	// name a known clientId, is checked with its key instead of key, and
+	// sees only the channels and users of its clientId.
+	Clients map[string]string `json:"clients,omitempty"`
+	// BackendKey authenticates callers of the backend API (pushpull):
+	// they send "Authorization: Bearer <backendKey>". Empty disables the
+	// API, whose routes then answer 404.
+	BackendKey string `json:"backendKey,omitempty"`
 }
 
 // Storage selects and tunes the store. TTLs are in seconds.
@@ -122,6 +135,26 @@ type Limits struct {
 	MaxPayload int `json:"maxPayload"` // largest publish body in bytes (default 1,000,000)
 }
 
+// Backend tunes the backend API (pushpull): the configs it hands out and
+// the channels it issues.
+type Backend struct {
+	// PublicURL is the base URL clients reach the subscribe server at
+	// ("https://push.example.com"); "" means http://<host:port> of the
+	// first server serving sub routes.
+	PublicURL string `json:"publicURL,omitempty"`
+	// Version is server.version in the configs: 3 (text), 4 (protobuf)
+	// or 5 (JSON-RPC, with a JWT).
+	Version int `json:"version"`
+	// ChannelWriteTTL is how long a channel is published to before a new
+	// one replaces it; ChannelStorageTTL how long it stays readable, in
+	// seconds.
+	ChannelWriteTTL   float64 `json:"channelWriteTTL"`
+	ChannelStorageTTL float64 `json:"channelStorageTTL"`
+	// WatchTTL is how long a watch tag lasts when the caller names no
+	// TTL, in seconds.
+	WatchTTL float64 `json:"watchTTL"`
+}
+
 // Log selects logging (pushpull).
 type Log struct {
 	Level  string `json:"level"`  // debug, info (default), warn, error
@@ -139,7 +172,11 @@ func Default() *Config {
 				Name:     "sub",
 				Port:     8010,
 				Hostname: "127.0.0.1",
-				Routes:   Routes{Sub: []string{"/bitrix/sub/", "/bitrix/subws/"}},
+				Routes: Routes{
+					Sub:  []string{"/bitrix/sub/", "/bitrix/subws/"},
+					Rest: []string{"/bitrix/rest/", "/bitrix/pubweb/"},
+					Demo: []string{"/demo/"},
+				},
 			},
 			{
 				Name:     "pub",
@@ -147,10 +184,12 @@ func Default() *Config {
 				Hostname: "127.0.0.1",
 				Routes: Routes{
 					Pub:     []string{"/bitrix/pub/"},
+					API:     []string{"/bitrix/api/"},
 					Stat:    []string{"/server-stat/"},
 					Health:  []string{"/healthz"},
 					Ready:   []string{"/readyz"},
 					Metrics: []string{"/metrics"},
+					Backend: []string{"/pushpull/"},
 				},
 			},
 		},
@@ -173,6 +212,12 @@ func Default() *Config {
 		Limits:          Limits{MaxPayload: 1000000},
 		ShutdownTimeout: 10,
 		Log:             Log{Level: "info", Format: "text"},
+		Backend: Backend{
+			Version:           3,
+			ChannelWriteTTL:   43205,
+			ChannelStorageTTL: 86400,
+			WatchTTL:          3600,
+		},
 	}
 }
 

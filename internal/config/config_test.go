@@ -36,17 +36,19 @@ func TestDefault(t *testing.T) {
 	}
 	sub, pub := c.Servers[0], c.Servers[1]
 	if sub.Name != "sub" || sub.Addr() != "127.0.0.1:8010" ||
-		!slices.Equal(sub.Routes.Sub, []string{"/bitrix/sub/", "/bitrix/subws/"}) {
+		!slices.Equal(sub.Routes.Sub, []string{"/bitrix/sub/", "/bitrix/subws/"}) ||
+		!slices.Equal(sub.Routes.Demo, []string{"/demo/"}) {
 		t.Errorf("sub server = %+v", sub)
 	}
 	want := Routes{
-		Pub: []string{"/bitrix/pub/"}, Stat: []string{"/server-stat/"},
+		Pub: []string{"/bitrix/pub/"}, API: []string{"/bitrix/api/"}, Stat: []string{"/server-stat/"},
 		Health: []string{"/healthz"}, Ready: []string{"/readyz"}, Metrics: []string{"/metrics"},
+		Backend: []string{"/pushpull/"},
 	}
 	if pub.Name != "pub" || pub.Addr() != "127.0.0.1:9010" || !reflect.DeepEqual(pub.Routes, want) {
 		t.Errorf("pub server = %+v", pub)
 	}
-	if c.Security != (Security{Algo: "sha1"}) {
+	if !reflect.DeepEqual(c.Security, Security{Algo: "sha1"}) {
 		t.Errorf("security = %+v", c.Security)
 	}
 	s := c.Storage
@@ -272,13 +274,13 @@ func TestDecodeIgnored(t *testing.T) {
 		"limits": {"maxConnPerChannel": 5, "maxPayload": 10, "burst": 1},
 		"storage": {"messgeTTL": 5},
 		"servers": [{"port": 1, "maxPayload": 5, "tcpNoDelay": true, "ssl": null,
-			"routes": {"sub": "/s/", "api": "/api/"}}],
+			"routes": {"sub": "/s/", "apis": "/api/"}}],
 		"zzz": 1
 	}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"limits.burst", "servers[0].routes.api", "servers[0].tcpNoDelay", "storage.messgeTTL", "zzz"}
+	want := []string{"limits.burst", "servers[0].routes.apis", "servers[0].tcpNoDelay", "storage.messgeTTL", "zzz"}
 	if !slices.Equal(c.Ignored, want) {
 		t.Errorf("ignored = %q, want %q", c.Ignored, want)
 	}
@@ -639,6 +641,8 @@ func TestParseListen(t *testing.T) {
 	}
 	want := Default().Servers[1].Routes
 	want.Sub = Default().Servers[0].Routes.Sub
+	want.Rest = Default().Servers[0].Routes.Rest
+	want.Demo = Default().Servers[0].Routes.Demo
 	if c.Servers[0].Addr() != ":8080" || !reflect.DeepEqual(c.Servers[0].Routes, want) {
 		t.Errorf("server = %+v", c.Servers[0])
 	}

@@ -199,6 +199,8 @@ func (d *decoder) config(c *Config, m map[string]any) {
 			})
 		case "shutdownTimeout":
 			d.seconds(&c.ShutdownTimeout, v, p)
+		case "backend":
+			d.backend(&c.Backend, v, p)
 		case "log":
 			d.object(v, p, nil, func(k string, v any, p string) bool {
 				switch k {
@@ -314,12 +316,18 @@ func (d *decoder) routes(r *Routes, v any, path string) {
 			return d.list(&r.Stat, v, p)
 		case "rest":
 			return d.list(&r.Rest, v, p)
+		case "api":
+			return d.list(&r.API, v, p)
 		case "health":
 			return d.list(&r.Health, v, p)
 		case "ready":
 			return d.list(&r.Ready, v, p)
 		case "metrics":
 			return d.list(&r.Metrics, v, p)
+		case "backend":
+			return d.list(&r.Backend, v, p)
+		case "demo":
+			return d.list(&r.Demo, v, p)
 		}
 		return false
 	})
@@ -338,6 +346,28 @@ func (d *decoder) security(s *Security, v any, path string) {
 			return true
 		case "signedPublish":
 			return d.boolean(&s.SignedPublish, v, p)
+		case "clients":
+			return d.clients(&s.Clients, v, p)
+		case "backendKey":
+			return d.str(&s.BackendKey, v, p)
+		}
+		return false
+	})
+}
+
+func (d *decoder) backend(b *Backend, v any, path string) {
+	d.object(v, path, nil, func(k string, v any, p string) bool {
+		switch k {
+		case "publicURL":
+			return d.str(&b.PublicURL, v, p)
+		case "version":
+			return d.integer(&b.Version, v, p)
+		case "channelWriteTTL":
+			return d.seconds(&b.ChannelWriteTTL, v, p)
+		case "channelStorageTTL":
+			return d.seconds(&b.ChannelStorageTTL, v, p)
+		case "watchTTL":
+			return d.seconds(&b.WatchTTL, v, p)
 		}
 		return false
 	})
@@ -449,6 +479,25 @@ func (d *decoder) str(dst *string, v any, path string) bool {
 func (d *decoder) lower(dst *string, v any, path string) bool {
 	d.str(dst, v, path)
 	*dst = strings.ToLower(strings.TrimSpace(*dst))
+	return true
+}
+
+// clients reads security.clients: an object of clientId -> key.
+func (d *decoder) clients(dst *map[string]string, v any, path string) bool {
+	m, ok := v.(map[string]any)
+	if v != nil && !ok {
+		d.fail(path, "want an object of clientId: key, got %s", describe(v))
+		return true
+	}
+	out := make(map[string]string, len(m))
+	for id, key := range m {
+		var k string
+		d.str(&k, key, join(path, id))
+		out[id] = k
+	}
+	if len(out) > 0 {
+		*dst = out
+	}
 	return true
 }
 

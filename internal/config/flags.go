@@ -25,6 +25,8 @@ type override struct {
 var overrides = []override{
 	{flag: "key", env: "PUSHPULL_KEY", usage: "security `key` channel ids are signed with (security.key); prefer the env var, flags show in ps",
 		set: func(c *Config, v string) error { c.Security.Key = v; return nil }},
+	{flag: "backend-key", env: "PUSHPULL_BACKEND_KEY", usage: "`key` callers of the backend API present as a Bearer token (security.backendKey); prefer the env var",
+		set: func(c *Config, v string) error { c.Security.BackendKey = v; return nil }},
 	{flag: "algo", env: "PUSHPULL_ALGO", usage: "signature algorithm: sha1, sha256, sha512 or md5 (security.algo)",
 		set: func(c *Config, v string) error { c.Security.Algo = strings.ToLower(v); return nil }},
 	{flag: "redis", env: "PUSHPULL_REDIS", usage: "Redis `ADDR[,ADDR...]`: host:port, a unix socket path, or several seeds/sentinels; implies --storage redis",
@@ -258,13 +260,16 @@ func (c *Config) listen(subAddr, pubAddr string) error {
 	same := subAddr != "" && pubAddr != "" && normalHost(sh) == normalHost(ph) && sp == pp
 	switch {
 	case subAddr != "" && pubAddr != "" && si == pi && !same:
-		// Split: the sub routes stay with the server (and its name), the
-		// others move to a copy of it.
+		// Split: the public routes (sub, rest for client publishes, the
+		// demo page) stay with the server (and its name), the others move
+		// to a copy of it.
 		s := &c.Servers[si]
 		pub := *s
 		pub.Name = s.Name + "-pub"
 		pub.Routes.Sub = nil
-		s.Routes = Routes{Sub: s.Routes.Sub}
+		pub.Routes.Rest = nil
+		pub.Routes.Demo = nil
+		s.Routes = Routes{Sub: s.Routes.Sub, Rest: s.Routes.Rest, Demo: s.Routes.Demo}
 		s.Hostname, s.Port = sh, sp
 		pub.Hostname, pub.Port = ph, pp
 		c.Servers = slices.Insert(c.Servers, si+1, pub)
@@ -279,9 +284,12 @@ func (c *Config) listen(subAddr, pubAddr string) error {
 		r.Pub = slices.Concat(r.Pub, p.Routes.Pub)
 		r.Stat = slices.Concat(r.Stat, p.Routes.Stat)
 		r.Rest = slices.Concat(r.Rest, p.Routes.Rest)
+		r.API = slices.Concat(r.API, p.Routes.API)
 		r.Health = slices.Concat(r.Health, p.Routes.Health)
 		r.Ready = slices.Concat(r.Ready, p.Routes.Ready)
 		r.Metrics = slices.Concat(r.Metrics, p.Routes.Metrics)
+		r.Backend = slices.Concat(r.Backend, p.Routes.Backend)
+		r.Demo = slices.Concat(r.Demo, p.Routes.Demo)
 		c.Servers = slices.Delete(c.Servers, pi, pi+1)
 	default:
 		if subAddr != "" {

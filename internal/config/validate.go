@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -64,8 +65,17 @@ func (c *Config) validate(files bool) error {
 	if c.Security.SignedPublish && c.Security.Key == "" {
 		v.fail("security.signedPublish", "needs security.key")
 	}
+	for id, key := range c.Security.Clients {
+		if id == "" || strings.ContainsAny(id, "|/?&#% ") {
+			v.fail("security.clients", "%q is not a client id", id)
+		}
+		if key == "" {
+			v.fail("security.clients."+id, "empty key")
+		}
+	}
 
 	v.storage(c)
+	v.backend(c.Backend)
 
 	v.positive("polling.timeout", c.Polling.Timeout)
 	v.positive("websocket.pingInterval", c.WebSocket.PingInterval)
@@ -114,8 +124,8 @@ func (v *validator) routes(r Routes, path string) {
 		name   string
 		routes []string
 	}{
-		{"sub", r.Sub}, {"pub", r.Pub}, {"stat", r.Stat}, {"rest", r.Rest},
-		{"health", r.Health}, {"ready", r.Ready}, {"metrics", r.Metrics},
+		{"sub", r.Sub}, {"pub", r.Pub}, {"stat", r.Stat}, {"rest", r.Rest}, {"api", r.API},
+		{"health", r.Health}, {"ready", r.Ready}, {"metrics", r.Metrics}, {"backend", r.Backend}, {"demo", r.Demo},
 	}
 	seen := map[string]string{}
 	n := 0
@@ -208,6 +218,24 @@ func (v *validator) storage(c *Config) {
 	}
 	if s.DB != 0 && s.Cluster {
 		v.fail("storage.db", "Redis Cluster has only database 0")
+	}
+}
+
+func (v *validator) backend(b Backend) {
+	if b.Version < 3 || b.Version > 5 {
+		v.fail("backend.version", "%d is not 3, 4 or 5", b.Version)
+	}
+	v.positive("backend.channelWriteTTL", b.ChannelWriteTTL)
+	v.positive("backend.channelStorageTTL", b.ChannelStorageTTL)
+	v.positive("backend.watchTTL", b.WatchTTL)
+	if b.ChannelStorageTTL < b.ChannelWriteTTL {
+		v.fail("backend.channelStorageTTL", "must be at least backend.channelWriteTTL")
+	}
+	if b.PublicURL != "" {
+		u, err := url.Parse(b.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.fail("backend.publicURL", "%q is not an http(s) URL", b.PublicURL)
+		}
 	}
 }
 

@@ -29,10 +29,27 @@ type Engine interface {
 	Online(ctx context.Context, channels []string) ([]int, error)
 	// Stats returns the statistics of every live process.
 	Stats(ctx context.Context) ([]ProcessStats, error)
+	Presence
 	// Ready returns nil while the engine stores and delivers messages.
 	Ready(ctx context.Context) error
 	// Close releases the engine's resources.
 	Close() error
+}
+
+// Presence tracks the connections of users (protocol-5 connections that
+// carry a user in their token) across processes, for status changes and
+// last-seen times.
+type Presence interface {
+	// UserConnected records connection conn (unique on this process) of
+	// user. first reports that it is the user's only connection anywhere.
+	UserConnected(ctx context.Context, user, conn string) (first bool, err error)
+	// UserDisconnected forgets conn and records the time as the user's
+	// last seen. last reports that the user has no connection left.
+	UserDisconnected(ctx context.Context, user, conn string) (last bool, err error)
+	// LastSeen returns, for each user seen, 0 when connected now, else the
+	// seconds since the last connection ended. Users never seen (or
+	// forgotten) are absent.
+	LastSeen(ctx context.Context, users []string) (map[string]int64, error)
 }
 
 // ProcessStats is one process's entry on the stats route.
@@ -59,6 +76,10 @@ type Local struct {
 	uid      string
 
 	mu sync.Mutex // orders store and broadcast, so ids reach every subscriber in order
+
+	presenceMu sync.Mutex
+	users      map[string]map[string]struct{} // user -> connections
+	lastSeen   map[string]time.Time
 }
 
 // NewLocal returns an engine delivering to h, keeping history in s.
@@ -104,6 +125,61 @@ func LocalStats(uid string, h *hub.Hub, c Counters) ProcessStats {
 		Pollings:        c.Pollings(),
 		Channels:        h.Channels(),
 	}
+}
+
+// UserConnected implements Presence.
+func (l *Local) UserConnected(_ context.Context, user, conn string) (bool, error) {
+	l.presenceMu.Lock()
+	defer l.presenceMu.Unlock()
+	if l.users == nil {
+		l.users = make(map[string]map[string]struct{})
+	}
+	set := l.users[user]
+	if set == nil {
+		set = make(map[string]struct{}, 1)
+		l.users[user] = set
+	}
+	set[conn] = struct{}{}
+	return len(set) == 1, nil
+}
+
+// UserDisconnected implements Presence.
+func (l *Local) UserDisconnected(_ context.Context, user, conn string) (bool, error) {
+	l.presenceMu.Lock()
+	defer l.presenceMu.Unlock()
+	set, ok := l.users[user]
+	if !ok {
+		return false, nil
+	}
+	if _, mine := set[conn]; !mine {
+		return false, nil
+	}
+	delete(set, conn)
+	if l.lastSeen == nil {
+		l.lastSeen = make(map[string]time.Time)
+	}
+	l.lastSeen[user] = time.Now()
+	if len(set) == 0 {
+		delete(l.users, user)
+		return true, nil
+	}
+	return false, nil
+}
+
+// LastSeen implements Presence.
+func (l *Local) LastSeen(_ context.Context, users []string) (map[string]int64, error) {
+	l.presenceMu.Lock()
+	defer l.presenceMu.Unlock()
+	now := time.Now()
+	out := make(map[string]int64, len(users))
+	for _, u := range users {
+		if len(l.users[u]) > 0 {
+			out[u] = 0
+		} else if t, ok := l.lastSeen[u]; ok {
+			out[u] = int64(now.Sub(t) / time.Second)
+		}
+	}
+	return out, nil
 }
 
 // Ready implements Engine: the memory engine is always ready.

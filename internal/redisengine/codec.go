@@ -17,10 +17,19 @@ import (
 //
 // The same text is the pub/sub payload, so processes of the original server
 // and pushpull processes on one Redis read each other's messages.
+//
+// pushpull adds, only when set, the publisher and the protocol-5 extras:
+//
+//	"sender":{"type":<1 client|2 backend>,"id":"<public id>"},
+//	"userParams":{"<user id>":{...}},"dictionary":{...}
+//
+// Messages without them (the original's, or pushpull's before they were
+// kept) read as backend messages without extras.
 
 // encodeTail returns the stored JSON after the mid: the publish script
 // writes `{"id":"` + mid + tail, since only the script knows the mid.
-func encodeTail(body []byte, expiry uint32, channels []string, created time.Time) string {
+func encodeTail(m *protocol.Message, created time.Time) string {
+	body, expiry, channels := m.Body, m.Expiry, m.Channels
 	b := make([]byte, 0, len(body)+64+len(channels)*36)
 	b = append(b, `","text":`...)
 	b = appendJSONString(b, body)
@@ -35,12 +44,30 @@ func encodeTail(body []byte, expiry uint32, channels []string, created time.Time
 	}
 	b = append(b, `],"dateCreated":`...)
 	b = strconv.AppendInt(b, created.UnixMilli(), 10)
+	if m.Sender.Type != protocol.SenderUnknown {
+		b = append(b, `,"sender":{"type":`...)
+		b = strconv.AppendUint(b, uint64(m.Sender.Type), 10)
+		if m.Sender.ID != "" {
+			b = append(b, `,"id":`...)
+			b = appendJSONString(b, []byte(m.Sender.ID))
+		}
+		b = append(b, '}')
+	}
+	if len(m.UserParams) > 0 {
+		up, _ := json.Marshal(m.UserParams) // raw JSON values checked at publish
+		b = append(b, `,"userParams":`...)
+		b = append(b, up...)
+	}
+	if isObject(m.Dictionary) {
+		b = append(b, `,"dictionary":`...)
+		b = append(b, m.Dictionary...)
+	}
 	return string(append(b, '}'))
 }
 
 // encode returns the whole stored JSON of m.
 func encode(m *protocol.Message) string {
-	return `{"id":"` + m.MID + encodeTail(m.Body, m.Expiry, m.Channels, m.Created)
+	return `{"id":"` + m.MID + encodeTail(m, m.Created)
 }
 
 func appendJSONString(dst, s []byte) []byte {
@@ -54,6 +81,12 @@ type storedMessage struct {
 	Expiry      float64         `json:"expiry"`
 	Channels    []string        `json:"channels"`
 	DateCreated float64         `json:"dateCreated"`
+	Sender      *struct {
+		Type float64 `json:"type"`
+		ID   string  `json:"id"`
+	} `json:"sender"`
+	UserParams map[string]json.RawMessage `json:"userParams"`
+	Dictionary json.RawMessage            `json:"dictionary"`
 }
 
 var (
@@ -103,5 +136,31 @@ func decode(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 	if !created.IsZero() {
 		m.Expires = created.Add(ttl.Lifetime(expiry))
 	}
+	if s.Sender != nil && (s.Sender.Type == 1 || s.Sender.Type == 2) {
+		m.Sender = protocol.Sender{Type: protocol.SenderType(s.Sender.Type), ID: s.Sender.ID}
+	}
+	for u, p := range s.UserParams {
+		if isObject(p) {
+			if m.UserParams == nil {
+				m.UserParams = make(map[string]json.RawMessage, len(s.UserParams))
+			}
+			m.UserParams[u] = p
+		}
+	}
+	if isObject(s.Dictionary) {
+		m.Dictionary = s.Dictionary
+	}
 	return m, nil
+}
+
+// isObject reports whether raw (valid JSON) is an object.
+func isObject(raw json.RawMessage) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package redisengine
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -23,6 +24,26 @@ func TestCodecRoundTrip(t *testing.T) {
 	if got.MID != m.MID || got.ID != 42 || string(got.Body) != string(m.Body) || !slices.Equal(got.Channels, m.Channels) ||
 		got.Expiry != 60 || !got.Created.Equal(m.Created) || !got.Expires.Equal(m.Created.Add(time.Minute)) {
 		t.Fatalf("decoded %+v", got)
+	}
+}
+
+func TestCodecSenderAndExtras(t *testing.T) {
+	m := &protocol.Message{
+		MID: protocol.FormatMID(1700000000, 7), ID: 7, Channels: []string{chA}, Body: []byte(`{"module_id":"m"}`),
+		Created: time.UnixMilli(1700000000000), Sender: protocol.Sender{Type: protocol.SenderClient, ID: chB},
+		UserParams: map[string]json.RawMessage{"5": json.RawMessage(`{"x":1}`)}, Dictionary: json.RawMessage(`{"d":2}`),
+	}
+	got, err := decode([]byte(encode(m)), store.DefaultTTLs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Sender != m.Sender || string(got.UserParams["5"]) != `{"x":1}` || string(got.Dictionary) != `{"d":2}` {
+		t.Fatalf("decoded %+v", got)
+	}
+	// The original's JSON, without them, reads as a backend message.
+	old, err := decode([]byte(`{"id":"17000000000000000000000001","text":"{}","expiry":0,"channels":[],"dateCreated":1}`), store.DefaultTTLs)
+	if err != nil || old.Sender != (protocol.Sender{}) || old.EffectiveSender().Type != protocol.SenderBackend || old.UserParams != nil {
+		t.Fatalf("original message decoded as %+v, %v", old, err)
 	}
 }
 
@@ -49,6 +70,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(encode(&protocol.Message{MID: protocol.FormatMID(1700000000, 1), Channels: []string{chA}, Body: []byte(`{"x":1}`), Created: time.Now()})))
 	f.Add([]byte(`{"id":"17000000000000000000000001","text":{"a":1},"expiry":1e20,"channels":null,"dateCreated":-1}`))
 	f.Add([]byte(`{"id":"17000000000000000000000001","text":"\ud800","channels":[1]}`))
+	f.Add([]byte(`{"id":"17000000000000000000000001","text":{},"sender":{"type":1,"id":"ab"},"userParams":{"1":{"a":1},"2":3},"dictionary":{"d":1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := decode(data, store.DefaultTTLs)
 		if err != nil {
@@ -63,7 +85,8 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded message does not decode: %v", err)
 		}
 		if again.MID != m.MID || string(again.Body) != string(m.Body) || !slices.Equal(again.Channels, m.Channels) ||
-			again.Expiry != m.Expiry || again.Created.UnixMilli() != m.Created.UnixMilli() {
+			again.Expiry != m.Expiry || again.Created.UnixMilli() != m.Created.UnixMilli() ||
+			again.Sender != m.Sender || len(again.UserParams) != len(m.UserParams) || string(again.Dictionary) != string(m.Dictionary) {
 			t.Fatalf("round trip changed %+v into %+v", m, again)
 		}
 	})

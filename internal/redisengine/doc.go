@@ -19,9 +19,21 @@
 //	pushserver:<process uid>  pub/sub channel a process publishes on; subscriber
 //	                          processes PSUBSCRIBE pushserver:*
 //
+// pushpull adds, for protocol-5 users (connections with a token naming a
+// user; see presence.go):
+//
+//	presence:<user>           sorted set of "<process uid>:<connection>", scored
+//	                          with the unix ms until which each counts; every
+//	                          process re-scores its own every onlineTTL
+//	lastseen:<user>           unix seconds the user's last connection ended
+//
+// In the shared mode user and channel names carry "<clientId>|" in front.
+//
 // The message JSON is the original's: {"id":"<mid>","text":"<body>",
 // "expiry":<s>,"channels":[...],"dateCreated":<ms>}, and it is also the
-// pub/sub payload.
+// pub/sub payload. pushpull adds "sender", "userParams" and "dictionary"
+// when a message has them (protocols 4 and 5; see codec.go); the original
+// ignores them.
 //
 // Where pushpull differs, and why:
 //

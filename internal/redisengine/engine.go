@@ -163,7 +163,8 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sub subscriber
+	sub      subscriber
+	presence presenceSet
 }
 
 // connection is the client and the key layout for what it connects to.
@@ -354,7 +355,7 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 		k.messagePrefix(),
 		strconv.FormatInt(max(lifetime.Milliseconds(), 1), 10),
 		strconv.FormatInt(max(e.opt.TTLs.Channel.Milliseconds(), 1), 10),
-		encodeTail(m.Body, m.Expiry, m.Channels, created),
+		encodeTail(m, created),
 		pub,
 		k.publishCommand(),
 	}
@@ -678,6 +679,9 @@ func (e *Engine) maintain(ctx context.Context) {
 			e.hub.Each(func(ch string, _ int) { channels = append(channels, ch) })
 			if err := e.setOnline(ctx, channels); err != nil {
 				e.log.Debug("redis: refresh online", "err", err)
+			}
+			if err := e.refreshPresence(ctx); err != nil {
+				e.log.Debug("redis: refresh presence", "err", err)
 			}
 		}
 	}

@@ -35,6 +35,10 @@ func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("binaryMode") == "true" {
+		s.publishBinary(w, r)
+		return
+	}
 	limit := int64(s.cfg.Limits.MaxPayload)
 	if r.ContentLength > limit {
 		tooLarge(w)
@@ -45,10 +49,18 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusBadRequest, msgBadQuery)
 		return
 	}
-	ids, err := s.signer.ParseIDList(q.Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
+	t, ok := s.tenantOf(r)
+	if !ok {
+		text(w, http.StatusUnauthorized, "Unknown client id.")
+		return
+	}
+	ids, err := t.signer.ParseIDList(q.Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	for i, id := range ids {
+		ids[i] = t.ch(id)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
@@ -127,12 +139,21 @@ func (s *Server) online(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusBadRequest, msgBadQuery)
 		return
 	}
+	t, ok := s.tenantOf(r)
+	if !ok {
+		text(w, http.StatusUnauthorized, "Unknown client id.")
+		return
+	}
 	ids, err := s.signer.ParseIDList(q.Get("CHANNEL_ID"), false)
 	if err != nil {
 		text(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	counts, err := s.engine.Online(r.Context(), ids)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = t.ch(id)
+	}
+	counts, err := s.engine.Online(r.Context(), keys)
 	if err != nil {
 		text(w, http.StatusServiceUnavailable, "Online status is unavailable.")
 		return

@@ -13,11 +13,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushpull/pushpull/internal/config"
+	"github.com/pushpull/pushpull/internal/demo"
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/transport/poll"
@@ -36,6 +38,11 @@ type Server struct {
 	poll    *poll.Handler
 	metrics *metrics
 
+	personal *tenant            // the personal mode's only tenant
+	tenants  map[string]*tenant // shared mode: by clientId
+	connSeq  atomic.Uint64      // numbers connections for presence
+	formats  sync.Map           // *ws.Session -> frame format, for sessions not in text mode
+
 	listeners []net.Listener
 	servers   []*http.Server
 
@@ -49,7 +56,12 @@ type Server struct {
 	// is queued to the subscribers before they are told to reconnect.
 	pubMu    sync.RWMutex
 	draining bool
+
+	backend http.Handler // the backend API; nil: its routes answer 404
 }
+
+// SetBackend serves h on the backend routes. Call it before Listen.
+func (s *Server) SetBackend(h http.Handler) { s.backend = h }
 
 // New builds a server for cfg on engine e, which delivers to h.
 func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Server, error) {
@@ -67,7 +79,12 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,
 			MaxFrameBytes: cfg.WebSocket.MaxFrameBytes,
+			// Protocol-5 clients reconnect when no "ping" came for 20 s.
+			KeepaliveInterval: 10 * time.Second,
 		}),
+	}
+	if err := s.newTenants(); err != nil {
+		return nil, fmt.Errorf("security.clients: %w", err)
 	}
 	s.poll = &poll.Handler{Hub: h, Engine: e, Timeout: config.Seconds(cfg.Polling.Timeout), Log: log}
 	s.metrics = newMetrics(s)
@@ -211,7 +228,7 @@ func (s *Server) shutdown() {
 	s.poll.Shutdown(restart)
 	s.ws.Shutdown(sctx, func(sess *ws.Session) {
 		if restart != nil {
-			sess.Send(encodeFrame(textFrames, restart, sess.Channel))
+			sess.Send(encodeFrame(s.sessionFormat(sess), restart, sess.Channel))
 		}
 	}, ws.CloseServerRestarted, "server restart")
 	wg.Wait()
@@ -248,10 +265,18 @@ func (s *Server) router(r config.Routes) http.Handler {
 		add(r.Sub, s.subscribe)
 	}
 	add(r.Pub, s.publishRoute)
+	add(r.API, s.apiRoute)
+	add(r.Rest, s.restRoute)
 	add(r.Stat, s.stats)
 	add(r.Health, s.health)
 	add(r.Ready, s.ready)
 	add(r.Metrics, s.metrics.serve)
+	for _, p := range r.Demo {
+		add([]string{p}, demo.Handler(p, s.cfg))
+	}
+	if s.backend != nil {
+		add(r.Backend, s.backend.ServeHTTP)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		for _, rt := range routes {

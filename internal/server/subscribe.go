@@ -32,6 +32,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusBadRequest, msgBadQuery)
 		return
 	}
+	if s.subscribeV45(w, r, q) {
+		return
+	}
 	legacy := legacyCursor(r, q)
 	if legacy != nil {
 		h.Set("Access-Control-Expose-Headers", poll.LegacyExposeHeaders)

@@ -247,9 +247,14 @@ func (s *Server) stop(t testing.TB) {
 				t.Logf("pushpull took %v to exit after SIGTERM", d.Round(time.Millisecond))
 			}
 		case <-time.After(stopTimeout):
-			t.Errorf("pushpull did not exit within %v of SIGTERM; killing it", stopTimeout)
-			_ = s.Cmd.Process.Kill()
-			<-s.exited
+			t.Errorf("pushpull did not exit within %v of SIGTERM; its goroutines follow", stopTimeout)
+			_ = s.Cmd.Process.Signal(syscall.SIGQUIT) // the Go runtime prints every goroutine's stack
+			select {
+			case <-s.exited:
+			case <-time.After(5 * time.Second):
+				_ = s.Cmd.Process.Kill()
+				<-s.exited
+			}
 		}
 	}
 	if t.Failed() {

@@ -17,6 +17,10 @@
 //   jwt, clientId, mode optional config fields (versions 4-5, shared mode)
 //   publicChannels      optional config field
 //   userId, siteId      optional (default 1, "s1")
+//   backend             optional {url, key}: the REST stub then answers
+//                       pull.config.get and pull.watch.extend by calling the
+//                       server's backend API at url (…/pushpull/) with key,
+//                       for userId, and the other options are not used
 //
 // Output, one JSON object per line on stdout:
 //   {"type":"ready"}                              the client is set up
@@ -37,6 +41,15 @@
 //   connect      reconnect as the client does when the browser comes back
 //                online; it resumes from its last mid
 //   config <JSON options>   the config the REST stub answers from now on
+//   publish <JSON>  publish as the client does (versions 4+):
+//                {"channels":["<publicId>.<signature>",...], "users":[ids],
+//                 "module":..., "command":..., "params":{...}}; reports
+//                {"type":"published"} or {"type":"publish_failed","error":...}
+//   watch <userId>  follow the user's online status (version 5); reports
+//                {"type":"watching"}, then {"type":"user_status","userId","isOnline"}
+//                on each change
+//   lastseen <JSON list of user ids>  (version 5) reports
+//                {"type":"lastseen","result":{...}}
 //   stop         exit
 
 import readline from 'node:readline';
@@ -169,21 +182,39 @@ function buildConfig(o) {
 
 let options = JSON.parse(process.argv[2] ?? '{}');
 
+// Calls the server's backend API as a web application's backend would.
+async function backendCall(call, body) {
+  const response = await fetch(options.backend.url + call, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${options.backend.key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    throw new Error(`backend ${call}: ${response.status} ${await response.text()}`);
+  }
+  return response.json();
+}
+
 // The REST client the SDK asks for its config (pull.config.get), for watch
 // extensions and for public channel ids.
 const b24 = {
   actions: {
     v2: {
       call: {
-        async make({ method }) {
+        async make({ method, params }) {
           let result;
           switch (method) {
             case 'pull.config.get':
             case 'pull.application.config.get':
-              result = buildConfig(options);
+              result = options.backend
+                ? await backendCall('config', { userId: options.userId ?? 1 })
+                : buildConfig(options);
               break;
             case 'pull.watch.extend':
-              result = [];
+              // The client stops extending the tags listed here.
+              result = options.backend
+                ? (await backendCall('watch/extend', { userId: options.userId ?? 1, tags: params.tags })).unknown
+                : [];
               break;
             default:
               result = {};
@@ -260,6 +291,33 @@ input.on('line', (line) => {
       break;
     case 'config':
       options = JSON.parse(rest.join(' '));
+      break;
+    case 'publish': {
+      const p = JSON.parse(rest.join(' '));
+      const sent = p.users
+        ? client.sendMessage(p.users, p.module, p.command, p.params ?? {})
+        : client.sendMessageToChannels(p.channels ?? [], p.module, p.command, p.params ?? {});
+      Promise.resolve(sent).then(
+        () => emit({ type: 'published' }),
+        (error) => emit({ type: 'publish_failed', error: String(error?.message ?? JSON.stringify(error)) }),
+      );
+      break;
+    }
+    case 'watch': {
+      const userId = Number(rest[0]);
+      client.subscribeUserStatusChange(userId, (status) =>
+        emit({ type: 'user_status', userId: status.userId, isOnline: status.isOnline }),
+      ).then(
+        () => emit({ type: 'watching' }),
+        (error) => emit({ type: 'error', error: 'watch: ' + JSON.stringify(error) }),
+      );
+      break;
+    }
+    case 'lastseen':
+      client.getUsersLastSeen(JSON.parse(rest.join(' '))).then(
+        (result) => emit({ type: 'lastseen', result }),
+        (error) => emit({ type: 'error', error: 'lastseen: ' + JSON.stringify(error) }),
+      );
       break;
     case 'stop':
       client.destroy();

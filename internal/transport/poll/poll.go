@@ -37,6 +37,13 @@ type Request struct {
 	// later versions: its answers use the nginx-push-stream template
 	// (Format is ignored) and carry Etag and Last-Modified.
 	Legacy *Cursor
+	// Encode, when set, writes the answer's messages instead of Format
+	// (the protocol-4 binary mode), with the ContentType given.
+	Encode      func([]*protocol.Message) []byte
+	ContentType string
+	// Name, when set, maps a hub channel to the id envelopes show (the
+	// shared mode keeps channels per client under internal names).
+	Name func(channel string) string
 }
 
 // Handler holds long-polling requests.
@@ -215,8 +222,20 @@ func unique(ds []delivered) []delivered {
 }
 
 func writeMessages(w http.ResponseWriter, ds []delivered, req Request) {
+	if req.Name != nil {
+		for i := range ds {
+			ds[i].channel = req.Name(ds[i].channel)
+		}
+	}
 	var body []byte
 	switch {
+	case req.Encode != nil:
+		msgs := make([]*protocol.Message, len(ds))
+		for i, d := range ds {
+			msgs[i] = d.m
+		}
+		body = req.Encode(msgs)
+		w.Header().Set("Content-Type", req.ContentType)
 	case req.Legacy != nil:
 		for _, d := range ds {
 			body = AppendLegacyEnvelope(body, d.m, d.channel)

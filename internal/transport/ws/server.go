@@ -68,10 +68,10 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	opts.defaults()
 	s := &Server{
-		opts:     opts,
-		flushq:   make(chan *Session, 4096),
-		stop:     make(chan struct{}),
-		gone:     make(chan struct{}, 1),
+		opts:   opts,
+		flushq: make(chan *Session, 4096),
+		stop:   make(chan struct{}),
+		gone:   make(chan struct{}, 1),
 	}
 	if p, err := newPoller(); err == nil {
 		s.poll = p

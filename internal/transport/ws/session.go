@@ -39,8 +39,8 @@ type Session struct {
 	prev, next *Session
 	listed     bool
 
-	raw  syscall.RawConn // set for plain TCP sockets driven by the reactor
-	fd   int
+	raw syscall.RawConn // set for plain TCP sockets driven by the reactor
+	fd  int
 
 	// Channel is the first channel the session subscribed to: the one
 	// that messages addressed to the connection itself name.

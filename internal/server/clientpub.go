@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/pb"
+)
+
+// Close codes of the push server 2.x for refused client publishes.
+const (
+	closeUnparseable = 4013
+	closeNoReceivers = 4017
+	closePrivate     = 4020
+	closeSignature   = 4021
+)
+
+// refusal is why a client publish was refused, with the close code a
+// WebSocket client gets for it.
+type refusal struct {
+	code int
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+var (
+	errUnparseable = &refusal{closeUnparseable, "unparseable request"}
+	errNoReceivers = &refusal{closeNoReceivers, "no receivers"}
+	errPrivate     = &refusal{closePrivate, "clients may not publish to private channels"}
+	errSignature   = &refusal{closeSignature, "bad channel signature"}
+)
+
+// publicChannel checks a public id and its signature, both hex, as a
+// client names a receiver, and returns the hub channel. Signatures cover
+// "public:<id>" (CPullChannel::SignPublicChannel); without a key, bare ids
+// are accepted as the PHP module then sends no signatures.
+func publicChannel(t *tenant, id, sig string) (string, *refusal) {
+	if !protocol.ValidID(id) {
+		return "", errSignature
+	}
+	if t.signer.Enabled() && !t.signer.Verify("public:"+id, sig) {
+		return "", errSignature
+	}
+	return t.ch(id), nil
+}
+
+// clientMessages turns a client's protobuf RequestBatch into messages
+// from sender (a public id, "" if the connection has none). Every message
+// must be acceptable, or none is published.
+func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message, *refusal) {
+	var batch pb.RequestBatch
+	if err := proto.Unmarshal(data, &batch); err != nil || len(batch.GetRequests()) == 0 {
+		return nil, errUnparseable
+	}
+	var out []*protocol.Message
+	for _, req := range batch.GetRequests() {
+		in := req.GetIncomingMessages()
+		if in == nil {
+			return nil, errUnparseable
+		}
+		for _, im := range in.GetMessages() {
+			if len(im.GetReceivers()) == 0 {
+				return nil, errNoReceivers
+			}
+			m := &protocol.Message{
+				Expiry: im.GetExpiry(),
+				Sender: protocol.Sender{Type: protocol.SenderClient, ID: sender},
+			}
+			for _, rc := range im.GetReceivers() {
+				if rc.GetIsPrivate() {
+					return nil, errPrivate
+				}
+				ch, bad := publicChannel(t, hex.EncodeToString(rc.GetId()), hex.EncodeToString(rc.GetSignature()))
+				if bad != nil {
+					return nil, bad
+				}
+				m.Channels = appendUnique(m.Channels, ch)
+			}
+			body := []byte(im.GetBody())
+			if !json.Valid(body) || !isObject(body) {
+				return nil, errUnparseable
+			}
+			m.Body = protocol.SanitizeBody(body)
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoReceivers
+	}
+	return out, nil
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, have := range list {
+		if have == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// publishAll publishes messages in order, stopping at the first failure.
+func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
+	for _, m := range msgs {
+		if err := s.publishMessage(ctx, m); err != nil {
+			s.metrics.publishErrors.Inc()
+			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
+			return err
+		}
+		s.metrics.published.Inc()
+	}
+	return nil
+}
+
+// binaryRequest handles a protocol-4 client frame: a RequestBatch of
+// messages for public channels. A refused batch closes the connection
+// with the push server's code.
+func (c *conn) binaryRequest(data []byte) {
+	msgs, bad := clientMessages(c.sub.t, c.sub.public, data)
+	if bad != nil {
+		c.sess.Close(bad.code, bad.msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := c.s.publishAll(ctx, msgs); err != nil {
+		c.sess.Close(1011, "message could not be stored")
+	}
+}
+
+// restRoute serves client publishes over HTTP (/bitrix/rest/,
+// /bitrix/pubweb/): the same RequestBatch as over a WebSocket, the sender
+// named by its signed CHANNEL_ID.
+func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodOptions:
+		h := w.Header()
+		h.Set("Content-Type", "text/plain")
+		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		w.WriteHeader(http.StatusOK)
+		return
+	case http.MethodPost:
+	default:
+		notFound(w)
+		return
+	}
+	t, ok := s.tenantOf(r)
+	if !ok {
+		text(w, http.StatusUnauthorized, "Unknown client id.")
+		return
+	}
+	channels, err := t.signer.ParseChannels(r.URL.Query().Get("CHANNEL_ID"))
+	if err != nil {
+		text(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sender := ""
+	for _, c := range channels {
+		if c.Public != "" {
+			sender = c.Public
+			break
+		}
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	msgs, bad := clientMessages(t, sender, body)
+	switch bad {
+	case nil:
+	case errSignature, errPrivate:
+		text(w, http.StatusForbidden, bad.msg)
+		return
+	default:
+		text(w, http.StatusBadRequest, bad.msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	defer cancel()
+	if err := s.publishAll(ctx, msgs); err != nil {
+		text(w, http.StatusServiceUnavailable, msgNotStored)
+		return
+	}
+	text(w, http.StatusOK, "")
+}
+
+// readBody reads a request body within limits.maxPayload, answering 413
+// (and closing the connection) above it and 400 for an empty body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	limit := int64(s.cfg.Limits.MaxPayload)
+	if r.ContentLength > limit {
+		tooLarge(w)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		tooLarge(w)
+		return nil, false
+	case err != nil:
+		text(w, http.StatusBadRequest, "Request body could not be read.")
+		return nil, false
+	case len(body) == 0:
+		text(w, http.StatusBadRequest, msgEmptyBody)
+		return nil, false
+	}
+	return body, true
+}

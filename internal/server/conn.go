@@ -1,0 +1,320 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gws "github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/transport/poll"
+	"github.com/pushpull/pushpull/internal/transport/ws"
+	"github.com/pushpull/pushpull/protocol"
+)
+
+// subscriber is a parsed protocol 4-5 subscribe request.
+type subscriber struct {
+	t       *tenant
+	format  int      // textFrames, jsonFrames, binaryFrames or rpcFrames
+	ids     []string // hub channels: private ids, their public ids, the user channel
+	public  string   // the connection's own public id (bare hex), "" if none
+	user    string   // protocol 5 with a token: the user id, "" if none
+	mid     string
+	private []string // bare private ids, for listChannels
+}
+
+// subscribeV45 serves the subscribe requests that need more than
+// protocol 3: binary and JSON-RPC modes, tokens, the shared mode and
+// channel entries that pair a private with a public id. It reports false
+// for everything else, which the protocol 1-3 path serves.
+func (s *Server) subscribeV45(w http.ResponseWriter, r *http.Request, q url.Values) bool {
+	rawIDs := q.Get("CHANNEL_ID")
+	paired := strings.Contains(rawIDs, ":") || strings.Contains(strings.ToUpper(rawIDs), "%3A")
+	rpc, binary := q.Get("jsonRpc") == "true", q.Get("binaryMode") == "true"
+	if !rpc && !binary && !paired && q.Get("token") == "" && !s.shared() {
+		return false
+	}
+	sub, status, msg := s.parseSubscriber(r, q)
+	if status != 0 {
+		text(w, status, msg)
+		return true
+	}
+	if isUpgrade(r) {
+		s.serveConn(w, r, sub)
+		return true
+	}
+	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: poll.Text, Name: bareChannel}
+	switch sub.format {
+	case binaryFrames:
+		// Protocol 4 long polls get the ResponseBatch a WebSocket frame
+		// would carry.
+		req.Encode, req.ContentType = encodeBatch, "application/octet-stream"
+	case jsonFrames:
+		req.Format = poll.JSON
+	}
+	// Protocol-5 clients do not long-poll; one that does gets text.
+	w.Header().Set("Content-Type", "text/plain")
+	s.poll.Serve(w, r, req)
+	return true
+}
+
+func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, int, string) {
+	t, ok := s.tenantOf(r)
+	if !ok {
+		return nil, http.StatusUnauthorized, "Unknown client id."
+	}
+	sub := &subscriber{t: t, format: textFrames}
+	switch {
+	case q.Get("jsonRpc") == "true":
+		sub.format = rpcFrames
+	case q.Get("binaryMode") == "true":
+		sub.format = binaryFrames
+	case q.Get("format") == "json":
+		sub.format = jsonFrames
+	}
+	if mid := q.Get("mid"); protocol.ValidMID(mid) {
+		sub.mid = mid
+	}
+	var channels []protocol.Channel
+	if token := q.Get("token"); token != "" {
+		if !t.signer.Enabled() {
+			return nil, http.StatusUnauthorized, "Tokens need a security key."
+		}
+		claims, err := protocol.VerifyJWT(token, t.key, time.Now())
+		if err != nil {
+			s.log.Debug("token refused", "err", err)
+			return nil, http.StatusUnauthorized, "Token is not valid."
+		}
+		for _, c := range claims.Channels {
+			id, pub, _ := strings.Cut(c, ":")
+			if !protocol.ValidID(id) || pub != "" && !protocol.ValidID(pub) {
+				return nil, http.StatusUnauthorized, "Token is not valid."
+			}
+			channels = append(channels, protocol.Channel{ID: id, Public: pub})
+		}
+		if claims.Subject != "" {
+			if _, err := strconv.ParseUint(claims.Subject, 10, 63); err != nil {
+				return nil, http.StatusUnauthorized, "Token is not valid."
+			}
+			sub.user = claims.Subject
+		}
+		if len(channels) == 0 && sub.user == "" {
+			return nil, http.StatusBadRequest, protocol.ErrNoChannel.Error()
+		}
+	} else {
+		var err error
+		if channels, err = t.signer.ParseChannels(q.Get("CHANNEL_ID")); err != nil {
+			return nil, http.StatusBadRequest, err.Error()
+		}
+	}
+	for _, c := range channels {
+		sub.private = append(sub.private, c.ID)
+		sub.ids = append(sub.ids, t.ch(c.ID))
+		if c.Public != "" {
+			// A publish to the public id reaches the connection too.
+			sub.ids = append(sub.ids, t.ch(c.Public))
+			if sub.public == "" {
+				sub.public = c.Public
+			}
+		}
+	}
+	if sub.user != "" {
+		sub.ids = append(sub.ids, t.userChannel(sub.user))
+	}
+	sub.ids = unique(sub.ids)
+	return sub, 0, ""
+}
+
+func unique(ids []string) []string {
+	out := ids[:0]
+	for i, id := range ids {
+		dup := false
+		for _, o := range ids[:i] {
+			dup = dup || o == id
+		}
+		if !dup {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// conn is a protocol 4-5 WebSocket connection.
+type conn struct {
+	s    *Server
+	sess *ws.Session
+	sub  *subscriber
+	id   string // unique on this process, for presence
+
+	// Client frames are handled in order on a goroutine of their own,
+	// as they may wait for the engine; the reactor only queues them.
+	work chan []byte
+	done chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	statuses map[string]struct{} // users whose status changes it follows
+
+	// The connection's presence is recorded and removed on goroutines of
+	// their own; these make the removal win whatever order they run in.
+	presenceMu sync.Mutex
+	joined     bool
+	left       bool
+}
+
+// maxPendingFrames bounds the client frames waiting to be handled: a
+// client that sends faster than they are handled is disconnected.
+const maxPendingFrames = 64
+
+func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscriber) {
+	sess, err := s.ws.Upgrade(w, r)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	c := &conn{
+		s: s, sess: sess, sub: sub,
+		id:   strconv.FormatUint(s.connSeq.Add(1), 10),
+		work: make(chan []byte, maxPendingFrames),
+		done: make(chan struct{}),
+	}
+	sess.Channel = sub.ids[0]
+	format := sub.format
+	s.formats.Store(sess, format)
+	s.hub.Subscribe(sess, sub.ids)
+	var onMessage ws.MessageHandler
+	if format == binaryFrames || format == rpcFrames {
+		onMessage = c.received
+		go c.run()
+	}
+	if format == rpcFrames {
+		sess.SetKeepalive(ws.TextFrame([]byte("ping")))
+	}
+	sess.Start(func(p *hub.Prepared, channel string) []byte {
+		switch {
+		case format == binaryFrames:
+			channel = "" // one encoding for every channel
+		case format == rpcFrames && channelUser(channel) == "":
+			channel = ""
+		}
+		return p.Encoded(hub.Key{Format: format, Channel: channel}, frameEncoders[format])
+	}, onMessage, c.gone)
+	ctx := r.Context()
+	s.engine.Subscribed(ctx, sub.ids)
+	if sub.user != "" {
+		go c.presence(true)
+	}
+	var history []*protocol.Message
+	if sub.mid != "" {
+		if history, err = s.engine.Since(ctx, sub.ids, sub.mid); err != nil {
+			s.log.Warn("history unavailable", "err", err)
+			sess.Close(1011, "history unavailable")
+			return
+		}
+	}
+	sess.Live(history, func(m *protocol.Message) string { return poll.FirstChannel(m, sub.ids) })
+}
+
+// gone runs once the session is gone.
+func (c *conn) gone() {
+	c.mu.Lock()
+	c.closed = true
+	statuses := make([]string, 0, len(c.statuses))
+	for ch := range c.statuses {
+		statuses = append(statuses, ch)
+	}
+	c.statuses = nil
+	c.mu.Unlock()
+	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
+	c.s.hub.Unsubscribe(c.sess, statuses)
+	c.s.formats.Delete(c.sess)
+	close(c.done)
+	if c.sub.user != "" {
+		go c.presence(false)
+	}
+}
+
+// received queues a client data frame.
+func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
+	if c.sub.format == rpcFrames && op == gws.OpText {
+		// Keepalive answers and delivery acknowledgements need nothing.
+		if string(payload) == "pong" || strings.HasPrefix(string(payload), "mack:") {
+			return
+		}
+	}
+	if c.sub.format == binaryFrames && op != gws.OpBinary {
+		return
+	}
+	select {
+	case c.work <- append([]byte(nil), payload...):
+	default:
+		c.sess.Close(1008, "too many requests")
+	}
+}
+
+func (c *conn) run() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case data := <-c.work:
+			if c.sub.format == binaryFrames {
+				c.binaryRequest(data)
+			} else {
+				c.rpcRequest(data)
+			}
+		}
+	}
+}
+
+// presence records the user's connection or its end and tells the
+// user's status subscribers when the user came online or went offline.
+func (c *conn) presence(online bool) {
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
+	if online && c.left || !online && (c.left || !c.joined) {
+		c.left = c.left || !online
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	t, user := c.sub.t, c.sub.user
+	var change bool
+	var err error
+	if online {
+		c.joined = true
+		change, err = c.s.engine.UserConnected(ctx, t.user(user), c.id)
+	} else {
+		c.left = true
+		change, err = c.s.engine.UserDisconnected(ctx, t.user(user), c.id)
+	}
+	if err != nil {
+		c.s.log.Warn("presence", "err", err)
+		return
+	}
+	if !change {
+		return
+	}
+	now := time.Now()
+	body := `{"module_id":"online","command":"userStatusChange","params":{"user_id":` + user +
+		`,"online":` + strconv.FormatBool(online) + `},"extra":{"server_time":"` + now.UTC().Format(time.RFC3339) +
+		`","server_time_unix":` + strconv.FormatInt(now.Unix(), 10) + `}}`
+	m := &protocol.Message{Channels: []string{t.statusChannel(user)}, Body: []byte(body), Expiry: 60}
+	if err := c.s.publishMessage(ctx, m); err != nil {
+		c.s.log.Warn("status change not published", "err", err)
+	}
+}
+
+// sessionFormat is the frame format of a session: what serveConn stored,
+// else text.
+func (s *Server) sessionFormat(sess *ws.Session) int {
+	if f, ok := s.formats.Load(sess); ok {
+		return f.(int)
+	}
+	return textFrames
+}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/pb"
+)
+
+func TestIncomingMessage(t *testing.T) {
+	m := &protocol.Message{
+		MID: protocol.FormatMID(1700000000, 3), Body: []byte(`{"module_id":"im","command":"c","params":{}}`),
+		Created: time.Unix(1700000001, 0), Expiry: 60,
+		Sender:     protocol.Sender{Type: protocol.SenderClient, ID: "0123456789abcdef0123456789abcdef"},
+		UserParams: map[string]json.RawMessage{"7": json.RawMessage(`{"u":7}`)},
+		Dictionary: json.RawMessage(`{"d":1}`),
+	}
+	type params struct {
+		MID        string          `json:"mid"`
+		Body       json.RawMessage `json:"body"`
+		UserParams json.RawMessage `json:"user_params"`
+		Dictionary json.RawMessage `json:"dictionary"`
+		Created    int64           `json:"created"`
+	}
+	decode := func(channel string) params {
+		var n struct {
+			JSONRPC, Method string
+			Params          params
+		}
+		b := appendIncomingMessage(nil, m, channel)
+		if err := json.Unmarshal(b, &n); err != nil || n.Method != "incoming.message" {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return n.Params
+	}
+	p := decode("c|user:7")
+	if p.MID != m.MID || string(p.Body) != string(m.Body) || string(p.UserParams) != `{"u":7}` || string(p.Dictionary) != `{"d":1}` || p.Created != 1700000001 {
+		t.Errorf("user 7: %+v", p)
+	}
+	if p := decode("user:8"); p.UserParams != nil {
+		t.Errorf("user 8 got %s", p.UserParams)
+	}
+	// A body that is not an object is wrapped into one.
+	m.Body = []byte(`"text"`)
+	if p := decode(""); string(p.Body) != `{"module_id":"","command":"","params":{"text":"text"},"extra":{}}` {
+		t.Errorf("wrapped body %s", p.Body)
+	}
+}
+
+func TestBinaryFrame(t *testing.T) {
+	m := &protocol.Message{MID: protocol.FormatMID(1700000000, 12), Body: []byte(`{}`), Created: time.Unix(5, 0)}
+	var rb pb.ResponseBatch
+	if err := proto.Unmarshal(appendBinary(nil, m), &rb); err != nil {
+		t.Fatal(err)
+	}
+	om := rb.GetResponses()[0].GetOutgoingMessages().GetMessages()[0]
+	if hex.EncodeToString(om.GetId()) != m.MID || om.GetSender().GetType() != pb.SenderType_BACKEND || om.GetCreated() != 5 {
+		t.Errorf("decoded %v", om)
+	}
+}

@@ -1,0 +1,87 @@
+const START = "#!NGINXNMS!#";
+const END = "#!NGINXNME!#";
+/**
+ * Parses what one WebSocket frame or long-polling answer holds: any number
+ * of text envelopes `#!NGINXNMS!#{...}#!NGINXNME!#` (the server may put
+ * several in one frame), or a JSON array of envelope objects
+ * (`format=json`). Envelopes that are not valid JSON or carry no command
+ * are skipped: one bad message must not cost the others. Unlike the stock
+ * clients' pattern match, an envelope spanning lines is still read.
+ */
+export function parseFrame(data) {
+    const out = [];
+    const trimmed = data.trimStart();
+    if (trimmed.startsWith("[")) {
+        let list;
+        try {
+            list = JSON.parse(trimmed);
+        }
+        catch {
+            return out;
+        }
+        if (Array.isArray(list)) {
+            for (const item of list)
+                pushEnvelope(out, item);
+        }
+        return out;
+    }
+    let pos = 0;
+    for (;;) {
+        const start = data.indexOf(START, pos);
+        if (start < 0)
+            break;
+        const end = data.indexOf(END, start + START.length);
+        if (end < 0)
+            break;
+        const body = data.slice(start + START.length, end);
+        pos = end + END.length;
+        let obj;
+        try {
+            obj = JSON.parse(body);
+        }
+        catch {
+            continue;
+        }
+        pushEnvelope(out, obj);
+    }
+    return out;
+}
+function pushEnvelope(out, v) {
+    if (!isObject(v))
+        return;
+    let text = v.text;
+    if (typeof text === "string") {
+        // Some publishers send the command as a JSON string.
+        try {
+            text = JSON.parse(text);
+        }
+        catch {
+            return;
+        }
+    }
+    if (!isMessage(text))
+        return;
+    const e = { text };
+    if (typeof v.id === "number")
+        e.id = v.id;
+    if (typeof v.mid === "string" && v.mid !== "")
+        e.mid = v.mid;
+    if (typeof v.channel === "string")
+        e.channel = v.channel;
+    if (typeof v.tag === "string")
+        e.tag = v.tag;
+    if (typeof v.time === "string")
+        e.time = v.time;
+    out.push(e);
+}
+/** Whether v has the shape of a command: module_id and command strings. */
+export function isMessage(v) {
+    if (!isObject(v) || typeof v.module_id !== "string" || typeof v.command !== "string")
+        return false;
+    if (!isObject(v.params))
+        v.params = {};
+    return true;
+}
+function isObject(v) {
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,142 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/backend"
+	"github.com/pushpull/pushpull/internal/config"
+	"github.com/pushpull/pushpull/internal/engine"
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/server"
+	"github.com/pushpull/pushpull/internal/store"
+)
+
+// testServer is a real pushpull server running in the test process, in
+// the stock two-server layout, with memory storage.
+type testServer struct {
+	Key        string // security.key
+	BackendKey string
+	SubURL     string // http://127.0.0.1:port/bitrix/sub/
+	WSURL      string // ws://127.0.0.1:port/bitrix/subws/
+	BackendURL string // http://127.0.0.1:port/pushpull/
+	PubURL     string
+	StatsURL   string
+
+	stop context.CancelFunc
+	done chan error
+}
+
+// startServer starts a server with the given keys; an empty backendKey
+// leaves the backend API off.
+func startServer(key, backendKey string) (*testServer, error) {
+	cfg := config.Default()
+	sub, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Servers[0].Port, cfg.Servers[1].Port = sub, pub
+	cfg.Security.Key, cfg.Security.BackendKey = key, backendKey
+	cfg.ShutdownTimeout = 5
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	h := hub.New()
+	mem := store.NewMemory(store.TTLs{Message: time.Hour, Channel: time.Hour}, nil)
+	go mem.Run(ctx, time.Second)
+	late := &lateCounters{}
+	eng := engine.NewLocal(mem, h, late, cfg.UniqueID())
+	srv, err := server.New(cfg, eng, h, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	late.s.Store(srv)
+	api, err := backend.FromConfig(cfg, eng, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	srv.SetBackend(api)
+	go api.Run(ctx, time.Second)
+	if err := srv.Listen(); err != nil {
+		cancel()
+		api.Close()
+		return nil, err
+	}
+	ts := &testServer{
+		Key:        key,
+		BackendKey: backendKey,
+		SubURL:     "http://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/sub/",
+		WSURL:      "ws://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/subws/",
+		BackendURL: "http://127.0.0.1:" + strconv.Itoa(pub) + "/pushpull/",
+		PubURL:     "http://127.0.0.1:" + strconv.Itoa(pub) + "/bitrix/pub/",
+		StatsURL:   "http://127.0.0.1:" + strconv.Itoa(pub) + "/server-stat/",
+		stop:       cancel,
+		done:       make(chan error, 1),
+	}
+	go func() {
+		err := srv.Serve(ctx)
+		api.Close()
+		eng.Close()
+		ts.done <- err
+	}()
+	// Serve starts its listeners' loops in goroutines: wait until one answers.
+	for range 200 {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(pub) + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return ts, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Close()
+	return nil, errors.New("the test server does not answer")
+}
+
+// Close stops the server and waits until it has stopped.
+func (s *testServer) Close() error {
+	s.stop()
+	return <-s.done
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lateCounters reaches the server, built after the engine that reports
+// its connection counts.
+type lateCounters struct{ s atomic.Pointer[server.Server] }
+
+func (l *lateCounters) WebSockets() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).WebSockets()
+	}
+	return 0
+}
+
+func (l *lateCounters) Pollings() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).Pollings()
+	}
+	return 0
+}

@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// npmCI installs dir's locked dependencies when node_modules is missing.
+func npmCI(t *testing.T, dir string) {
+	t.Helper()
+	if err := prepareSDK(); err != nil { // checks Node.js 20+
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err == nil {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// runNode runs `node --test` on dir with env added, logging its report.
+func runNode(t *testing.T, dir string, env ...string) {
+	t.Helper()
+	cmd := exec.Command("node", "--test", "--test-reporter=spec")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("node --test in %s:\n%s", dir, out)
+	if err != nil {
+		t.Fatalf("node --test in %s: %v", dir, err)
+	}
+}
+
+// TestClientUnit runs the browser client's unit tests (backoff, parsing,
+// the connection state machine on fake timers, the backend poll schedule)
+// and checks that the committed js/dist is the build of js/src.
+func TestClientUnit(t *testing.T) {
+	dir := filepath.Join(moduleRoot, "js")
+	npmCI(t, dir)
+	runNode(t, dir)
+}
+
+// TestBrowser runs test/browser: the client in headless Chromium against
+// this binary (WebSocket, fallback to long polling, recovery after a
+// network drop, channel_expire, the demo page). It needs Debian's
+// chromium (apt-get install chromium) or PUSHPULL_CHROMIUM.
+func TestBrowser(t *testing.T) {
+	chromium := os.Getenv("PUSHPULL_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("no Chromium at %s (apt-get install chromium, or set PUSHPULL_CHROMIUM): %v", chromium, err)
+	}
+	dir := filepath.Join(moduleRoot, "test", "browser")
+	npmCI(t, dir)
+
+	const key, backendKey = "browser-test-key", "browser-backend-key"
+	srv := startServer(t, map[string]any{
+		"security": map[string]any{"key": key, "backendKey": backendKey},
+		"servers": []any{
+			map[string]any{"name": "sub", "routes": map[string]any{
+				"sub":  []any{"/bitrix/sub/", "/bitrix/subws/"},
+				"demo": "/demo/",
+			}},
+			map[string]any{"name": "pub", "routes": map[string]any{"pub": "/bitrix/pub/", "backend": "/pushpull/"}},
+		},
+	})
+	runNode(t, dir,
+		"PUSHPULL_SUB=http://127.0.0.1:"+strconv.Itoa(srv.Ports[0]),
+		"PUSHPULL_PUB="+srv.PubURL,
+		"PUSHPULL_KEY="+key,
+		"PUSHPULL_BACKEND=http://127.0.0.1:"+strconv.Itoa(srv.Ports[1])+"/pushpull/",
+		"PUSHPULL_BACKEND_KEY="+backendKey,
+		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(freePort(t)),
+		"PUSHPULL_CHROMIUM="+chromium,
+	)
+}
