@@ -44,7 +44,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	late.s.Store(srv)
-	api, err := backend.FromConfig(cfg, eng, log)
+	api, err := backend.FromConfig(cfg, srv.Engine(), log)
 	if err != nil {
 		return err
 	}

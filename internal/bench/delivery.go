@@ -3,10 +3,15 @@ package bench
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pushpull/pushpull/protocol/pb"
 )
 
 // DeliveryResult is the outcome of a publish-and-deliver scenario.
@@ -116,12 +121,22 @@ func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, err
 				defer p.Close()
 				var body []byte
 				for ctx.Err() == nil {
-					i := next.Add(1) - 1
+					n := int64(max(o.Batch, 1))
+					i := next.Add(n) - n
 					if i >= int64(msgs) {
 						return
 					}
-					body = AppendTickBody(body[:0], i, time.Now().UnixNano())
-					if st.record(p.Publish(channels[i%int64(len(channels))], body)) {
+					var err error
+					if o.Batch > 1 {
+						body, err = appendBatch(body[:0], channels, i, min(i+n, int64(msgs)))
+						if err == nil {
+							err = p.PublishBatch(body)
+						}
+					} else {
+						body = AppendTickBody(body[:0], i, time.Now().UnixNano())
+						err = p.Publish(channels[i%int64(len(channels))], body)
+					}
+					if st.record(err) {
 						next.Store(int64(msgs)) // stop the others too
 						return
 					}
@@ -276,4 +291,25 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		o.logf("%s: the server dropped %d subscribers (first: %v)", scenario, dropped, dropErr)
 	}
 	return r, nil
+}
+
+// appendBatch appends a protocol-4 RequestBatch with messages from to to-1,
+// each to one channel round-robin, as the Bitrix backend sends them.
+func appendBatch(dst []byte, channels []string, from, to int64) ([]byte, error) {
+	in := make([]*pb.IncomingMessage, 0, to-from)
+	now := time.Now().UnixNano()
+	for i := from; i < to; i++ {
+		id, err := hex.DecodeString(channels[i%int64(len(channels))])
+		if err != nil {
+			return nil, fmt.Errorf("batch publish needs hex channel ids: %w", err)
+		}
+		in = append(in, &pb.IncomingMessage{
+			Receivers: []*pb.Receiver{{Id: id, IsPrivate: proto.Bool(true)}},
+			Body:      proto.String(string(AppendTickBody(nil, i, now))),
+		})
+	}
+	req := &pb.RequestBatch{Requests: []*pb.Request{{Command: &pb.Request_IncomingMessages{
+		IncomingMessages: &pb.IncomingMessagesRequest{Messages: in},
+	}}}}
+	return proto.MarshalOptions{}.MarshalAppend(dst, req)
 }

@@ -20,6 +20,7 @@ import (
 type Publisher struct {
 	addr   string // host:port
 	head   []byte // "POST /path?CHANNEL_ID=" (or "...&CHANNEL_ID=")
+	binary []byte // "POST /path?binaryMode=true"
 	host   string
 	nc     net.Conn
 	br     *bufio.Reader
@@ -49,8 +50,9 @@ func NewPublisher(pubURL string) (*Publisher, error) {
 	if u.RawQuery != "" {
 		head += u.RawQuery + "&"
 	}
+	binary := head + "binaryMode=true"
 	head += "CHANNEL_ID="
-	return &Publisher{addr: addr, host: u.Host, head: []byte(head)}, nil
+	return &Publisher{addr: addr, host: u.Host, head: []byte(head), binary: []byte(binary)}, nil
 }
 
 // StatusError is a publish the server did not answer with 200.
@@ -65,9 +67,23 @@ func (e *StatusError) Error() string { return fmt.Sprintf("publish answered %d %
 func (p *Publisher) Publish(channel string, body []byte) error {
 	p.req = append(p.req[:0], p.head...)
 	p.req = append(p.req, channel...)
+	return p.send("application/json", body)
+}
+
+// PublishBatch posts a protocol-4 RequestBatch (protobuf), the way the
+// Bitrix backend publishes many messages in one request.
+func (p *Publisher) PublishBatch(batch []byte) error {
+	p.req = append(p.req[:0], p.binary...)
+	return p.send("application/octet-stream", batch)
+}
+
+// send completes the request line begun in p.req and posts body.
+func (p *Publisher) send(contentType string, body []byte) error {
 	p.req = append(p.req, " HTTP/1.1\r\nHost: "...)
 	p.req = append(p.req, p.host...)
-	p.req = append(p.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	p.req = append(p.req, "\r\nContent-Type: "...)
+	p.req = append(p.req, contentType...)
+	p.req = append(p.req, "\r\nContent-Length: "...)
 	p.req = strconv.AppendInt(p.req, int64(len(body)), 10)
 	p.req = append(p.req, "\r\n\r\n"...)
 	p.req = append(p.req, body...)

@@ -30,6 +30,7 @@ type Options struct {
 	Messages    int    // fanout: 500; unicast: 100,000
 	Rate        float64
 	Concurrency int           // unicast: concurrent publishers (8)
+	Batch       int           // unicast: messages per publish request; above 1 as protocol-4 RequestBatch
 	Drain       time.Duration // how long to wait for late deliveries (5 s)
 	Settle      time.Duration // idle: longest wait for the server's memory to settle (60 s)
 	Log         io.Writer     // progress; nil for none

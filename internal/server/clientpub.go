@@ -110,7 +110,7 @@ func appendUnique(list []string, s string) []string {
 // publishAll publishes messages in order, stopping at the first failure.
 func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
 	for _, m := range msgs {
-		if err := s.publishMessage(ctx, m); err != nil {
+		if err := s.engine.Publish(ctx, m); err != nil {
 			s.metrics.publishErrors.Inc()
 			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
 			return err

@@ -305,7 +305,7 @@ func (c *conn) presence(online bool) {
 		`,"online":` + strconv.FormatBool(online) + `},"extra":{"server_time":"` + now.UTC().Format(time.RFC3339) +
 		`","server_time_unix":` + strconv.FormatInt(now.Unix(), 10) + `}}`
 	m := &protocol.Message{Channels: []string{t.statusChannel(user)}, Body: []byte(body), Expiry: 60}
-	if err := c.s.publishMessage(ctx, m); err != nil {
+	if err := c.s.engine.Publish(ctx, m); err != nil {
 		c.s.log.Warn("status change not published", "err", err)
 	}
 }

@@ -85,7 +85,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
 	defer cancel()
 	start := time.Now()
-	if err := s.publishMessage(ctx, m); err != nil {
+	if err := s.engine.Publish(ctx, m); err != nil {
 		s.metrics.publishErrors.Inc()
 		s.log.Warn("publish failed", "err", err, "channels", len(ids))
 		text(w, http.StatusServiceUnavailable, msgNotStored)
@@ -95,19 +95,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
-}
-
-// errDraining refuses publishes that arrive during a graceful stop.
-var errDraining = errors.New("server is shutting down")
-
-// publishMessage hands m to the engine unless the server is stopping.
-func (s *Server) publishMessage(ctx context.Context, m *protocol.Message) error {
-	s.pubMu.RLock()
-	defer s.pubMu.RUnlock()
-	if s.draining {
-		return errDraining
-	}
-	return s.engine.Publish(ctx, m)
 }
 
 // tooLarge answers 413 and closes the connection, as the original does.

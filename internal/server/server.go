@@ -51,14 +51,14 @@ type Server struct {
 	idleMu sync.Mutex
 	fresh  map[net.Conn]struct{}
 
-	// Publishes hold pubMu for reading while they store and broadcast; a
-	// graceful stop takes it for writing, so every publish answered 200
-	// is queued to the subscribers before they are told to reconnect.
-	pubMu    sync.RWMutex
-	draining bool
+	gate *drainEngine // s.engine: refuses publishes once a stop began
 
 	backend http.Handler // the backend API; nil: its routes answer 404
 }
+
+// Engine returns the engine publishes of this process must go through:
+// the server's own, gated so that a graceful stop loses none.
+func (s *Server) Engine() engine.Engine { return s.engine }
 
 // SetBackend serves h on the backend routes. Call it before Listen.
 func (s *Server) SetBackend(h http.Handler) { s.backend = h }
@@ -69,12 +69,14 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 	if err != nil {
 		return nil, fmt.Errorf("security.algo: %w", err)
 	}
+	gate := &drainEngine{Engine: e}
 	s := &Server{
 		cfg:    cfg,
 		log:    log,
 		signer: signer,
 		hub:    h,
-		engine: e,
+		engine: gate,
+		gate:   gate,
 		ws: ws.NewServer(ws.Options{
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,
@@ -217,9 +219,7 @@ func (s *Server) shutdown() {
 		}()
 	}
 	s.closeFresh()
-	s.pubMu.Lock()
-	s.draining = true
-	s.pubMu.Unlock()
+	s.gate.drain()
 	restart := serverRestart()
 	if err := s.engine.Reserve(sctx, restart); err != nil {
 		s.log.Warn("no id for the restart message", "err", err)
