@@ -182,7 +182,7 @@ type sub struct{ got []*protocol.Message }
 
 func (s *sub) Deliver(p *hub.Prepared, _ string) { s.got = append(s.got, p.Msg) }
 
-func newService(t *testing.T, h *hub.Hub, clk *clock) *Service {
+func newService(t testing.TB, h *hub.Hub, clk *clock) *Service {
 	t.Helper()
 	signer, _ := protocol.NewSigner("key", "sha1")
 	e := engine.NewLocal(store.NewMemory(store.DefaultTTLs, nil), h, zero{}, "test")
