@@ -9,15 +9,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/pushpull/pushpull/internal/backend"
+	"github.com/pushpull/pushpull/internal/app"
 	"github.com/pushpull/pushpull/internal/config"
-	"github.com/pushpull/pushpull/internal/engine"
-	"github.com/pushpull/pushpull/internal/hub"
-	"github.com/pushpull/pushpull/internal/server"
-	"github.com/pushpull/pushpull/internal/store"
 )
 
 // testServer is a real pushpull server running in the test process, in
@@ -55,27 +50,9 @@ func startServer(key, backendKey string) (*testServer, error) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	h := hub.New()
-	mem := store.NewMemory(store.TTLs{Message: time.Hour, Channel: time.Hour}, nil)
-	go mem.Run(ctx, time.Second)
-	late := &lateCounters{}
-	eng := engine.NewLocal(mem, h, late, cfg.UniqueID())
-	srv, err := server.New(cfg, eng, h, log)
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
-		return nil, err
-	}
-	late.s.Store(srv)
-	api, err := backend.FromConfig(cfg, eng, log)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	srv.SetBackend(api)
-	go api.Run(ctx, time.Second)
-	if err := srv.Listen(); err != nil {
-		cancel()
-		api.Close()
 		return nil, err
 	}
 	ts := &testServer{
@@ -89,12 +66,7 @@ func startServer(key, backendKey string) (*testServer, error) {
 		stop:       cancel,
 		done:       make(chan error, 1),
 	}
-	go func() {
-		err := srv.Serve(ctx)
-		api.Close()
-		eng.Close()
-		ts.done <- err
-	}()
+	go func() { ts.done <- a.Run(ctx) }()
 	// Serve starts its listeners' loops in goroutines: wait until one answers.
 	for range 200 {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(pub) + "/healthz")
@@ -121,22 +93,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lateCounters reaches the server, built after the engine that reports
-// its connection counts.
-type lateCounters struct{ s atomic.Pointer[server.Server] }
-
-func (l *lateCounters) WebSockets() int64 {
-	if s := l.s.Load(); s != nil {
-		return server.Counters(s).WebSockets()
-	}
-	return 0
-}
-
-func (l *lateCounters) Pollings() int64 {
-	if s := l.s.Load(); s != nil {
-		return server.Counters(s).Pollings()
-	}
-	return 0
 }

@@ -1,0 +1,148 @@
+// Package app assembles one pushpull process from its configuration: the
+// engine its storage names, the HTTP server, the backend API, and their
+// order of start and stop.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/backend"
+	"github.com/pushpull/pushpull/internal/config"
+	"github.com/pushpull/pushpull/internal/engine"
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/redisengine"
+	"github.com/pushpull/pushpull/internal/server"
+	"github.com/pushpull/pushpull/internal/store"
+)
+
+// App is a process ready to serve: its listeners are bound.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	engine  engine.Engine
+	server  *server.Server
+	backend *backend.Service
+	late    *lateServer
+}
+
+// New builds the process for cfg and binds its listeners. ctx bounds the
+// engine's background work.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, late: &lateServer{}}
+	h := hub.New()
+	eng, err := a.newEngine(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	a.engine = eng
+	if a.server, err = server.New(cfg, eng, h, log); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	a.late.s.Store(a.server)
+	// The backend publishes through the server's engine, so that a
+	// graceful stop loses none of its messages either.
+	if a.backend, err = backend.FromConfig(cfg, a.server.Engine(), log); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	a.server.SetBackend(a.backend)
+	if err := a.server.Listen(); err != nil {
+		a.backend.Close()
+		eng.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Addrs returns the bound address of each configured server, in order.
+func (a *App) Addrs() []net.Addr { return a.server.Addrs() }
+
+// Run serves until ctx ends, then stops gracefully and releases everything.
+func (a *App) Run(ctx context.Context) error {
+	go a.backend.Run(ctx, time.Second)
+	err := a.server.Serve(ctx)
+	// Every publish has finished by now: what a snapshot holds is all that
+	// was accepted.
+	if a.late.snapshot != nil {
+		a.late.snapshot()
+	}
+	a.backend.Close()
+	a.engine.Close()
+	return err
+}
+
+func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) {
+	cfg, log := a.cfg, a.log
+	ttl := store.TTLs{
+		Message: config.Seconds(cfg.Storage.MessageTTL),
+		Channel: config.Seconds(cfg.Storage.ChannelTTL),
+	}
+	uid := cfg.UniqueID()
+	switch cfg.Storage.Type {
+	case "", "memory":
+		mem := store.NewMemory(ttl, nil)
+		if path := cfg.Storage.Snapshot; path != "" {
+			loaded, err := mem.LoadSnapshot(path)
+			if err != nil {
+				return nil, fmt.Errorf("storage.snapshot: %w", err)
+			}
+			if loaded {
+				n, _ := mem.Len()
+				log.Info("history restored", "snapshot", path, "messages", n)
+			}
+			a.late.snapshot = func() {
+				if err := mem.SaveSnapshot(path); err != nil {
+					log.Error("history not saved", "snapshot", path, "err", err)
+					return
+				}
+				n, _ := mem.Len()
+				log.Info("history saved", "snapshot", path, "messages", n)
+			}
+		}
+		go mem.Run(ctx, time.Second)
+		return engine.NewLocal(mem, h, a.late, uid), nil
+	case "redis":
+		o := redisengine.OptionsFromConfig(cfg)
+		o.TTLs = ttl
+		o.ProcessUniqueID = uid
+		o.Log = log
+		o.OnResync = a.late.Resync
+		return redisengine.New(ctx, o, h, a.late)
+	default:
+		return nil, fmt.Errorf("storage.type: %q is not supported", cfg.Storage.Type)
+	}
+}
+
+// lateServer reaches the server, which is built after the engine that
+// reports its connection counts and asks it to resync; the engine's
+// goroutines may call it before the server exists.
+type lateServer struct {
+	s        atomic.Pointer[server.Server]
+	snapshot func() // saves the memory store; nil without a snapshot file
+}
+
+func (l *lateServer) WebSockets() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).WebSockets()
+	}
+	return 0
+}
+
+func (l *lateServer) Pollings() int64 {
+	if s := l.s.Load(); s != nil {
+		return server.Counters(s).Pollings()
+	}
+	return 0
+}
+
+func (l *lateServer) Resync() {
+	if s := l.s.Load(); s != nil {
+		s.Resync()
+	}
+}
