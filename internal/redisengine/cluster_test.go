@@ -8,17 +8,19 @@ import (
 	"testing"
 
 	"github.com/redis/rueidis"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 // startCluster starts a Redis Cluster of three masters and returns their
 // addresses once every slot is served.
 func startCluster(t *testing.T) []string {
 	t.Helper()
-	cli := redisBinary(t, "redis-cli")
+	cli := redistest.Binary(t, "redis-cli")
 	var addrs []string
 	for range 3 {
-		r := startRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
-		addrs = append(addrs, r.addr())
+		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+		addrs = append(addrs, r.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -26,8 +27,8 @@ const (
 )
 
 func TestPublishSinceLast(t *testing.T) {
-	r := startRedis(t)
-	e := newEngine(t, opts(r.addr()))
+	r := redistest.Start(t)
+	e := newEngine(t, opts(r.Addr()))
 	waitReady(t, e)
 	ctx := context.Background()
 	rec := newRecorder(e.hub, chA)
@@ -98,8 +99,8 @@ func TestPublishSinceLast(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.TTLs = store.TTLs{Message: 300 * time.Millisecond, Channel: time.Hour}
 	e := newEngine(t, o)
 	o.TTLs.Message = time.Hour
@@ -123,7 +124,7 @@ func TestExpiry(t *testing.T) {
 	if got := short.Expires.Sub(short.Created); got != time.Second {
 		t.Fatalf("expiry 1 kept %v", got)
 	}
-	ttl, err := raw(t, r.addr()).Do(ctx, rawCmd("PTTL", "message:"+short.MID)).AsInt64()
+	ttl, err := raw(t, r.Addr()).Do(ctx, rawCmd("PTTL", "message:"+short.MID)).AsInt64()
 	if err != nil || ttl <= 0 || ttl > 1000 {
 		t.Fatalf("message key PTTL %d, %v", ttl, err)
 	}
@@ -142,14 +143,14 @@ func TestExpiry(t *testing.T) {
 
 // A message that expired on its way through pub/sub is not delivered.
 func TestExpiredNotDelivered(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.TTLs = store.TTLs{Message: time.Minute, Channel: time.Hour}
 	e := newEngine(t, o)
 	waitReady(t, e)
 	rec := newRecorder(e.hub, chA)
 	ctx := context.Background()
-	rc := raw(t, r.addr())
+	rc := raw(t, r.Addr())
 	old := &protocol.Message{MID: protocol.FormatMID(time.Now().Unix(), 1), Channels: []string{chA},
 		Body: []byte(`"old"`), Created: time.Now().Add(-2 * time.Minute)}
 	if err := rc.Do(ctx, rawCmd("PUBLISH", "pushserver:other", encode(old))).Error(); err != nil {
@@ -164,15 +165,15 @@ func TestExpiredNotDelivered(t *testing.T) {
 // The keys are the original server's, in its formats, and messages it
 // wrote or published are read and delivered.
 func TestKeyLayout(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.TTLs = store.TTLs{Message: time.Hour, Channel: 2 * time.Hour}
 	o.OnlineTTL, o.OnlineDelta = 120*time.Second, 10*time.Second
 	o.ProcessUniqueID = "proc1"
 	e := newEngine(t, o)
 	waitReady(t, e)
 	ctx := context.Background()
-	rc := raw(t, r.addr())
+	rc := raw(t, r.Addr())
 
 	// The original subscribes to every process's channel.
 	got := make(chan string, 1)
@@ -291,11 +292,11 @@ func TestKeyLayout(t *testing.T) {
 func TestFanOut(t *testing.T) {
 	for _, n := range []int{2, 3} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			r := startRedis(t)
+			r := redistest.Start(t)
 			var es []*testEngine
 			var recs []*recorder
 			for range n {
-				e := newEngine(t, opts(r.addr()))
+				e := newEngine(t, opts(r.Addr()))
 				waitReady(t, e)
 				es = append(es, e)
 				recs = append(recs, newRecorder(e.hub, chA, chB))
@@ -338,11 +339,11 @@ func TestFanOut(t *testing.T) {
 }
 
 func TestPublishMode(t *testing.T) {
-	r := startRedis(t)
-	po := opts(r.addr())
+	r := redistest.Start(t)
+	po := opts(r.Addr())
 	po.PublishMode = true
 	pub := newEngine(t, po)
-	sub := newEngine(t, opts(r.addr()))
+	sub := newEngine(t, opts(r.Addr()))
 	waitReady(t, pub)
 	waitReady(t, sub)
 	own := newRecorder(pub.hub, chA)
@@ -359,7 +360,7 @@ func TestPublishMode(t *testing.T) {
 		t.Fatalf("a publisher-only process delivered %v", mids(got))
 	}
 	pub.Subscribed(context.Background(), []string{chB})
-	if n, err := raw(t, r.addr()).Do(context.Background(), rawCmd("EXISTS", "online:"+chB)).AsInt64(); err != nil || n != 0 {
+	if n, err := raw(t, r.Addr()).Do(context.Background(), rawCmd("EXISTS", "online:"+chB)).AsInt64(); err != nil || n != 0 {
 		t.Fatalf("a publisher-only process set an online key: %d %v", n, err)
 	}
 	if got, _ := pub.Since(context.Background(), []string{chA}, ""); !slices.Equal(mids(got), []string{m.MID, m2.MID}) {
@@ -368,8 +369,8 @@ func TestPublishMode(t *testing.T) {
 }
 
 func TestOnline(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.OnlineTTL, o.OnlineDelta = 200*time.Millisecond, 2*time.Second
 	a := newEngine(t, o)
 	b := newEngine(t, o)
@@ -386,7 +387,7 @@ func TestOnline(t *testing.T) {
 		t.Fatalf("Online on a = %v, %v", got, err)
 	}
 	// The refresh pushes the key's expiry back.
-	rc := raw(t, r.addr())
+	rc := raw(t, r.Addr())
 	pttl := func() int64 {
 		n, _ := rc.Do(ctx, rawCmd("PTTL", "online:"+chA)).AsInt64()
 		return n
@@ -403,8 +404,8 @@ func TestOnline(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.ProcessUniqueID = "a"
 	a := newEngine(t, o)
 	o.ProcessUniqueID = "b"
@@ -412,7 +413,7 @@ func TestStats(t *testing.T) {
 	waitReady(t, a)
 	waitReady(t, b)
 	ctx := context.Background()
-	rc := raw(t, r.addr())
+	rc := raw(t, r.Addr())
 	eventually(t, "stats entries", func() bool {
 		n, _ := rc.Do(ctx, rawCmd("HLEN", "stats")).AsInt64()
 		return n == 2

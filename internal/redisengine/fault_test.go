@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -24,11 +25,11 @@ func holdSubscriptions(e *testEngine) (release func()) {
 // what was published meanwhile, and no accepted message is lost, neither
 // to the subscriber's hub nor to a client resuming with its mid.
 func TestRedisRestart(t *testing.T) {
-	r := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	po := opts(r.addr())
+	r := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	po := opts(r.Addr())
 	po.PublishMode = true
 	pub := newEngine(t, po)
-	sub := newEngine(t, opts(r.addr()))
+	sub := newEngine(t, opts(r.Addr()))
 	waitReady(t, pub)
 	waitReady(t, sub)
 	rec := newRecorder(sub.hub, chA)
@@ -57,7 +58,7 @@ func TestRedisRestart(t *testing.T) {
 	clientMID := rec.wait(t, 20)[9].MID // a client that saw only half
 
 	release := holdSubscriptions(sub)
-	r.kill()
+	r.Kill()
 	eventually(t, "not ready while Redis is down", func() bool { return sub.Ready(ctx) != nil })
 	if err := pub.Publish(ctx, &protocol.Message{Channels: []string{chA}, Body: []byte(`"lost"`)}); err == nil {
 		t.Fatal("a publish succeeded with Redis down")
@@ -66,7 +67,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatal("publisher ready with Redis down")
 	}
 
-	r.start()
+	r.Start()
 	waitReady(t, pub)
 	send(15) // published while the subscriber is not subscribed
 	if err := sub.Ready(ctx); err == nil {
@@ -96,13 +97,13 @@ func TestRedisRestart(t *testing.T) {
 // A gap larger than GapLimit is not replayed: OnResync is called, and
 // delivery resumes with the messages that follow.
 func TestGapResync(t *testing.T) {
-	r := startRedis(t)
+	r := redistest.Start(t)
 	var resyncs atomic.Int32
-	so := opts(r.addr())
+	so := opts(r.Addr())
 	so.GapLimit = 5
 	so.OnResync = func() { resyncs.Add(1) }
 	sub := newEngine(t, so)
-	po := opts(r.addr())
+	po := opts(r.Addr())
 	po.PublishMode = true
 	pub := newEngine(t, po)
 	waitReady(t, sub)
@@ -113,7 +114,7 @@ func TestGapResync(t *testing.T) {
 	rec.wait(t, 1)
 
 	release := holdSubscriptions(sub)
-	if err := raw(t, r.addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
+	if err := raw(t, r.Addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
@@ -132,7 +133,7 @@ func TestGapResync(t *testing.T) {
 
 	// A gap within the limit is replayed.
 	release = holdSubscriptions(sub)
-	if err := raw(t, r.addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
+	if err := raw(t, r.Addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
@@ -150,9 +151,9 @@ func TestGapResync(t *testing.T) {
 // A process started before its Redis reports not ready and refuses
 // publishes, then connects by itself.
 func TestStartWhileDown(t *testing.T) {
-	r := &redisServer{t: t, port: freePort(t), dir: t.TempDir()}
-	t.Cleanup(r.stop)
-	e := newEngine(t, opts(r.addr()))
+	r := redistest.New(t)
+	t.Cleanup(r.Kill)
+	e := newEngine(t, opts(r.Addr()))
 	ctx := context.Background()
 	if err := e.Ready(ctx); err == nil {
 		t.Fatal("ready without Redis")
@@ -163,7 +164,7 @@ func TestStartWhileDown(t *testing.T) {
 	if _, err := e.Since(ctx, []string{chA}, ""); err == nil {
 		t.Fatal("Since without Redis")
 	}
-	r.start()
+	r.Start()
 	waitReady(t, e)
 	rec := newRecorder(e.hub, chA)
 	m := publish(t, e, `1`, chA)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 func TestPresence(t *testing.T) {
-	r := startRedis(t)
-	o := opts(r.addr())
+	r := redistest.Start(t)
+	o := opts(r.Addr())
 	o.OnlineTTL, o.OnlineDelta = 200*time.Millisecond, 300*time.Millisecond
 	a := newEngine(t, o)
 	b := newEngine(t, o)

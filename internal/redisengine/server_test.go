@@ -5,12 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,109 +14,6 @@ import (
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/protocol"
 )
-
-// redisServer is a redis-server process of one test, on a free loopback
-// port, with its data directory in the test's temporary directory.
-type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func redisBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-// freePort returns a loopback port that is free, and whose cluster bus
-// port (port + 10000) is free too.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(30000)
-		ok := true
-		for _, p := range []int{port, port + 10000} {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// startRedis starts redis-server without persistence unless args ask for it.
-func startRedis(t testing.TB, args ...string) *redisServer {
-	t.Helper()
-	r := &redisServer{t: t, port: freePort(t), dir: t.TempDir(), args: args}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no",
-		"--logfile", filepath.Join(r.dir, "redis.log"),
-	}, r.args...)
-	r.cmd = exec.Command(redisBinary(r.t, "redis-server"), args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(r.cmd, r.done)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", r.addr(), time.Second)
-		if err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 64)
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			r.t.Fatalf("redis-server on %d did not start: %s", r.port, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill ends the server as a crash would: no shutdown save.
-func (r *redisServer) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
-
-func (r *redisServer) stop() { r.kill() }
 
 // raw returns a plain client for checking what the engine wrote.
 func raw(t testing.TB, addrs ...string) rueidis.Client {

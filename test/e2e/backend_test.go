@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 const backendKey = "e2e-backend-key"
@@ -63,7 +65,7 @@ type publishAnswer struct {
 
 func TestBackend(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { backendSuite(t, 0) })
-	t.Run("redis", func(t *testing.T) { backendSuite(t, startRedis(t).port) })
+	t.Run("redis", func(t *testing.T) { backendSuite(t, redistest.Start(t).Port) })
 }
 
 func backendSuite(t *testing.T, redisPort int) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 // Raw-protocol tests of versions 1 and 2 (nginx-push-stream-module long
@@ -170,11 +172,11 @@ func TestOldClientPollLoop(t *testing.T) {
 			return srv, srv
 		},
 		"redis": func(t *testing.T) (*Server, *Server) {
-			r := startRedis(t)
+			r := redistest.Start(t)
 			var srvs []*Server
 			for range 2 {
 				srvs = append(srvs, startServer(t, map[string]any{
-					"storage":  map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.port},
+					"storage":  map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port},
 					"polling":  map[string]any{"timeout": 1},
 					"security": map[string]any{"key": "e2e-secret-key"},
 				}))

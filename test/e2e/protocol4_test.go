@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pushpull/pushpull/protocol/pb"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 const key45 = "e2e-v45-key"
@@ -40,8 +42,8 @@ type engineCase struct {
 var engines45 = []engineCase{
 	{"memory", func(*testing.T) map[string]any { return map[string]any{"type": "memory"} }},
 	{"redis", func(t *testing.T) map[string]any {
-		r := startRedis(t)
-		return map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.port}
+		r := redistest.Start(t)
+		return map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port}
 	}},
 }
 

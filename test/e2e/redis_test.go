@@ -1,90 +1,20 @@
 package e2e
 
 import (
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
-// redisProc is a redis-server started by a test on a free loopback port.
-type redisProc struct {
-	t    testing.TB
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startRedis(t testing.TB, args ...string) *redisProc {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	r := &redisProc{t: t, port: freePort(t), dir: t.TempDir(), args: args}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(r.dir, "redis.log"),
-	}, r.args...)
-	r.cmd = exec.Command("redis-server", args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	r.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(r.cmd, r.done)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if c, err := net.DialTimeout("tcp", r.addr(), time.Second); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 16)
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			r.t.Fatalf("redis-server did not start: %s", log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-// kill ends redis-server as a crash would.
-func (r *redisProc) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
-
 // startRedisServer starts pushpull storing in r.
-func startRedisServer(t *testing.T, r *redisProc, publishMode bool) *Server {
+func startRedisServer(t *testing.T, r *redistest.Server, publishMode bool) *Server {
 	t.Helper()
 	return startServer(t, map[string]any{
-		"storage":     map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.port},
+		"storage":     map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port},
 		"publishMode": publishMode,
 		"polling":     map[string]any{"timeout": 5},
 	})
@@ -140,7 +70,7 @@ func envMIDs(env []Envelope) []string {
 func TestRedisFanOut(t *testing.T) {
 	for _, n := range []int{2, 3} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			r := startRedis(t)
+			r := redistest.Start(t)
 			var srvs []*Server
 			var wsChannels, lpChannels []string
 			var clients []*WSClient
@@ -202,7 +132,7 @@ func TestRedisFanOut(t *testing.T) {
 // down, the subscriber process reports not ready until it has resubscribed,
 // and a client resuming with its mid gets every accepted message.
 func TestRedisRestartResume(t *testing.T) {
-	r := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	r := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	pub := startRedisServer(t, r, true)
 	sub := startRedisServer(t, r, false)
 	waitReadyStatus(t, pub, true)
@@ -235,13 +165,13 @@ func TestRedisRestartResume(t *testing.T) {
 	seen := c.NextEnvelopes(t, 5)
 	resumeFrom := seen[2].MID
 
-	r.kill()
+	r.Kill()
 	resp := request(t, http.MethodPost, pub.PubURL+"?CHANNEL_ID="+id, command("test", "down", 0), nil)
 	if resp.Status == http.StatusOK {
 		t.Fatal("publish answered 200 with Redis down")
 	}
 	waitReadyStatus(t, sub, false)
-	r.start()
+	r.Start()
 	waitReadyStatus(t, sub, true)
 	send(5)
 
