@@ -367,12 +367,17 @@ type usersRequest struct {
 	Users []ID `json:"users"`
 }
 
-func (s *Service) httpOnline(ctx context.Context, body []byte) (any, error) {
+// decodeUsers reads a {"users": [...]} request.
+func decodeUsers(body []byte) ([]string, error) {
 	var req usersRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	users, err := checkIDs(req.Users, maxUsers)
+	return checkIDs(req.Users, maxUsers)
+}
+
+func (s *Service) httpOnline(ctx context.Context, body []byte) (any, error) {
+	users, err := decodeUsers(body)
 	if err != nil {
 		return nil, err
 	}
@@ -384,11 +389,7 @@ func (s *Service) httpOnline(ctx context.Context, body []byte) (any, error) {
 }
 
 func (s *Service) httpPublic(ctx context.Context, body []byte) (any, error) {
-	var req usersRequest
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	users, err := checkIDs(req.Users, maxUsers)
+	users, err := decodeUsers(body)
 	if err != nil {
 		return nil, err
 	}

@@ -525,17 +525,24 @@ func (d *decoder) list(dst *[]string, v any, path string) bool {
 	return true
 }
 
-func (d *decoder) integer(dst *int, v any, path string) bool {
-	var text string
+// numberText returns the text of a number given as a JSON number or a
+// string; ok is false for null and for anything else (reported as want).
+func (d *decoder) numberText(v any, path, want string) (text string, ok bool) {
 	switch v := v.(type) {
 	case nil:
-		return true
+		return "", false
 	case json.Number:
-		text = v.String()
+		return v.String(), true
 	case string:
-		text = v
-	default:
-		d.fail(path, "want a number, got %s", describe(v))
+		return v, true
+	}
+	d.fail(path, "want %s, got %s", want, describe(v))
+	return "", false
+}
+
+func (d *decoder) integer(dst *int, v any, path string) bool {
+	text, ok := d.numberText(v, path, "a number")
+	if !ok {
 		return true
 	}
 	n, err := parseInt(text)
@@ -548,16 +555,8 @@ func (d *decoder) integer(dst *int, v any, path string) bool {
 }
 
 func (d *decoder) seconds(dst *float64, v any, path string) bool {
-	var text string
-	switch v := v.(type) {
-	case nil:
-		return true
-	case json.Number:
-		text = v.String()
-	case string:
-		text = v
-	default:
-		d.fail(path, "want a number of seconds, got %s", describe(v))
+	text, ok := d.numberText(v, path, "a number of seconds")
+	if !ok {
 		return true
 	}
 	f, err := parseSeconds(text)

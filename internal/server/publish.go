@@ -44,19 +44,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		tooLarge(w)
 		return
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		text(w, http.StatusBadRequest, msgBadQuery)
-		return
-	}
-	t, ok := s.tenantOf(r)
+	t, ids, ok := s.channelsAsked(w, r, s.cfg.Security.SignedPublish)
 	if !ok {
-		text(w, http.StatusUnauthorized, "Unknown client id.")
-		return
-	}
-	ids, err := t.signer.ParseIDList(q.Get("CHANNEL_ID"), s.cfg.Security.SignedPublish)
-	if err != nil {
-		text(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	for i, id := range ids {
@@ -121,19 +110,8 @@ type onlineInfo struct {
 // online answers which of the asked channels have subscribers:
 // {"infos":[{"channel":"<id>","subscribers":N},...]}.
 func (s *Server) online(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		text(w, http.StatusBadRequest, msgBadQuery)
-		return
-	}
-	t, ok := s.tenantOf(r)
+	t, ids, ok := s.channelsAsked(w, r, false)
 	if !ok {
-		text(w, http.StatusUnauthorized, "Unknown client id.")
-		return
-	}
-	ids, err := s.signer.ParseIDList(q.Get("CHANNEL_ID"), false)
-	if err != nil {
-		text(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	keys := make([]string, len(ids))
@@ -163,4 +141,25 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// channelsAsked reads the client and the CHANNEL_ID list of a publish-route
+// request, answering the error itself when they are not valid.
+func (s *Server) channelsAsked(w http.ResponseWriter, r *http.Request, verify bool) (*tenant, []string, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		text(w, http.StatusBadRequest, msgBadQuery)
+		return nil, nil, false
+	}
+	t, ok := s.tenantOf(r)
+	if !ok {
+		text(w, http.StatusUnauthorized, "Unknown client id.")
+		return nil, nil, false
+	}
+	ids, err := t.signer.ParseIDList(q.Get("CHANNEL_ID"), verify)
+	if err != nil {
+		text(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	return t, ids, true
 }
