@@ -79,8 +79,13 @@ type Local struct {
 
 	presenceMu sync.Mutex
 	users      map[string]map[string]struct{} // user -> connections
-	lastSeen   map[string]time.Time
+	lastSeen   map[string]time.Time           // kept LastSeenTTL
+	pruned     time.Time                      // when lastSeen was last pruned
 }
+
+// LastSeenTTL is how long a user's last-seen time is kept after the last
+// connection ended (the Redis engine keeps it as long).
+const LastSeenTTL = 30 * 24 * time.Hour
 
 // NewLocal returns an engine delivering to h, keeping history in s.
 func NewLocal(s *store.Memory, h *hub.Hub, counters Counters, uid string) *Local {
@@ -155,10 +160,21 @@ func (l *Local) UserDisconnected(_ context.Context, user, conn string) (bool, er
 		return false, nil
 	}
 	delete(set, conn)
+	now := time.Now()
 	if l.lastSeen == nil {
 		l.lastSeen = make(map[string]time.Time)
 	}
-	l.lastSeen[user] = time.Now()
+	l.lastSeen[user] = now
+	if now.Sub(l.pruned) > time.Hour {
+		// Forget users gone for longer than the TTL, so the map stays
+		// bounded by the users of the last month.
+		l.pruned = now
+		for u, t := range l.lastSeen {
+			if now.Sub(t) > LastSeenTTL {
+				delete(l.lastSeen, u)
+			}
+		}
+	}
 	if len(set) == 0 {
 		delete(l.users, user)
 		return true, nil
@@ -175,7 +191,7 @@ func (l *Local) LastSeen(_ context.Context, users []string) (map[string]int64, e
 	for _, u := range users {
 		if len(l.users[u]) > 0 {
 			out[u] = 0
-		} else if t, ok := l.lastSeen[u]; ok {
+		} else if t, ok := l.lastSeen[u]; ok && now.Sub(t) <= LastSeenTTL {
 			out[u] = int64(now.Sub(t) / time.Second)
 		}
 	}

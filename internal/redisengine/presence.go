@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/pushpull/pushpull/internal/engine"
 )
 
 // User presence (protocol 5), shared by every process:
@@ -24,7 +26,7 @@ import (
 // future. The scripts drop lapsed members before counting, so "first
 // connection" and "last connection" are decided atomically in Redis.
 
-const lastSeenTTL = 30 * 24 * time.Hour
+const lastSeenTTL = engine.LastSeenTTL
 
 func (l layout) presence(user string) string { return l.prefix + "presence:" + user }
 func (l layout) lastSeen(user string) string { return l.prefix + "lastseen:" + user }
