@@ -335,6 +335,12 @@ func advance(bufs [][]byte, n int) [][]byte {
 // on, a trailing partial frame is kept for the next read.
 func (s *Session) received(data []byte, r *bytes.Reader) {
 	s.lastRead.Store(time.Now().Unix())
+	s.mu.Lock()
+	closing := s.state != stateOpen
+	s.mu.Unlock()
+	if closing {
+		return // nothing a client sends after a close matters
+	}
 	if len(s.in) > 0 {
 		s.in = append(s.in, data...)
 		data = s.in
@@ -356,6 +362,7 @@ func (s *Session) received(data []byte, r *bytes.Reader) {
 		payload := data[off+hs : end]
 		ws.Cipher(payload, h.Mask, 0)
 		if !s.frame(h, payload) {
+			s.in, s.fragment = nil, nil
 			return
 		}
 		off = end
