@@ -151,13 +151,13 @@ type conn struct {
 	sub  *subscriber
 	id   string // unique on this process, for presence
 
-	// Client frames are handled in order on a goroutine of their own,
-	// as they may wait for the engine; the reactor only queues them.
-	work chan []byte
-	done chan struct{}
-
-	mu       sync.Mutex
-	closed   bool
+	mu     sync.Mutex
+	closed bool
+	// Client frames are handled in order on a goroutine that runs only
+	// while some wait (they may wait for the engine; the reactor only
+	// queues them): an idle connection keeps no goroutine.
+	pending  [][]byte
+	working  bool
 	statuses map[string]struct{} // users whose status changes it follows
 
 	// The connection's presence is recorded and removed on goroutines of
@@ -179,18 +179,15 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 	}
 	c := &conn{
 		s: s, sess: sess, sub: sub,
-		id:   strconv.FormatUint(s.connSeq.Add(1), 10),
-		work: make(chan []byte, maxPendingFrames),
-		done: make(chan struct{}),
+		id: strconv.FormatUint(s.connSeq.Add(1), 10),
 	}
 	sess.Channel = sub.ids[0]
 	format := sub.format
-	s.formats.Store(sess, format)
+	sess.Format = format
 	s.hub.Subscribe(sess, sub.ids)
 	var onMessage ws.MessageHandler
 	if format == binaryFrames || format == rpcFrames {
 		onMessage = c.received
-		go c.run()
 	}
 	if format == rpcFrames {
 		sess.SetKeepalive(ws.TextFrame([]byte("ping")))
@@ -229,11 +226,10 @@ func (c *conn) gone() {
 		statuses = append(statuses, ch)
 	}
 	c.statuses = nil
+	c.pending = nil
 	c.mu.Unlock()
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
 	c.s.hub.Unsubscribe(c.sess, statuses)
-	c.s.formats.Delete(c.sess)
-	close(c.done)
 	if c.sub.user != "" {
 		go c.presence(false)
 	}
@@ -250,24 +246,42 @@ func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
 	if c.sub.format == binaryFrames && op != gws.OpBinary {
 		return
 	}
-	select {
-	case c.work <- append([]byte(nil), payload...):
-	default:
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.pending) >= maxPendingFrames {
+		c.mu.Unlock()
 		c.sess.Close(1008, "too many requests")
+		return
+	}
+	c.pending = append(c.pending, append([]byte(nil), payload...))
+	start := !c.working
+	c.working = true
+	c.mu.Unlock()
+	if start {
+		go c.run()
 	}
 }
 
+// run handles the queued client frames in order, then ends.
 func (c *conn) run() {
 	for {
-		select {
-		case <-c.done:
+		c.mu.Lock()
+		if c.closed || len(c.pending) == 0 {
+			c.working = false
+			c.mu.Unlock()
 			return
-		case data := <-c.work:
-			if c.sub.format == binaryFrames {
-				c.binaryRequest(data)
-			} else {
-				c.rpcRequest(data)
-			}
+		}
+		data := c.pending[0]
+		c.pending[0] = nil
+		c.pending = c.pending[1:]
+		c.mu.Unlock()
+		if c.sub.format == binaryFrames {
+			c.binaryRequest(data)
+		} else {
+			c.rpcRequest(data)
 		}
 	}
 }
@@ -308,13 +322,4 @@ func (c *conn) presence(online bool) {
 	if err := c.s.engine.Publish(ctx, m); err != nil {
 		c.s.log.Warn("status change not published", "err", err)
 	}
-}
-
-// sessionFormat is the frame format of a session: what serveConn stored,
-// else text.
-func (s *Server) sessionFormat(sess *ws.Session) int {
-	if f, ok := s.formats.Load(sess); ok {
-		return f.(int)
-	}
-	return textFrames
 }

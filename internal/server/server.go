@@ -41,7 +41,6 @@ type Server struct {
 	personal *tenant            // the personal mode's only tenant
 	tenants  map[string]*tenant // shared mode: by clientId
 	connSeq  atomic.Uint64      // numbers connections for presence
-	formats  sync.Map           // *ws.Session -> frame format, for sessions not in text mode
 
 	listeners []net.Listener
 	servers   []*http.Server
@@ -228,7 +227,7 @@ func (s *Server) shutdown() {
 	s.poll.Shutdown(restart)
 	s.ws.Shutdown(sctx, func(sess *ws.Session) {
 		if restart != nil {
-			sess.Send(encodeFrame(s.sessionFormat(sess), restart, sess.Channel))
+			sess.Send(encodeFrame(sess.Format, restart, sess.Channel))
 		}
 	}, ws.CloseServerRestarted, "server restart")
 	wg.Wait()

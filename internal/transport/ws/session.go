@@ -43,8 +43,10 @@ type Session struct {
 	fd  int
 
 	// Channel is the first channel the session subscribed to: the one
-	// that messages addressed to the connection itself name.
+	// that messages addressed to the connection itself name. Format is
+	// the frame format its owner encodes for it. The package uses neither.
 	Channel string
+	Format  int
 
 	encode    Encoder
 	onMessage MessageHandler
