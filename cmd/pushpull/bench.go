@@ -51,6 +51,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.Messages, "messages", 0, fmt.Sprintf("messages to publish (default fanout %d, unicast %d)", bench.DefaultFanoutMsgs, bench.DefaultUnicastMsgs))
 	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout: publishes per second")
 	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "unicast: concurrent keep-alive publishers")
+	fs.StringVar(&o.Mode, "mode", "text", "idle: the connections' protocol: text (version 3), binary (4) or jsonrpc (5)")
 	fs.IntVar(&o.Batch, "batch", 1, "unicast: messages per publish request; above 1 they go as one protocol-4 RequestBatch (binaryMode=true), as the Bitrix backend sends them")
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -46,8 +47,12 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 	}
 	o.logf("idle: server RSS %s after startup; opening %d connections", mib(before.RSS), n)
 	t0 := time.Now()
+	sub, err := modeURL(s.SubURL, o.Mode)
+	if err != nil {
+		return nil, err
+	}
 	sw, err := OpenSwarm(ctx, SwarmOptions{
-		URL:         s.SubURL,
+		URL:         sub,
 		Channel:     func(i int) string { return signed[i] },
 		Count:       n,
 		Concurrency: 64,
@@ -114,3 +119,23 @@ func settle(ctx context.Context, pid int, timeout time.Duration) (ProcStatus, bo
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// modeURL adds to a subscribe URL the query flag that picks a protocol
+// version's frames, as the official clients send it.
+func modeURL(sub, mode string) (string, error) {
+	var flag string
+	switch mode {
+	case "", "text":
+		return sub, nil
+	case "binary":
+		flag = "binaryMode=true"
+	case "jsonrpc":
+		flag = "jsonRpc=true"
+	default:
+		return "", fmt.Errorf("mode %q: want text, binary or jsonrpc", mode)
+	}
+	if strings.Contains(sub, "?") {
+		return sub + "&" + flag, nil
+	}
+	return sub + "?" + flag, nil
+}

@@ -143,3 +143,19 @@ func TestCPUMeter(t *testing.T) {
 		t.Fatal("started on pid -1")
 	}
 }
+
+func TestModeURL(t *testing.T) {
+	for _, tc := range []struct{ sub, mode, want string }{
+		{"ws://h/bitrix/subws/", "", "ws://h/bitrix/subws/"},
+		{"ws://h/bitrix/subws/", "text", "ws://h/bitrix/subws/"},
+		{"ws://h/bitrix/subws/", "binary", "ws://h/bitrix/subws/?binaryMode=true"},
+		{"ws://h/bitrix/subws/?x=1", "jsonrpc", "ws://h/bitrix/subws/?x=1&jsonRpc=true"},
+	} {
+		if got, err := modeURL(tc.sub, tc.mode); err != nil || got != tc.want {
+			t.Errorf("modeURL(%q, %q) = %q, %v; want %q", tc.sub, tc.mode, got, err, tc.want)
+		}
+	}
+	if _, err := modeURL("ws://h/", "protobuf"); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
+}

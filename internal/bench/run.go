@@ -31,6 +31,7 @@ type Options struct {
 	Rate        float64
 	Concurrency int           // unicast: concurrent publishers (8)
 	Batch       int           // unicast: messages per publish request; above 1 as protocol-4 RequestBatch
+	Mode        string        // idle: the connections' protocol: "text" (3), "binary" (4) or "jsonrpc" (5)
 	Drain       time.Duration // how long to wait for late deliveries (5 s)
 	Settle      time.Duration // idle: longest wait for the server's memory to settle (60 s)
 	Log         io.Writer     // progress; nil for none
