@@ -28,41 +28,10 @@ type subscriber struct {
 	private []string // bare private ids, for listChannels
 }
 
-// subscribeV45 serves the subscribe requests that need more than
-// protocol 3: binary and JSON-RPC modes, tokens, the shared mode and
-// channel entries that pair a private with a public id. It reports false
-// for everything else, which the protocol 1-3 path serves.
-func (s *Server) subscribeV45(w http.ResponseWriter, r *http.Request, q url.Values) bool {
-	rawIDs := q.Get("CHANNEL_ID")
-	paired := strings.Contains(rawIDs, ":") || strings.Contains(strings.ToUpper(rawIDs), "%3A")
-	rpc, binary := q.Get("jsonRpc") == "true", q.Get("binaryMode") == "true"
-	if !rpc && !binary && !paired && q.Get("token") == "" && !s.shared() {
-		return false
-	}
-	sub, status, msg := s.parseSubscriber(r, q)
-	if status != 0 {
-		text(w, status, msg)
-		return true
-	}
-	if isUpgrade(r) {
-		s.serveConn(w, r, sub)
-		return true
-	}
-	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: poll.Text, Name: bareChannel}
-	switch sub.format {
-	case binaryFrames:
-		// Protocol 4 long polls get the ResponseBatch a WebSocket frame
-		// would carry.
-		req.Encode, req.ContentType = encodeBatch, "application/octet-stream"
-	case jsonFrames:
-		req.Format = poll.JSON
-	}
-	// Protocol-5 clients do not long-poll; one that does gets text.
-	w.Header().Set("Content-Type", "text/plain")
-	s.poll.Serve(w, r, req)
-	return true
-}
-
+// parseSubscriber reads a subscribe request of any version: the client
+// (shared mode), the frame format, the resume mid, and the channels from
+// CHANNEL_ID or a token, with the public ids of pairs and the user's
+// channel. A non-zero status is the answer to a request that is refused.
 func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, int, string) {
 	t, ok := s.tenantOf(r)
 	if !ok {

@@ -5,9 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/transport/poll"
-	"github.com/pushpull/pushpull/protocol"
 )
 
 // subscribe serves the subscribe route: long polling, or WebSocket when
@@ -32,70 +30,38 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusBadRequest, msgBadQuery)
 		return
 	}
-	if s.subscribeV45(w, r, q) {
-		return
-	}
 	legacy := legacyCursor(r, q)
 	if legacy != nil {
 		h.Set("Access-Control-Expose-Headers", poll.LegacyExposeHeaders)
 	}
-	channels, err := s.signer.ParseChannels(q.Get("CHANNEL_ID"))
-	if err != nil {
-		text(w, http.StatusBadRequest, err.Error())
+	sub, status, msg := s.parseSubscriber(r, q)
+	if status != 0 {
+		text(w, status, msg)
 		return
-	}
-	ids := make([]string, len(channels))
-	for i, c := range channels {
-		ids[i] = c.ID
-	}
-	mid := q.Get("mid")
-	if !protocol.ValidMID(mid) {
-		mid = ""
-	}
-	frames := textFrames
-	format := poll.Text
-	if q.Get("format") == "json" {
-		frames, format = jsonFrames, poll.JSON
 	}
 	if isUpgrade(r) {
 		if legacy != nil {
 			// A version 1-2 WebSocket resumes exactly by its tag; its
 			// frames then carry the mid it resumes by from then on.
-			mid = legacy.MID
+			sub.mid = legacy.MID
 		}
-		s.serveWebSocket(w, r, ids, mid, frames)
+		s.serveConn(w, r, sub)
 		return
 	}
+	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: poll.Text, Legacy: legacy, Name: bareChannel}
+	switch sub.format {
+	case binaryFrames:
+		// Protocol 4 long polls get the ResponseBatch a WebSocket frame
+		// would carry.
+		req.Encode, req.ContentType = encodeBatch, "application/octet-stream"
+	case jsonFrames:
+		req.Format = poll.JSON
+	}
+	// Protocol-5 clients do not long-poll; one that does gets text.
 	h.Set("Content-Type", "text/plain")
-	s.poll.Serve(w, r, poll.Request{Channels: ids, MID: mid, Format: format, Legacy: legacy})
+	s.poll.Serve(w, r, req)
 }
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, ids []string, mid string, format int) {
-	sess, err := s.ws.Upgrade(w, r)
-	if err != nil {
-		s.log.Debug("websocket upgrade failed", "err", err)
-		return
-	}
-	sess.Channel = ids[0]
-	// Subscribe before reading history: the session holds live messages
-	// until the history is queued, and drops those the history repeats.
-	s.hub.Subscribe(sess, ids)
-	sess.Start(func(p *hub.Prepared, channel string) []byte {
-		return p.Encoded(hub.Key{Format: format, Channel: channel}, frameEncoders[format])
-	}, nil, func() { s.hub.Unsubscribe(sess, ids) })
-	ctx := r.Context()
-	s.engine.Subscribed(ctx, ids)
-	var history []*protocol.Message
-	if mid != "" {
-		if history, err = s.engine.Since(ctx, ids, mid); err != nil {
-			s.log.Warn("history unavailable", "err", err)
-			sess.Close(1011, "history unavailable")
-			return
-		}
-	}
-	sess.Live(history, func(m *protocol.Message) string { return poll.FirstChannel(m, ids) })
 }
