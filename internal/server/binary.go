@@ -89,7 +89,7 @@ func backendMessages(t *tenant, in *pb.IncomingMessagesRequest) ([]*protocol.Mes
 		if len(m.Channels) == 0 || im.GetBody() == "" {
 			continue // nothing to deliver, or nothing to say
 		}
-		m.Body = protocol.SanitizeBody([]byte(im.GetBody()))
+		m.Body = []byte(im.GetBody())
 		out = append(out, m)
 	}
 	return out, nil

@@ -88,7 +88,7 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 			if !json.Valid(body) || !isObject(body) {
 				return nil, errUnparseable
 			}
-			m.Body = protocol.SanitizeBody(body)
+			m.Body = body
 			out = append(out, m)
 		}
 	}

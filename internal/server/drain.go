@@ -13,10 +13,12 @@ import (
 var errDraining = errors.New("server is shutting down")
 
 // drainEngine is the engine every publish of this process goes through,
-// the backend API's included. Publishes hold mu for reading while they
-// store and broadcast; a graceful stop takes it for writing, so every
-// publish answered 200 is queued to the subscribers before they are told
-// to reconnect, and later ones are refused.
+// the backend API's included. It makes each body safe to embed in an
+// envelope (protocol.SanitizeBody), once, whichever route it came by.
+// Publishes hold mu for reading while they store and broadcast; a
+// graceful stop takes it for writing, so every publish answered 200 is
+// queued to the subscribers before they are told to reconnect, and later
+// ones are refused.
 type drainEngine struct {
 	engine.Engine
 	mu       sync.RWMutex
@@ -30,6 +32,7 @@ func (d *drainEngine) Publish(ctx context.Context, m *protocol.Message) error {
 	if d.draining {
 		return errDraining
 	}
+	m.Body = protocol.SanitizeBody(m.Body)
 	return d.Engine.Publish(ctx, m)
 }
 

@@ -119,7 +119,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		if !isObject(p.Body) {
 			return nil, jsonrpc.InvalidParams("body must be an object")
 		}
-		m.Body = protocol.SanitizeBody(p.Body)
+		m.Body = p.Body
 		if err := c.s.publishAll(ctx, []*protocol.Message{m}); err != nil {
 			return nil, jsonrpc.ErrInternal
 		}
@@ -318,7 +318,7 @@ func (s *Server) backendPublish(ctx context.Context, t *tenant, req *jsonrpc.Req
 	if isObject(p.Dictionary) {
 		m.Dictionary = p.Dictionary
 	}
-	m.Body = protocol.SanitizeBody(p.Body)
+	m.Body = p.Body
 	if err := s.publishAll(ctx, []*protocol.Message{m}); err != nil {
 		return nil, jsonrpc.ErrInternal
 	}

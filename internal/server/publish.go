@@ -66,7 +66,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	m := &protocol.Message{
 		Channels: ids,
-		Body:     protocol.SanitizeBody(body),
+		Body:     body,
 		Expiry:   parseExpiry(r.Header.Get("Message-Expiry")),
 	}
 	// The publish completes even if the caller hangs up: a message is
