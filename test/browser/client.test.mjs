@@ -9,12 +9,15 @@ import {
 } from "./harness.mjs";
 
 let browser;
+// Hooks are bounded like the tests (node --test-timeout covers tests only),
+// so a Chromium that will not start or stop fails the run instead of
+// stalling it.
 before(async () => {
   browser = await launch();
-});
+}, { timeout: 60_000 });
 after(async () => {
   await browser?.close();
-});
+}, { timeout: 30_000 });
 
 async function newPage() {
   const page = await browser.context.newPage();

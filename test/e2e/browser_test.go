@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // npmCI installs dir's locked dependencies when node_modules is missing.
@@ -25,13 +27,22 @@ func npmCI(t *testing.T, dir string) {
 }
 
 // runNode runs `node --test` on dir with env added, logging its report.
+// Each test gets at most a minute, the whole run five, and node exits when
+// the tests are done even if a handle (a Chromium that will not close) is
+// left, so a hang fails with what was printed instead of stalling the suite.
 func runNode(t *testing.T, dir string, env ...string) {
 	t.Helper()
-	cmd := exec.Command("node", "--test", "--test-reporter=spec")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", "--test-timeout=60000", "--test-force-exit")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test in %s:\n%s", dir, out)
+	if ctx.Err() != nil {
+		t.Fatalf("node --test in %s did not finish within 5 minutes", dir)
+	}
 	if err != nil {
 		t.Fatalf("node --test in %s: %v", dir, err)
 	}
