@@ -149,9 +149,7 @@ func (s *Session) send(frame []byte, inline bool) {
 		s.srv.metrics.SlowConsumers.Add(1)
 		// Send runs inside hub broadcasts, whose locks onClose needs:
 		// stop queueing now, tear down on another goroutine.
-		if s.markClosed() {
-			go s.teardown()
-		}
+		s.abortLater()
 		return
 	}
 	s.queue = append(s.queue, frame)
@@ -193,6 +191,15 @@ func (s *Session) abort() {
 	}
 }
 
+// abortLater closes the socket at once but tears the session down on
+// another goroutine: flush may run inside a hub broadcast (small fan-outs
+// are written by the publishing goroutine), whose locks onClose needs.
+func (s *Session) abortLater() {
+	if s.markClosed() {
+		go s.teardown()
+	}
+}
+
 // markClosed stops the session from queueing; false if it already was.
 func (s *Session) markClosed() bool {
 	s.mu.Lock()
@@ -230,7 +237,7 @@ func (s *Session) flush(blocking bool) {
 			closing := s.state == stateClosing
 			s.mu.Unlock()
 			if closing {
-				s.abort()
+				s.abortLater()
 			}
 			return
 		}
@@ -253,7 +260,7 @@ func (s *Session) flush(blocking bool) {
 			}
 		}
 		if err != nil {
-			s.abort()
+			s.abortLater()
 			return
 		}
 		s.written(n, bufs)
