@@ -3,7 +3,6 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -12,32 +11,6 @@ const (
 	EnvelopeStart = "#!NGINXNMS!#"
 	EnvelopeEnd   = "#!NGINXNME!#"
 )
-
-// AppendEnvelopeJSON appends the JSON object clients receive for m on
-// channel: {"id","mid","channel","tag","time","text"}, text raw.
-func AppendEnvelopeJSON(dst []byte, m *Message, channel string) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendUint(dst, m.ID, 10)
-	dst = append(dst, `,"mid":"`...)
-	dst = append(dst, m.MID...)
-	dst = append(dst, `","channel":"`...)
-	dst = append(dst, channel...)
-	dst = append(dst, `","tag":"`...)
-	dst = append(dst, m.Tag()...)
-	dst = append(dst, `","time":"`...)
-	dst = append(dst, m.HTTPTime()...)
-	dst = append(dst, `","text":`...)
-	dst = append(dst, m.Body...)
-	return append(dst, '}')
-}
-
-// AppendEnvelope appends the text-mode envelope of m on channel:
-// #!NGINXNMS!#{...}#!NGINXNME!#.
-func AppendEnvelope(dst []byte, m *Message, channel string) []byte {
-	dst = append(dst, EnvelopeStart...)
-	dst = AppendEnvelopeJSON(dst, m, channel)
-	return append(dst, EnvelopeEnd...)
-}
 
 // SanitizeBody makes a published body safe to embed raw in an envelope that
 // clients cut out with a pattern stopping at line breaks. Valid JSON stays

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 var bodySeeds = []string{
@@ -48,7 +49,7 @@ func FuzzEnvelope(f *testing.F) {
 			Created: time.UnixMilli(ms),
 		}
 		channel := chanID(int(id % 1000))
-		obj := protocol.AppendEnvelopeJSON(nil, m, channel)
+		obj := format.AppendEnvelopeJSON(nil, m, channel)
 		var env struct {
 			ID      uint64          `json:"id"`
 			MID     string          `json:"mid"`
@@ -61,6 +62,6 @@ func FuzzEnvelope(f *testing.F) {
 		if env.ID != id || env.MID != m.MID || env.Channel != channel {
 			t.Fatalf("envelope of %q: %+v", body, env)
 		}
-		checkClientSees(t, string(body), protocol.AppendEnvelope(nil, m, channel), m.Body)
+		checkClientSees(t, string(body), format.AppendEnvelope(nil, m, channel), m.Body)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // clientPattern is how the stock clients cut text-mode envelopes out of a
@@ -59,12 +60,12 @@ func TestAppendEnvelope(t *testing.T) {
 	want := `#!NGINXNMS!#{"id":5,"mid":"14987298160000000000000005","channel":"00000000000000000000000000000001",` +
 		`"tag":"123","time":"Thu, 29 Jun 2017 09:50:16 GMT",` +
 		`"text":{"module_id":"im","command":"message","params":{"id":1}}}#!NGINXNME!#`
-	if got := string(protocol.AppendEnvelope(nil, m, chanID(1))); got != want {
+	if got := string(format.AppendEnvelope(nil, m, chanID(1))); got != want {
 		t.Errorf("AppendEnvelope =\n%s\nwant\n%s", got, want)
 	}
 	// Several envelopes concatenate into one body.
-	buf := protocol.AppendEnvelope([]byte("x"), m, chanID(1))
-	buf = protocol.AppendEnvelope(buf, m, chanID(1))
+	buf := format.AppendEnvelope([]byte("x"), m, chanID(1))
+	buf = format.AppendEnvelope(buf, m, chanID(1))
 	if got := string(buf); got != "x"+want+want {
 		t.Errorf("AppendEnvelope does not append:\n%s", got)
 	}
@@ -79,7 +80,7 @@ func TestAppendEnvelopeJSON(t *testing.T) {
 	m.ID = 1234567
 	m.MID = protocol.FormatMID(1748761200, m.ID)
 	channel := chanID(0xbeef)
-	out := protocol.AppendEnvelopeJSON([]byte("["), m, channel)
+	out := format.AppendEnvelopeJSON([]byte("["), m, channel)
 	if out[0] != '[' {
 		t.Fatal("AppendEnvelopeJSON overwrote dst")
 	}
@@ -270,7 +271,7 @@ func TestEnvelopeSurvivesClientPattern(t *testing.T) {
 		t.Run("", func(t *testing.T) {
 			m := testMessage("")
 			m.Body = protocol.SanitizeBody([]byte(body))
-			env := protocol.AppendEnvelope(nil, m, chanID(1))
+			env := format.AppendEnvelope(nil, m, chanID(1))
 			checkClientSees(t, body, env, m.Body)
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 	"github.com/pushpull/pushpull/sdk"
 )
 
@@ -282,7 +283,7 @@ func TestSign(t *testing.T) {
 
 func TestParseEnvelopes(t *testing.T) {
 	m := &protocol.Message{ID: 5, MID: "17000000000000000000000005", Body: []byte(`{"module_id":"m","command":"c","params":{}}`)}
-	data := protocol.AppendEnvelope(protocol.AppendEnvelope(nil, m, "chan-a"), m, "chan-b")
+	data := format.AppendEnvelope(format.AppendEnvelope(nil, m, "chan-a"), m, "chan-b")
 	envs, err := parseEnvelopes(data)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +300,7 @@ func TestParseEnvelopes(t *testing.T) {
 
 func FuzzParseEnvelopes(f *testing.F) {
 	m := &protocol.Message{ID: 1, MID: "17000000000000000000000001", Body: []byte(`{"module_id":"m","command":"c"}`)}
-	f.Add(protocol.AppendEnvelope(nil, m, "a"))
+	f.Add(format.AppendEnvelope(nil, m, "a"))
 	f.Add([]byte(protocol.EnvelopeStart + `{"mid":1}` + protocol.EnvelopeEnd))
 	f.Add([]byte(protocol.EnvelopeStart))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -160,7 +160,10 @@ func (zero) Pollings() int64   { return 0 }
 // sub is a hub subscriber that records what it receives.
 type sub struct{ got []*protocol.Message }
 
-func (s *sub) Deliver(p *hub.Prepared, _ string) { s.got = append(s.got, p.Msg) }
+func (s *sub) Deliver(p *hub.Prepared, _ string) hub.Flusher {
+	s.got = append(s.got, p.Msg)
+	return nil
+}
 
 func newService(t testing.TB, h *hub.Hub, clk *clock) *Service {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 func envelope(seq, sent int64, channel string) []byte {
@@ -16,7 +17,7 @@ func envelope(seq, sent int64, channel string) []byte {
 		Body:    AppendTickBody(nil, seq, sent),
 		Created: time.Unix(1700000000, 0),
 	}
-	return protocol.AppendEnvelope(nil, m, channel)
+	return format.AppendEnvelope(nil, m, channel)
 }
 
 func TestTickBodyIsJSON(t *testing.T) {

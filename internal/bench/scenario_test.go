@@ -19,6 +19,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // fakeServer speaks just enough of the subscribe, publish and stat routes
@@ -126,7 +127,7 @@ func (f *fakeServer) publish(w http.ResponseWriter, r *http.Request) {
 	f.next++
 	m := &protocol.Message{ID: f.next, MID: protocol.FormatMID(1700000000, f.next), Body: body, Created: time.Now()}
 	for _, id := range ids {
-		frame := protocol.AppendEnvelope(nil, m, id)
+		frame := format.AppendEnvelope(nil, m, id)
 		for _, c := range f.subs[id] {
 			c.mu.Lock()
 			if f.next%2 == 0 {

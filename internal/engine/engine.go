@@ -75,7 +75,7 @@ type Local struct {
 	counters Counters
 	uid      string
 
-	mu sync.Mutex // orders store and broadcast, so ids reach every subscriber in order
+	mu sync.Mutex // orders store and broadcast, so ids reach every subscriber in order (LOCKS.md)
 
 	presenceMu sync.Mutex
 	users      map[string]map[string]struct{} // user -> connections
@@ -94,13 +94,15 @@ func NewLocal(s *store.Memory, h *hub.Hub, counters Counters, uid string) *Local
 
 // Publish implements Engine.
 func (l *Local) Publish(ctx context.Context, m *protocol.Message) error {
+	b := hub.GetBatch()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.Save(ctx, m); err != nil {
-		return err
+	err := l.Save(ctx, m)
+	if err == nil {
+		l.hub.Broadcast(m, b)
 	}
-	l.hub.Broadcast(m)
-	return nil
+	l.mu.Unlock()
+	b.Flush() // the sockets are written with no lock held
+	return err
 }
 
 // Subscribed implements Engine: the hub already counts local subscribers.

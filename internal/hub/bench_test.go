@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // benchSubscriber does what a connection's Deliver does before it queues:
@@ -14,11 +15,12 @@ type benchSubscriber struct {
 	n int
 }
 
-func (s *benchSubscriber) Deliver(p *Prepared, channel string) {
+func (s *benchSubscriber) Deliver(p *Prepared, channel string) Flusher {
 	b := p.Encoded(Key{Format: 1, Channel: channel}, func(m *protocol.Message, ch string) []byte {
-		return protocol.AppendEnvelope(nil, m, ch)
+		return format.AppendEnvelope(nil, m, ch)
 	})
 	s.n += len(b)
+	return nil
 }
 
 func BenchmarkBroadcast(b *testing.B) {
@@ -38,7 +40,9 @@ func BenchmarkBroadcast(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				h.Broadcast(m)
+				batch := GetBatch()
+				h.Broadcast(m, batch)
+				batch.Flush()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
 		})

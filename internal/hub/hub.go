@@ -11,10 +11,54 @@ import (
 
 // Subscriber is a connection or a held request waiting for messages.
 type Subscriber interface {
-	// Deliver hands over a message that reached the subscriber through
-	// channel. Deliver must not block: a subscriber that cannot keep up
-	// drops itself, and must not call back into the hub.
-	Deliver(p *Prepared, channel string)
+	// Deliver queues a message that reached the subscriber through
+	// channel. It runs while the caller holds the lock that orders
+	// deliveries (see LOCKS.md at the root of the tree), so it only queues:
+	// no socket I/O, no blocking, no call into the hub. A subscriber left
+	// with queued bytes that nobody is writing yet returns a Flusher, which
+	// the caller runs once it holds no lock (Batch.Flush); otherwise nil.
+	Deliver(p *Prepared, channel string) Flusher
+}
+
+// Flusher writes what a Subscriber queued.
+type Flusher interface {
+	// Flush writes the queued bytes. With inline set the calling goroutine
+	// writes them itself, without ever blocking (a small fan-out saves a
+	// hand-off); otherwise a worker does. The caller holds no lock.
+	Flush(inline bool)
+}
+
+// InlineFanout is the largest batch whose flushes the delivering goroutine
+// runs itself: for a few subscribers that saves a hand-off to a worker per
+// message; for many, workers write in parallel.
+const InlineFanout = 4
+
+// Batch gathers what broadcasts leave to flush, so that it is written after
+// the caller has released its locks. The zero value is ready; a Batch is
+// not safe for concurrent use.
+type Batch struct {
+	subs    []Subscriber // scratch: one channel's subscribers, copied out of the shard
+	pending []Flusher
+}
+
+var batches = sync.Pool{New: func() any { return new(Batch) }}
+
+// GetBatch returns an empty batch from a pool; Flush returns it.
+func GetBatch() *Batch { return batches.Get().(*Batch) }
+
+// Flush runs the flushers gathered and puts b back in the pool: b must not
+// be used afterwards. Call it holding no lock.
+func (b *Batch) Flush() {
+	inline := len(b.pending) <= InlineFanout
+	for i, f := range b.pending {
+		f.Flush(inline)
+		b.pending[i] = nil
+	}
+	b.pending = b.pending[:0]
+	if cap(b.pending) > 4096 {
+		b.pending = nil
+	}
+	batches.Put(b)
 }
 
 const shardCount = 64
@@ -101,20 +145,35 @@ func (h *Hub) Unsubscribe(s Subscriber, channels []string) {
 // process, once per channel, in the order Broadcast is called. A subscriber
 // of two of the message's channels gets it twice, each copy naming its
 // channel, as the original server did; clients drop the repeat by mid.
-func (h *Hub) Broadcast(m *protocol.Message) {
+//
+// Each channel's subscribers are copied out under the shard's lock and
+// delivered to after it is released; what they leave to write goes to b.
+// The caller orders broadcasts (it holds the engine's delivery lock) and
+// flushes b once it has released that lock.
+func (h *Hub) Broadcast(m *protocol.Message, b *Batch) {
 	p := NewPrepared(m)
 	for _, c := range m.Channels {
 		sh := h.shard(c)
+		subs := b.subs[:0]
 		sh.mu.RLock()
 		e := sh.subs[c]
-		p.Fanout = e.len()
 		if e.one != nil {
-			e.one.Deliver(p, c)
+			subs = append(subs, e.one)
 		}
 		for s := range e.many {
-			s.Deliver(p, c)
+			subs = append(subs, s)
 		}
 		sh.mu.RUnlock()
+		for i, s := range subs {
+			if f := s.Deliver(p, c); f != nil {
+				b.pending = append(b.pending, f)
+			}
+			subs[i] = nil
+		}
+		b.subs = subs[:0]
+	}
+	if cap(b.subs) > 4096 {
+		b.subs = nil
 	}
 }
 

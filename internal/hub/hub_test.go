@@ -25,10 +25,18 @@ type recorder struct {
 	got []delivery
 }
 
-func (r *recorder) Deliver(p *hub.Prepared, channel string) {
+func (r *recorder) Deliver(p *hub.Prepared, channel string) hub.Flusher {
 	r.mu.Lock()
 	r.got = append(r.got, delivery{p, channel})
 	r.mu.Unlock()
+	return nil
+}
+
+// broadcast is Hub.Broadcast with a batch of its own, flushed after.
+func broadcast(h *hub.Hub, m *protocol.Message) {
+	b := hub.GetBatch()
+	h.Broadcast(m, b)
+	b.Flush()
 }
 
 func (r *recorder) take() []delivery {
@@ -94,7 +102,7 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 	h.Unsubscribe(s2, []string{b})
 	checkCounts(t, h, map[string]int{})
 
-	h.Broadcast(&protocol.Message{Channels: []string{a, b}})
+	broadcast(h, &protocol.Message{Channels: []string{a, b}})
 	if len(s1.take())+len(s2.take()) != 0 {
 		t.Error("an unsubscribed subscriber got a message")
 	}
@@ -147,7 +155,7 @@ func TestBroadcast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		m := &protocol.Message{Channels: tt.channels, MID: "m"}
-		h.Broadcast(m)
+		broadcast(h, m)
 		var shared *hub.Prepared
 		for name, s := range all {
 			got := s.take()
@@ -185,7 +193,7 @@ func TestBroadcastManySubscribers(t *testing.T) {
 		// Subscriber i has channels i%20, (i+7)%20 and (i+13)%20.
 		h.Subscribe(subs[i], []string{channels[(i+13)%20], channels[i%20], channels[(i+7)%20]})
 	}
-	h.Broadcast(&protocol.Message{Channels: channels})
+	broadcast(h, &protocol.Message{Channels: channels})
 	for i, s := range subs {
 		var got []string
 		for _, d := range s.take() {
@@ -216,7 +224,7 @@ func TestBroadcastConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range rounds {
 				h.Subscribe(subs[w], channels)
-				h.Broadcast(&protocol.Message{MID: fmt.Sprint(w, "-", i), Channels: channels[i%3:]})
+				broadcast(h, &protocol.Message{MID: fmt.Sprint(w, "-", i), Channels: channels[i%3:]})
 				h.Count(channels[0])
 				h.Channels()
 				h.Each(func(string, int) {})

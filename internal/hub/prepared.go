@@ -19,10 +19,6 @@ type Key struct {
 // connections encodes once per format and channel.
 type Prepared struct {
 	Msg *protocol.Message
-	// Fanout is how many subscribers the broadcast reaches on the channel
-	// being delivered: small fan-outs are written by the publishing
-	// goroutine itself, large ones are spread over flush workers.
-	Fanout int
 
 	first atomic.Pointer[encoding] // the first encoding made: the only one in most fan-outs
 

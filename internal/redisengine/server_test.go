@@ -42,11 +42,11 @@ func newRecorder(h *hub.Hub, channels ...string) *recorder {
 	return r
 }
 
-func (r *recorder) Deliver(p *hub.Prepared, _ string) {
+func (r *recorder) Deliver(p *hub.Prepared, _ string) hub.Flusher {
 	r.mu.Lock()
 	if p == r.last {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	r.last = p
 	r.got = append(r.got, p.Msg)
@@ -55,6 +55,7 @@ func (r *recorder) Deliver(p *hub.Prepared, _ string) {
 	case r.ch <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 func (r *recorder) messages() []*protocol.Message {

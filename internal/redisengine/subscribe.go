@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -171,6 +172,8 @@ func (s *subscriber) receive(payload string) {
 		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
 		return
 	}
+	b := hub.GetBatch()
+	defer b.Flush() // after mu is released: sockets are written with no lock held
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.recovering {
@@ -182,16 +185,17 @@ func (s *subscriber) receive(payload string) {
 		}
 		return
 	}
-	s.deliverLocked(m)
+	s.deliverLocked(m, b)
 }
 
-// deliverLocked hands m to the hub and moves the delivered position.
+// deliverLocked hands m to the hub and moves the delivered position;
+// what the hub leaves to write goes to b, flushed once mu is released.
 // Holding mu orders it with recovery.
-func (s *subscriber) deliverLocked(m *protocol.Message) {
+func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
 	if m.Expired(time.Now()) {
 		return
 	}
-	s.e.hub.Broadcast(m)
+	s.e.hub.Broadcast(m, b)
 	start, id := protocol.SplitMID(m.MID)
 	switch {
 	case start > s.start:
@@ -268,6 +272,8 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 		}
 	}
 
+	b := hub.GetBatch()
+	defer b.Flush() // after mu is released
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if start != 0 && (!joined || resync) {
@@ -279,12 +285,12 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 	if !resync {
 		for _, m := range missed {
 			got[m.MID] = struct{}{}
-			s.deliverLocked(m)
+			s.deliverLocked(m, b)
 		}
 	}
 	for _, m := range s.pending {
 		if _, dup := got[m.MID]; !dup {
-			s.deliverLocked(m)
+			s.deliverLocked(m, b)
 		}
 	}
 	s.pending, s.overflow, s.recovering, s.joined = nil, false, false, true

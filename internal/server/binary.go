@@ -127,12 +127,3 @@ func writeProto(w http.ResponseWriter, m proto.Message) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
-
-// encodeBatch writes messages as one ResponseBatch.
-func encodeBatch(msgs []*protocol.Message) []byte {
-	out := make([]pb.Outgoing, len(msgs))
-	for i, m := range msgs {
-		out[i] = outgoing(m)
-	}
-	return pb.AppendResponseBatch(nil, out...)
-}

@@ -11,19 +11,19 @@ import (
 
 	gws "github.com/gobwas/ws"
 
-	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/transport/poll"
 	"github.com/pushpull/pushpull/internal/transport/ws"
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // subscriber is a parsed protocol 4-5 subscribe request.
 type subscriber struct {
 	t       *tenant
-	format  int      // textFrames, jsonFrames, binaryFrames or rpcFrames
-	ids     []string // hub channels: private ids, their public ids, the user channel
-	public  string   // the connection's own public id (bare hex), "" if none
-	user    string   // protocol 5 with a token: the user id, "" if none
+	format  format.Format // what its messages are written in
+	ids     []string      // hub channels: private ids, their public ids, the user channel
+	public  string        // the connection's own public id (bare hex), "" if none
+	user    string        // protocol 5 with a token: the user id, "" if none
 	mid     string
 	private []string // bare private ids, for listChannels
 }
@@ -37,14 +37,14 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	if !ok {
 		return nil, http.StatusUnauthorized, "Unknown client id."
 	}
-	sub := &subscriber{t: t, format: textFrames}
+	sub := &subscriber{t: t, format: format.Text}
 	switch {
 	case q.Get("jsonRpc") == "true":
-		sub.format = rpcFrames
+		sub.format = format.JSONRPC
 	case q.Get("binaryMode") == "true":
-		sub.format = binaryFrames
+		sub.format = format.Protobuf
 	case q.Get("format") == "json":
-		sub.format = jsonFrames
+		sub.format = format.JSON
 	}
 	if mid := q.Get("mid"); protocol.ValidMID(mid) {
 		sub.mid = mid
@@ -141,7 +141,7 @@ type conn struct {
 const maxPendingFrames = 64
 
 func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscriber) {
-	sess, err := s.ws.Upgrade(w, r)
+	sess, err := s.ws.Upgrade(w, r, ws.FormatEncoder(sub.format))
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
@@ -151,25 +151,15 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 		id: strconv.FormatUint(s.connSeq.Add(1), 10),
 	}
 	sess.Channel = sub.ids[0]
-	format := sub.format
-	sess.Format = format
 	s.hub.Subscribe(sess, sub.ids)
 	var onMessage ws.MessageHandler
-	if format == binaryFrames || format == rpcFrames {
+	if sub.format == format.Protobuf || sub.format == format.JSONRPC {
 		onMessage = c.received
 	}
-	if format == rpcFrames {
+	if sub.format == format.JSONRPC {
 		sess.SetKeepalive(ws.TextFrame([]byte("ping")))
 	}
-	sess.Start(func(p *hub.Prepared, channel string) []byte {
-		switch {
-		case format == binaryFrames:
-			channel = "" // one encoding for every channel
-		case format == rpcFrames && channelUser(channel) == "":
-			channel = ""
-		}
-		return p.Encoded(hub.Key{Format: format, Channel: channel}, frameEncoders[format])
-	}, onMessage, c.gone)
+	sess.Start(onMessage, c.gone)
 	ctx := r.Context()
 	s.engine.Subscribed(ctx, sub.ids)
 	if sub.user != "" {
@@ -206,13 +196,13 @@ func (c *conn) gone() {
 
 // received queues a client data frame.
 func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
-	if c.sub.format == rpcFrames && op == gws.OpText {
+	if c.sub.format == format.JSONRPC && op == gws.OpText {
 		// Keepalive answers and delivery acknowledgements need nothing.
 		if string(payload) == "pong" || strings.HasPrefix(string(payload), "mack:") {
 			return
 		}
 	}
-	if c.sub.format == binaryFrames && op != gws.OpBinary {
+	if c.sub.format == format.Protobuf && op != gws.OpBinary {
 		return
 	}
 	c.mu.Lock()
@@ -247,7 +237,7 @@ func (c *conn) run() {
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
 		c.mu.Unlock()
-		if c.sub.format == binaryFrames {
+		if c.sub.format == format.Protobuf {
 			c.binaryRequest(data)
 		} else {
 			c.rpcRequest(data)

@@ -15,30 +15,35 @@ var errDraining = errors.New("server is shutting down")
 // drainEngine is the engine every publish of this process goes through,
 // the backend API's included. It makes each body safe to embed in an
 // envelope (protocol.SanitizeBody), once, whichever route it came by.
-// Publishes hold mu for reading while they store and broadcast; a
-// graceful stop takes it for writing, so every publish answered 200 is
-// queued to the subscribers before they are told to reconnect, and later
-// ones are refused.
+// It counts the publishes under way without holding a lock through them;
+// a graceful stop refuses new ones and waits for those under way, so every
+// publish answered 200 is queued to the subscribers before they are told
+// to reconnect.
 type drainEngine struct {
 	engine.Engine
-	mu       sync.RWMutex
+	mu       sync.Mutex
 	draining bool
+	inflight sync.WaitGroup // publishes admitted before draining began
 }
 
 // Publish implements engine.Engine.
 func (d *drainEngine) Publish(ctx context.Context, m *protocol.Message) error {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
+	d.mu.Lock()
 	if d.draining {
+		d.mu.Unlock()
 		return errDraining
 	}
+	d.inflight.Add(1)
+	d.mu.Unlock()
+	defer d.inflight.Done()
 	m.Body = protocol.SanitizeBody(m.Body)
 	return d.Engine.Publish(ctx, m)
 }
 
-// drain waits for the publishes under way and refuses the rest.
+// drain refuses publishes from now on and waits for those under way.
 func (d *drainEngine) drain() {
 	d.mu.Lock()
 	d.draining = true
 	d.mu.Unlock()
+	d.inflight.Wait()
 }

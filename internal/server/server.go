@@ -227,7 +227,7 @@ func (s *Server) shutdown() {
 	s.poll.Shutdown(restart)
 	s.ws.Shutdown(sctx, func(sess *ws.Session) {
 		if restart != nil {
-			sess.Send(encodeFrame(sess.Format, restart, sess.Channel))
+			sess.Send(sess.MessageFrame(restart, sess.Channel))
 		}
 	}, ws.CloseServerRestarted, "server restart")
 	wg.Wait()

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -21,9 +20,8 @@ type tenant struct {
 	key    []byte // the signer's key: protocol-5 tokens are signed with it
 }
 
-// nsSep separates a clientId from the id it namespaces; it occurs in
-// neither.
-const nsSep = "|"
+// nsSep separates a clientId from the id it namespaces.
+const nsSep = protocol.NamespaceSep
 
 // ch returns the hub and store name of channel id.
 func (t *tenant) ch(id string) string {
@@ -45,21 +43,7 @@ func (t *tenant) statusChannel(user string) string { return t.ch("status:" + use
 func (t *tenant) user(user string) string { return t.ch(user) }
 
 // bareChannel strips a clientId namespace from a hub channel name.
-func bareChannel(ch string) string {
-	if i := strings.LastIndex(ch, nsSep); i >= 0 {
-		return ch[i+len(nsSep):]
-	}
-	return ch
-}
-
-// channelUser returns the user id of a user channel, or "".
-func channelUser(ch string) string {
-	u, ok := strings.CutPrefix(bareChannel(ch), "user:")
-	if !ok {
-		return ""
-	}
-	return u
-}
+func bareChannel(ch string) string { return protocol.BareChannel(ch) }
 
 // shared reports whether the server runs in the shared mode.
 func (s *Server) shared() bool { return len(s.cfg.Security.Clients) > 0 }

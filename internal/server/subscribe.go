@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pushpull/pushpull/internal/transport/poll"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // subscribe serves the subscribe route: long polling, or WebSocket when
@@ -48,16 +49,13 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.serveConn(w, r, sub)
 		return
 	}
-	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: poll.Text, Legacy: legacy, Name: bareChannel}
-	switch sub.format {
-	case binaryFrames:
-		// Protocol 4 long polls get the ResponseBatch a WebSocket frame
-		// would carry.
-		req.Encode, req.ContentType = encodeBatch, "application/octet-stream"
-	case jsonFrames:
-		req.Format = poll.JSON
+	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: sub.format, Legacy: legacy}
+	if legacy != nil {
+		req.Format = format.PushStream
+	} else if req.Format == format.JSONRPC {
+		// Protocol-5 clients do not long-poll; one that does gets text.
+		req.Format = format.Text
 	}
-	// Protocol-5 clients do not long-poll; one that does gets text.
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -147,30 +146,4 @@ func (c *Cursor) notModified(hd http.Header) {
 func setPosition(hd http.Header, m *protocol.Message) {
 	hd.Set("Etag", m.MID)
 	hd.Set("Last-Modified", m.HTTPTime())
-}
-
-// AppendLegacyEnvelope appends the envelope of m on channel in the message
-// template the appliance configured in nginx-push-stream-module 0.4 for
-// version 2:
-//
-//	#!NGINXNMS!#{"id":~id~,"channel":"~channel~","tag":"~tag~","time":"~time~","eventid":"~event-id~","text":~text~}#!NGINXNME!#
-//
-// with the message id as tag and an empty event id (the backend never sent
-// one). Version 1 (module 0.3.4) had no channel and eventid; its clients
-// parse the object as JSON and read id, tag, time and text only, so both
-// versions get this one template.
-func AppendLegacyEnvelope(dst []byte, m *protocol.Message, channel string) []byte {
-	dst = append(dst, protocol.EnvelopeStart...)
-	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendUint(dst, m.ID, 10)
-	dst = append(dst, `,"channel":"`...)
-	dst = append(dst, channel...)
-	dst = append(dst, `","tag":"`...)
-	dst = append(dst, m.MID...)
-	dst = append(dst, `","time":"`...)
-	dst = append(dst, m.HTTPTime()...)
-	dst = append(dst, `","eventid":"","text":`...)
-	dst = append(dst, m.Body...)
-	dst = append(dst, '}')
-	return append(dst, protocol.EnvelopeEnd...)
 }

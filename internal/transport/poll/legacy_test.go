@@ -19,6 +19,7 @@ import (
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 const (
@@ -109,14 +110,14 @@ func FuzzParseCursor(f *testing.F) {
 	})
 }
 
-func TestAppendLegacyEnvelope(t *testing.T) {
+func TestPushStreamTemplate(t *testing.T) {
 	m := &protocol.Message{
 		ID:      320146,
 		MID:     mid1,
 		Body:    []byte(`{"module_id":"im","command":"message","params":{"a":[1,"x"]},"extra":{}}`),
 		Created: time.Date(2017, 6, 29, 9, 50, 16, 789_000_000, time.UTC),
 	}
-	got := string(AppendLegacyEnvelope([]byte("prefix"), m, chA))
+	got := string(format.PushStream.AppendMessage([]byte("prefix"), m, chA))
 	want := `prefix#!NGINXNMS!#{"id":320146,"channel":"` + chA + `","tag":"` + mid1 +
 		`","time":"Thu, 29 Jun 2017 09:50:16 GMT","eventid":"","text":{"module_id":"im","command":"message","params":{"a":[1,"x"]},"extra":{}}}#!NGINXNME!#`
 	if got != want {
@@ -185,7 +186,7 @@ func (f *fixture) poll(channels []string, query string, header map[string]string
 		f.t.Fatalf("no cursor in %q %v", query, header)
 	}
 	w := httptest.NewRecorder()
-	f.h.Serve(w, r, Request{Channels: channels, Legacy: &c})
+	f.h.Serve(w, r, Request{Channels: channels, Legacy: &c, Format: format.PushStream})
 	return w
 }
 
@@ -347,7 +348,7 @@ func TestLegacyLive(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/bitrix/sub/?tag="+first.MID, nil)
 		c, _ := ParseCursor(r.URL.Query(), r.Header)
 		w := httptest.NewRecorder()
-		f.h.Serve(w, r, Request{Channels: []string{chB, chA}, Legacy: &c})
+		f.h.Serve(w, r, Request{Channels: []string{chB, chA}, Legacy: &c, Format: format.PushStream})
 		done <- w
 	}()
 	for f.hub.Count(chA) == 0 {
@@ -358,7 +359,7 @@ func TestLegacyLive(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d; want 200", w.Code)
 	}
-	want := string(AppendLegacyEnvelope(nil, m, chA))
+	want := string(format.PushStream.AppendMessage(nil, m, chA))
 	if w.Body.String() != want {
 		t.Errorf("body\n  %s\nwant\n  %s", w.Body, want)
 	}
@@ -377,7 +378,7 @@ func TestLegacyShutdown(t *testing.T) {
 	}
 	f.h.Shutdown(restart)
 	w := f.poll([]string{chA}, "tag=1", nil)
-	if w.Body.String() != string(AppendLegacyEnvelope(nil, restart, chA)) {
+	if w.Body.String() != string(format.PushStream.AppendMessage(nil, restart, chA)) {
 		t.Errorf("body %q; want the restart command in the legacy template", w.Body)
 	}
 }

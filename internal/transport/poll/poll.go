@@ -14,36 +14,22 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // ExpiresNever is the Expires value the clients require on a 304 before
 // they take its Last-Message-Id.
 const ExpiresNever = "Thu, 01 Jan 1973 11:11:01 GMT"
 
-// Format is how an answer's messages are written.
-type Format int
-
-const (
-	Text Format = iota // concatenated #!NGINXNMS!# envelopes
-	JSON               // a JSON array of envelope objects
-)
-
 // Request is a parsed subscribe request.
 type Request struct {
-	Channels []string // private channel ids
+	Channels []string // hub channels
 	MID      string   // resume point, "" if none
-	Format   Format
+	Format   format.Format
 	// Legacy is the resume position of a version 1-2 client, nil for
-	// later versions: its answers use the nginx-push-stream template
-	// (Format is ignored) and carry Etag and Last-Modified.
+	// later versions: its answers carry Etag and Last-Modified (Format is
+	// then format.PushStream).
 	Legacy *Cursor
-	// Encode, when set, writes the answer's messages instead of Format
-	// (the protocol-4 binary mode), with the ContentType given.
-	Encode      func([]*protocol.Message) []byte
-	ContentType string
-	// Name, when set, maps a hub channel to the id envelopes show (the
-	// shared mode keeps channels per client under internal names).
-	Name func(channel string) string
 }
 
 // Handler holds long-polling requests.
@@ -104,26 +90,24 @@ func (h *Handler) Shutdown(last *protocol.Message) {
 // waiter is a held request as a hub subscriber.
 type waiter struct {
 	mu   sync.Mutex
-	msgs []delivered
+	msgs []format.Delivery
 	wake chan struct{}
 }
 
-type delivered struct {
-	m       *protocol.Message
-	channel string
-}
-
-func (w *waiter) Deliver(p *hub.Prepared, channel string) {
+// Deliver implements hub.Subscriber: it queues the message and wakes the
+// request's goroutine, which writes the answer.
+func (w *waiter) Deliver(p *hub.Prepared, channel string) hub.Flusher {
 	w.mu.Lock()
-	w.msgs = append(w.msgs, delivered{p.Msg, channel})
+	w.msgs = append(w.msgs, format.Delivery{Msg: p.Msg, Channel: channel})
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
-func (w *waiter) take() []delivered {
+func (w *waiter) take() []format.Delivery {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := w.msgs
@@ -154,7 +138,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		last, _ = h.Engine.Last(ctx, req.Channels)
 	}
 
-	var got []delivered
+	var got []format.Delivery
 	var history []*protocol.Message
 	var err error
 	switch {
@@ -169,7 +153,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		return
 	}
 	for _, m := range history {
-		got = append(got, delivered{m, FirstChannel(m, req.Channels)})
+		got = append(got, format.Delivery{Msg: m, Channel: FirstChannel(m, req.Channels)})
 	}
 	got = append(got, wt.take()...)
 	if len(got) == 0 {
@@ -185,7 +169,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		case <-resync:
 		case <-closing:
 			if m := h.final.Load(); m != nil {
-				got = []delivered{{m, req.Channels[0]}}
+				got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}
 			}
 		}
 	}
@@ -193,7 +177,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		h.notModified(w, req, last)
 		return
 	}
-	writeMessages(w, unique(got), req)
+	if got = unique(got, req.MID); len(got) == 0 {
+		h.notModified(w, req, last)
+		return
+	}
+	writeMessages(w, got, req)
 }
 
 func (h *Handler) notModified(w http.ResponseWriter, req Request, last string) {
@@ -208,55 +196,29 @@ func (h *Handler) notModified(w http.ResponseWriter, req Request, last string) {
 	w.WriteHeader(http.StatusNotModified)
 }
 
-// unique orders messages by id and drops repeats (a message both in
-// history and delivered live).
-func unique(ds []delivered) []delivered {
-	sort.SliceStable(ds, func(i, j int) bool { return ds[i].m.MID < ds[j].m.MID })
+// unique orders messages by id and keeps those after mid, once each (a
+// message can be both in history and delivered live, or reach this process
+// again in a broker's gap recovery): an answer never repeats what the
+// client has, nor goes back before it.
+func unique(ds []format.Delivery, mid string) []format.Delivery {
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Msg.MID < ds[j].Msg.MID })
 	out := ds[:0]
 	for i, d := range ds {
-		if i == 0 || d.m.MID != ds[i-1].m.MID {
+		if (i == 0 || d.Msg.MID != ds[i-1].Msg.MID) && (mid == "" || d.Msg.MID > mid) {
 			out = append(out, d)
 		}
 	}
 	return out
 }
 
-func writeMessages(w http.ResponseWriter, ds []delivered, req Request) {
-	if req.Name != nil {
-		for i := range ds {
-			ds[i].channel = req.Name(ds[i].channel)
-		}
-	}
-	var body []byte
-	switch {
-	case req.Encode != nil:
-		msgs := make([]*protocol.Message, len(ds))
-		for i, d := range ds {
-			msgs[i] = d.m
-		}
-		body = req.Encode(msgs)
-		w.Header().Set("Content-Type", req.ContentType)
-	case req.Legacy != nil:
-		for _, d := range ds {
-			body = AppendLegacyEnvelope(body, d.m, d.channel)
-		}
-		setPosition(w.Header(), ds[len(ds)-1].m)
-	case req.Format == JSON:
-		body = append(body, '[')
-		for i, d := range ds {
-			if i > 0 {
-				body = append(body, ',')
-			}
-			body = protocol.AppendEnvelopeJSON(body, d.m, d.channel)
-		}
-		body = append(body, ']')
-	default:
-		for _, d := range ds {
-			body = protocol.AppendEnvelope(body, d.m, d.channel)
-		}
+func writeMessages(w http.ResponseWriter, ds []format.Delivery, req Request) {
+	hd := w.Header()
+	hd.Set("Content-Type", req.Format.ContentType())
+	if req.Legacy != nil {
+		setPosition(hd, ds[len(ds)-1].Msg)
 	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, _ = w.Write(req.Format.AppendBody(nil, ds))
 }
 
 // FirstChannel is the channel an envelope of m names for a subscriber of

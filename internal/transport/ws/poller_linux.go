@@ -94,14 +94,14 @@ func (sess *Session) readable(buf []byte, r *bytes.Reader) {
 		n, rerr = syscall.Read(int(fd), buf)
 		return true
 	}); err != nil {
-		sess.abort()
+		sess.shut()
 		return
 	}
 	switch {
 	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
 		return
 	case rerr != nil || n <= 0:
-		sess.abort()
+		sess.shut()
 		return
 	}
 	sess.received(buf[:n], r)

@@ -87,14 +87,15 @@ func NewServer(opts Options) *Server {
 // Metrics returns the server's counters.
 func (s *Server) Metrics() *Metrics { return &s.metrics }
 
-// Upgrade completes the WebSocket handshake of r. The session does
-// nothing until Start.
-func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request) (*Session, error) {
+// Upgrade completes the WebSocket handshake of r. The session encodes its
+// frames with encode; it holds what is delivered to it until Live, and
+// reads nothing until Start.
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, encode Encoder) (*Session, error) {
 	conn, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
 		return nil, err
 	}
-	sess := &Session{srv: s, conn: conn, fd: -1, replay: true}
+	sess := &Session{srv: s, conn: conn, fd: -1, replay: true, encode: encode}
 	sess.lastRead.Store(time.Now().Unix())
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		sess.in, _ = rw.Reader.Peek(rw.Reader.Buffered())
@@ -180,7 +181,7 @@ func (s *Server) readLoop(sess *Session) {
 			sess.received(buf[:n], &r)
 		}
 		if err != nil {
-			sess.abort()
+			sess.shut()
 			return
 		}
 	}
@@ -236,7 +237,7 @@ func (s *Server) pinger() {
 				keepalive := sess.keepalive.Load()
 				switch {
 				case sess.lastRead.Load() < deadline:
-					sess.abort()
+					sess.shut()
 				case keepalive != nil:
 					sess.Send(*keepalive)
 				case pingAll:
@@ -281,7 +282,7 @@ func (s *Server) Shutdown(ctx context.Context, last func(*Session), code int, re
 		case <-s.gone:
 		case <-ctx.Done():
 			for _, sess := range s.snapshot() {
-				sess.abort()
+				sess.shut()
 			}
 			return
 		}
@@ -298,7 +299,7 @@ func (s *Server) CloseAll(code int, reason string) {
 // Close stops the server's goroutines and drops every session.
 func (s *Server) Close() {
 	for _, sess := range s.snapshot() {
-		sess.abort()
+		sess.shut()
 	}
 	select {
 	case <-s.stop:

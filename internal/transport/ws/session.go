@@ -16,10 +16,6 @@ import (
 	"github.com/pushpull/pushpull/protocol"
 )
 
-// Encoder turns a message into the complete frame a session sends. It is
-// called once per format and channel for a broadcast (see hub.Prepared).
-type Encoder func(p *hub.Prepared, channel string) []byte
-
 // MessageHandler receives each complete data message a client sends. The
 // payload is only valid during the call.
 type MessageHandler func(s *Session, op ws.OpCode, payload []byte)
@@ -43,12 +39,11 @@ type Session struct {
 	fd  int
 
 	// Channel is the first channel the session subscribed to: the one
-	// that messages addressed to the connection itself name. Format is
-	// the frame format its owner encodes for it. The package uses neither.
+	// that messages addressed to the connection itself name. The package
+	// does not use it.
 	Channel string
-	Format  int
 
-	encode    Encoder
+	encode    Encoder // set by Upgrade, never changed: Deliver may run from then on
 	onMessage MessageHandler
 	onClose   func()
 
@@ -60,14 +55,21 @@ type Session struct {
 	fragment []byte // payload of a fragmented message
 	fragOp   ws.OpCode
 
+	// Guarded by mu (see LOCKS.md: a session's lock is the innermost).
 	mu       sync.Mutex
 	state    int
+	reap     bool     // closed, but not yet torn down
 	queue    [][]byte // frames waiting to be written
 	spare    [][]byte // the previous queue's array, reused
 	queued   int      // bytes queued or being written
-	flushing bool
-	replay   bool // live messages are held until history is queued
+	flushing bool     // someone owns writing the queue
+	replay   bool     // live messages are held until history is queued
 	held     []heldMessage
+	// The newest message queued and the index, in its channel list, of
+	// the channel it came through: a later delivery must come after it,
+	// so a session never sends a message twice or out of id order.
+	lastMID string
+	lastIdx int
 }
 
 type heldMessage struct {
@@ -77,8 +79,8 @@ type heldMessage struct {
 
 // Start begins reading from the client. Messages delivered before Live
 // (from the moment of Upgrade) are held back so that history goes first.
-func (s *Session) Start(encode Encoder, onMessage MessageHandler, onClose func()) {
-	s.encode, s.onMessage, s.onClose = encode, onMessage, onClose
+func (s *Session) Start(onMessage MessageHandler, onClose func()) {
+	s.onMessage, s.onClose = onMessage, onClose
 	s.srv.start(s)
 }
 
@@ -87,83 +89,146 @@ func (s *Session) Start(encode Encoder, onMessage MessageHandler, onClose func()
 // of their own and reconnect when it stops.
 func (s *Session) SetKeepalive(frame []byte) { s.keepalive.Store(&frame) }
 
-// Deliver implements hub.Subscriber.
-func (s *Session) Deliver(p *hub.Prepared, channel string) {
-	s.mu.Lock()
-	if s.replay {
-		s.held = append(s.held, heldMessage{p, channel})
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	s.send(s.encode(p, channel), p.Fanout <= inlineFanout)
+// after reports whether a message with id mid, delivered through the
+// channel at index idx of its list, comes after position (last, lastIdx):
+// a later id, or another channel's copy of the same message. Messages
+// without an id (never stored) always pass.
+func after(mid string, idx int, last string, lastIdx int) bool {
+	return mid == "" || mid > last || mid == last && idx > lastIdx
 }
 
-// inlineFanout is the largest broadcast whose frames the publishing
-// goroutine writes itself: for a few subscribers that saves a hand-off to
-// a flush worker per message; for many, the workers write in parallel.
-const inlineFanout = 4
+func channelIndex(m *protocol.Message, channel string) int {
+	for i, c := range m.Channels {
+		if c == channel {
+			return i
+		}
+	}
+	return len(m.Channels)
+}
+
+// Deliver implements hub.Subscriber: it only queues. The frame is the
+// broadcast's shared encoding, made before the session's lock is taken.
+func (s *Session) Deliver(p *hub.Prepared, channel string) hub.Flusher {
+	frame := s.encode(p, channel)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.state != stateOpen:
+		return nil
+	case s.replay:
+		s.held = append(s.held, heldMessage{p, channel})
+		return nil
+	}
+	idx := channelIndex(p.Msg, channel)
+	if !after(p.Msg.MID, idx, s.lastMID, s.lastIdx) {
+		return nil // already sent, from history or an earlier delivery
+	}
+	if p.Msg.MID != "" {
+		s.lastMID, s.lastIdx = p.Msg.MID, idx
+	}
+	return s.enqueueLocked(frame)
+}
+
+// Flush implements hub.Flusher.
+func (s *Session) Flush(inline bool) {
+	if s.reaped() {
+		return
+	}
+	if inline && s.raw != nil {
+		s.flush(false)
+	} else {
+		s.srv.schedule(s)
+	}
+}
 
 // Live queues history (the messages the client missed, oldest first, with
 // the channel each envelope names), then the live messages held since
-// Start that history does not already hold, and switches to live delivery.
+// Start that come after it, and switches to live delivery. Frames are
+// encoded outside the session's lock; the last of them is queued in the
+// same critical section that ends the replay, so no live message can come
+// between.
 func (s *Session) Live(history []*protocol.Message, channelOf func(*protocol.Message) string) {
 	s.mu.Lock()
-	var inHistory map[string]struct{}
-	if len(history) > 0 && len(s.held) > 0 {
-		inHistory = make(map[string]struct{}, len(history))
-		for _, m := range history {
-			inHistory[m.MID] = struct{}{}
-		}
-	}
-	frames := make([][]byte, 0, len(history)+len(s.held))
-	for _, m := range history {
-		frames = append(frames, s.encode(hub.NewPrepared(m), channelOf(m)))
-	}
-	for _, h := range s.held {
-		if _, dup := inHistory[h.p.Msg.MID]; !dup {
-			frames = append(frames, s.encode(h.p, h.channel))
-		}
-	}
-	s.held, s.replay = nil, false
+	last, lastIdx := s.lastMID, s.lastIdx
 	s.mu.Unlock()
-	for _, f := range frames {
-		s.Send(f)
+	var frames [][]byte
+	add := func(p *hub.Prepared, channel string) {
+		idx := channelIndex(p.Msg, channel)
+		if !after(p.Msg.MID, idx, last, lastIdx) {
+			return
+		}
+		if p.Msg.MID != "" {
+			last, lastIdx = p.Msg.MID, idx
+		}
+		frames = append(frames, s.encode(p, channel))
+	}
+	for _, m := range history {
+		add(hub.NewPrepared(m), channelOf(m))
+	}
+	for {
+		s.mu.Lock()
+		held := s.held
+		s.held = nil
+		if s.state != stateOpen {
+			s.mu.Unlock()
+			return
+		}
+		if len(held) == 0 {
+			s.replay = false
+			s.lastMID, s.lastIdx = last, lastIdx
+			var f hub.Flusher
+			for _, frame := range frames {
+				if f2 := s.enqueueLocked(frame); f2 != nil {
+					f = f2
+				}
+			}
+			s.mu.Unlock()
+			if f != nil {
+				f.Flush(true) // this goroutine holds no lock
+			}
+			return
+		}
+		s.mu.Unlock()
+		for _, h := range held {
+			add(h.p, h.channel)
+		}
 	}
 }
 
-// Send queues a frame. A client whose queue would pass the byte limit is
-// disconnected: a slow consumer must not grow the server's memory.
-func (s *Session) Send(frame []byte) { s.send(frame, false) }
-
-// send queues a frame; with inline set, an idle session is flushed on the
-// calling goroutine (without ever blocking it) instead of by a worker.
-func (s *Session) send(frame []byte, inline bool) {
+// Send queues a frame outside any broadcast. The caller holds no lock.
+func (s *Session) Send(frame []byte) {
 	s.mu.Lock()
-	if s.state != stateOpen {
-		s.mu.Unlock()
-		return
+	var f hub.Flusher
+	if s.state == stateOpen {
+		f = s.enqueueLocked(frame)
+	}
+	s.mu.Unlock()
+	if f != nil {
+		f.Flush(false)
+	}
+}
+
+// enqueueLocked queues a frame on an open session and returns the session
+// when its queue needs someone to write it: nobody owned the writing yet,
+// or the session was just closed. A client whose queue would pass the byte
+// limit is closed at once: a slow consumer must not grow the server's
+// memory. The caller holds s.mu.
+func (s *Session) enqueueLocked(frame []byte) hub.Flusher {
+	if s.state == stateClosed {
+		return nil
 	}
 	if s.queued+len(frame) > s.srv.opts.MaxQueueBytes {
-		s.mu.Unlock()
 		s.srv.metrics.SlowConsumers.Add(1)
-		// Send runs inside hub broadcasts, whose locks onClose needs:
-		// stop queueing now, tear down on another goroutine.
-		s.abortLater()
-		return
+		s.markClosedLocked()
+		return s // its Flush tears it down, holding no lock
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
-	kick := !s.flushing
-	s.flushing = true
-	s.mu.Unlock()
-	switch {
-	case !kick:
-	case inline && s.raw != nil:
-		s.flush(false)
-	default:
-		s.srv.schedule(s)
+	if s.flushing {
+		return nil
 	}
+	s.flushing = true
+	return s
 }
 
 // Close queues a close frame and closes the socket once everything queued
@@ -184,51 +249,55 @@ func (s *Session) Close(code int, reason string) {
 	}
 }
 
-// abort closes the socket at once, dropping whatever is queued.
-func (s *Session) abort() {
-	if s.markClosed() {
-		s.teardown()
-	}
-}
-
-// abortLater closes the socket at once but tears the session down on
-// another goroutine: flush may run inside a hub broadcast (small fan-outs
-// are written by the publishing goroutine), whose locks onClose needs.
-func (s *Session) abortLater() {
-	if s.markClosed() {
-		go s.teardown()
-	}
-}
-
-// markClosed stops the session from queueing; false if it already was.
-func (s *Session) markClosed() bool {
+// shut closes the socket at once, dropping whatever is queued, and tears
+// the session down. It is the one way a session ends; the caller holds no
+// lock (Deliver, which runs under locks, only marks the session closed and
+// leaves the teardown to its Flush).
+func (s *Session) shut() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.markClosedLocked()
+	s.mu.Unlock()
+	s.reaped()
+}
+
+// markClosedLocked stops the session from queueing. The caller holds s.mu.
+func (s *Session) markClosedLocked() {
 	if s.state == stateClosed {
-		return false
+		return
 	}
 	s.state = stateClosed
+	s.reap = true
 	s.queue, s.spare, s.held = nil, nil, nil
-	return true
 }
 
-func (s *Session) teardown() {
-	s.srv.forget(s)
-	s.conn.Close()
-	if s.onClose != nil {
-		s.onClose()
+// reaped tears a closed session down, once, and reports whether it is
+// closed. The caller holds no lock.
+func (s *Session) reaped() bool {
+	s.mu.Lock()
+	closed, reap := s.state == stateClosed, s.reap
+	s.reap = false
+	s.mu.Unlock()
+	if reap {
+		s.srv.forget(s)
+		s.conn.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
 	}
+	return closed
 }
 
 // flush writes the queue until it is empty. With a raw socket it never
 // blocks: when the peer's socket buffer fills it hands the rest to a
-// goroutine that waits for the socket, and returns.
+// goroutine that waits for the socket, and returns. It runs on a flush
+// worker, or inline on a delivering goroutine that holds no lock.
 func (s *Session) flush(blocking bool) {
 	for {
 		s.mu.Lock()
 		if s.state == stateClosed {
 			s.flushing = false
 			s.mu.Unlock()
+			s.reaped()
 			return
 		}
 		bufs := s.queue
@@ -237,7 +306,7 @@ func (s *Session) flush(blocking bool) {
 			closing := s.state == stateClosing
 			s.mu.Unlock()
 			if closing {
-				s.abortLater()
+				s.shut()
 			}
 			return
 		}
@@ -260,7 +329,7 @@ func (s *Session) flush(blocking bool) {
 			}
 		}
 		if err != nil {
-			s.abortLater()
+			s.shut()
 			return
 		}
 		s.written(n, bufs)
@@ -271,7 +340,7 @@ func (s *Session) flush(blocking bool) {
 // flushing in blocking mode.
 func (s *Session) finishBlocking(rest [][]byte, n int, bufs [][]byte) {
 	if err := s.writeBlocking(rest); err != nil {
-		s.abort()
+		s.shut()
 		return
 	}
 	s.written(n, bufs)

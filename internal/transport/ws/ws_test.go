@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
 )
 
 // harness runs a Server behind an HTTP test server: every request upgrades,
@@ -44,12 +46,12 @@ func newHarness(t *testing.T, opts Options, useTLS bool) *harness {
 	t.Helper()
 	h := &harness{srv: NewServer(opts), hub: hub.New()}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := h.srv.Upgrade(w, r)
+		sess, err := h.srv.Upgrade(w, r, encodeText)
 		if err != nil {
 			return
 		}
 		h.hub.Subscribe(sess, []string{"c"})
-		sess.Start(encodeText, func(s *Session, op ws.OpCode, p []byte) {
+		sess.Start(func(s *Session, op ws.OpCode, p []byte) {
 			h.mu.Lock()
 			h.messages = append(h.messages, string(p))
 			h.mu.Unlock()
@@ -96,8 +98,17 @@ func (h *harness) waitSessions(t *testing.T, n int64) {
 	}
 }
 
+// lastMID numbers the messages the tests publish.
+var lastMID atomic.Uint64
+
 func publish(h *hub.Hub, body string) {
-	h.Broadcast(&protocol.Message{Channels: []string{"c"}, Body: []byte(body), MID: body})
+	publishMID(h, protocol.FormatMID(1, lastMID.Add(1)), body)
+}
+
+func publishMID(h *hub.Hub, mid, body string) {
+	b := hub.GetBatch()
+	h.Broadcast(&protocol.Message{Channels: []string{"c"}, Body: []byte(body), MID: mid}, b)
+	b.Flush()
 }
 
 func readText(t *testing.T, conn net.Conn) string {
@@ -137,12 +148,12 @@ func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
 	hb := hub.New()
 	ready := make(chan *Session, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := srv.Upgrade(w, r)
+		sess, err := srv.Upgrade(w, r, encodeText)
 		if err != nil {
 			return
 		}
 		hb.Subscribe(sess, []string{"c"})
-		sess.Start(encodeText, nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
+		sess.Start(nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
 		ready <- sess
 	}))
 	defer hs.Close()
@@ -152,13 +163,17 @@ func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
 	}
 	defer conn.Close()
 	sess := <-ready
+	mid := func(n uint64) string { return protocol.FormatMID(2, n) }
 	// Live messages 2 and 3 arrive while history (1, 2) is being read.
-	publish(hb, "2")
-	publish(hb, "3")
-	history := []*protocol.Message{{MID: "1", Body: []byte("1")}, {MID: "2", Body: []byte("2")}}
+	publishMID(hb, mid(2), "2")
+	publishMID(hb, mid(3), "3")
+	history := []*protocol.Message{{MID: mid(1), Body: []byte("1")}, {MID: mid(2), Body: []byte("2")}}
 	sess.Live(history, func(*protocol.Message) string { return "c" })
-	publish(hb, "4")
-	for _, want := range []string{"1", "2", "3", "4"} {
+	publishMID(hb, mid(4), "4")
+	// Older than what the session sent: never sent again.
+	publishMID(hb, mid(3), "3 again")
+	publishMID(hb, mid(5), "5")
+	for _, want := range []string{"1", "2", "3", "4", "5"} {
 		if got := readText(t, conn); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
@@ -397,12 +412,12 @@ func TestKeepaliveReplacesPings(t *testing.T) {
 	srv := NewServer(Options{PingInterval: time.Hour, KeepaliveInterval: 20 * time.Millisecond})
 	defer srv.Close()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := srv.Upgrade(w, r)
+		sess, err := srv.Upgrade(w, r, encodeText)
 		if err != nil {
 			return
 		}
 		sess.SetKeepalive(TextFrame([]byte("ping")))
-		sess.Start(encodeText, nil, nil)
+		sess.Start(nil, nil)
 		sess.Live(nil, nil)
 	}))
 	defer hs.Close()
@@ -414,6 +429,91 @@ func TestKeepaliveReplacesPings(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		if got := readText(t, conn); got != "ping" {
 			t.Fatalf("got %q, want the keepalive", got)
+		}
+	}
+}
+
+// A publish that meets subscribers whose sockets are gone neither hangs
+// nor leaves them subscribed: the write error found by the delivering
+// goroutine's inline flush tears each session down, and the teardown,
+// which takes the lock the publisher held while delivering, runs after
+// that lock is released.
+func TestInlineWriteErrorTearsDownOutsideLocks(t *testing.T) {
+	srv := NewServer(Options{})
+	defer srv.Close()
+	hb := hub.New()
+	var engineMu sync.Mutex // stands for the engine's delivery lock
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := srv.Upgrade(w, r, encodeText)
+		if err != nil {
+			return
+		}
+		hb.Subscribe(sess, []string{"c"})
+		sess.Start(nil, func() {
+			engineMu.Lock()
+			defer engineMu.Unlock()
+			hb.Unsubscribe(sess, []string{"c"})
+		})
+		sess.Live(nil, nil)
+	}))
+	defer hs.Close()
+	publishLocked := func(body string) {
+		b := hub.GetBatch()
+		engineMu.Lock()
+		hb.Broadcast(&protocol.Message{Channels: []string{"c"}, Body: []byte(body), MID: protocol.FormatMID(1, lastMID.Add(1))}, b)
+		engineMu.Unlock()
+		b.Flush()
+	}
+	for round := range 30 {
+		conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the session to subscribe", func() bool { return hb.Count("c") == 1 })
+		// Reset the connection: the next write to it fails.
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; hb.Count("c") != 0 && i < 100_000; i++ {
+				publishLocked(strings.Repeat("x", 1024))
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: publishing to a reset subscriber hangs", round)
+		}
+		waitFor(t, "the session to be torn down", func() bool { return hb.Count("c") == 0 && srv.Count() == 0 })
+	}
+}
+
+// waitFor waits up to 10 s for cond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The frames FormatEncoder makes without a copy are the frames gobwas/ws
+// makes, at every length class of the header.
+func TestFormatFrames(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 125, 126, 1000, 65535, 65536, 200000} {
+		for f := range format.Count {
+			m := &protocol.Message{MID: protocol.FormatMID(1, 1), Channels: []string{"c"}, Body: []byte(`{"x":"` + strings.Repeat("y", n) + `"}`)}
+			want := frame(ws.OpText, f.AppendMessage(nil, m, "c"))
+			if f.Binary() {
+				want = frame(ws.OpBinary, f.AppendMessage(nil, m, "c"))
+			}
+			if got := FormatEncoder(f)(hub.NewPrepared(m), "c"); string(got) != string(want) {
+				t.Fatalf("%v frame of a %d-byte body differs from gobwas/ws's", f, n)
+			}
 		}
 	}
 }

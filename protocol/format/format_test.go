@@ -1,4 +1,4 @@
-package server
+package format
 
 import (
 	"encoding/hex"
@@ -55,7 +55,7 @@ func TestIncomingMessage(t *testing.T) {
 func TestBinaryFrame(t *testing.T) {
 	m := &protocol.Message{MID: protocol.FormatMID(1700000000, 12), Body: []byte(`{}`), Created: time.Unix(5, 0)}
 	var rb pb.ResponseBatch
-	if err := proto.Unmarshal(appendBinary(nil, m), &rb); err != nil {
+	if err := proto.Unmarshal(Protobuf.AppendMessage(nil, m, ""), &rb); err != nil {
 		t.Fatal(err)
 	}
 	om := rb.GetResponses()[0].GetOutgoingMessages().GetMessages()[0]

@@ -1,42 +1,37 @@
-package server
+package format
 
 import (
 	"encoding/hex"
 	"strconv"
 
-	"github.com/pushpull/pushpull/internal/transport/ws"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
-// WebSocket frame formats, keys of the per-message encoding cache.
-const (
-	textFrames   = iota // one #!NGINXNMS!# envelope per text frame
-	jsonFrames          // a JSON array of one envelope object per text frame
-	binaryFrames        // protocol 4: a protobuf ResponseBatch per binary frame
-	rpcFrames           // protocol 5: a JSON-RPC incoming.message per text frame
-)
-
-var frameEncoders = [...]func(*protocol.Message, string) []byte{
-	textFrames: func(m *protocol.Message, channel string) []byte {
-		return ws.TextFrame(protocol.AppendEnvelope(make([]byte, 0, len(m.Body)+192), m, bareChannel(channel)))
-	},
-	jsonFrames: func(m *protocol.Message, channel string) []byte {
-		b := append(make([]byte, 0, len(m.Body)+192), '[')
-		b = protocol.AppendEnvelopeJSON(b, m, bareChannel(channel))
-		return ws.TextFrame(append(b, ']'))
-	},
-	binaryFrames: func(m *protocol.Message, _ string) []byte {
-		return ws.BinaryFrame(appendBinary(make([]byte, 0, len(m.Body)+96), m))
-	},
-	rpcFrames: func(m *protocol.Message, channel string) []byte {
-		return ws.TextFrame(appendIncomingMessage(make([]byte, 0, len(m.Body)+256), m, channel))
-	},
+// AppendEnvelopeJSON appends the JSON object clients receive for m on
+// channel: {"id","mid","channel","tag","time","text"}, text raw.
+func AppendEnvelopeJSON(dst []byte, m *protocol.Message, channel string) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, m.ID, 10)
+	dst = append(dst, `,"mid":"`...)
+	dst = append(dst, m.MID...)
+	dst = append(dst, `","channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","tag":"`...)
+	dst = append(dst, m.Tag()...)
+	dst = append(dst, `","time":"`...)
+	dst = append(dst, m.HTTPTime()...)
+	dst = append(dst, `","text":`...)
+	dst = append(dst, m.Body...)
+	return append(dst, '}')
 }
 
-// encodeFrame encodes m for one session, outside any broadcast.
-func encodeFrame(format int, m *protocol.Message, channel string) []byte {
-	return frameEncoders[format](m, channel)
+// AppendEnvelope appends the text-mode envelope of m on channel:
+// #!NGINXNMS!#{...}#!NGINXNME!#.
+func AppendEnvelope(dst []byte, m *protocol.Message, channel string) []byte {
+	dst = append(dst, protocol.EnvelopeStart...)
+	dst = AppendEnvelopeJSON(dst, m, channel)
+	return append(dst, protocol.EnvelopeEnd...)
 }
 
 // hexBytes decodes a hex id; ids that are not hex (never made by this
@@ -67,11 +62,6 @@ func outgoing(m *protocol.Message) pb.Outgoing {
 	return o
 }
 
-// appendBinary appends the ResponseBatch carrying m.
-func appendBinary(dst []byte, m *protocol.Message) []byte {
-	return pb.AppendResponseBatch(dst, outgoing(m))
-}
-
 // appendIncomingMessage appends the protocol-5 notification of m for a
 // subscriber that got it through channel: a user channel picks that
 // user's user_params.
@@ -80,7 +70,7 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 	dst = append(dst, `{"jsonrpc":"2.0","method":"incoming.message","params":{"mid":"`...)
 	dst = append(dst, m.MID...)
 	dst = append(dst, `","body":`...)
-	if isObject(m.Body) {
+	if protocol.IsJSONObject(m.Body) {
 		dst = append(dst, m.Body...)
 	} else {
 		// Clients add fields to the body: it must be an object. A text
@@ -97,13 +87,13 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 		dst = append(dst, '"')
 	}
 	dst = append(dst, '}')
-	if u := channelUser(channel); u != "" {
+	if u := protocol.ChannelUser(channel); u != "" {
 		if p, ok := m.UserParams[u]; ok {
 			dst = append(dst, `,"user_params":`...)
 			dst = append(dst, p...)
 		}
 	}
-	if isObject(m.Dictionary) {
+	if protocol.IsJSONObject(m.Dictionary) {
 		dst = append(dst, `,"dictionary":`...)
 		dst = append(dst, m.Dictionary...)
 	}
@@ -114,14 +104,28 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 	return append(dst, "}}"...)
 }
 
-// isObject reports whether JSON text b is an object.
-func isObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
+// appendPushStream appends the envelope of m on channel in the message
+// template the appliance configured in nginx-push-stream-module 0.4 for
+// version 2:
+//
+//	#!NGINXNMS!#{"id":~id~,"channel":"~channel~","tag":"~tag~","time":"~time~","eventid":"~event-id~","text":~text~}#!NGINXNME!#
+//
+// with the message id as tag and an empty event id (the backend never sent
+// one). Version 1 (module 0.3.4) had no channel and eventid; its clients
+// parse the object as JSON and read id, tag, time and text only, so both
+// versions get this one template.
+func appendPushStream(dst []byte, m *protocol.Message, channel string) []byte {
+	dst = append(dst, protocol.EnvelopeStart...)
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, m.ID, 10)
+	dst = append(dst, `,"channel":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","tag":"`...)
+	dst = append(dst, m.MID...)
+	dst = append(dst, `","time":"`...)
+	dst = append(dst, m.HTTPTime()...)
+	dst = append(dst, `","eventid":"","text":`...)
+	dst = append(dst, m.Body...)
+	dst = append(dst, '}')
+	return append(dst, protocol.EnvelopeEnd...)
 }

@@ -1,0 +1,77 @@
+package ws
+
+import (
+	"encoding/binary"
+
+	"github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
+)
+
+// Encoder turns a message into the complete frame a session sends. It is
+// called once per subscriber of a broadcast and returns a shared encoding
+// (see hub.Prepared).
+type Encoder func(p *hub.Prepared, channel string) []byte
+
+// FormatEncoder returns the encoder of sessions that speak f: one frame per
+// message, encoded once per broadcast, format and format.SharedKey.
+func FormatEncoder(f format.Format) Encoder { return formatEncoders[f] }
+
+var formatEncoders = func() (out [format.Count]Encoder) {
+	for f := range format.Count {
+		frame := frameEncoder(f)
+		out[f] = func(p *hub.Prepared, channel string) []byte {
+			return p.Encoded(hub.Key{Format: int(f), Channel: f.SharedKey(channel)}, frame)
+		}
+	}
+	return out
+}()
+
+// maxHeader is the longest header of an unmasked server frame.
+const maxHeader = 10
+
+// frameEncoder returns a function that makes the frame of one message in
+// format f. The payload is written after room for the header, which is
+// then put right before it: the frame is made without a copy.
+func frameEncoder(f format.Format) func(m *protocol.Message, channel string) []byte {
+	op := ws.OpText
+	if f.Binary() {
+		op = ws.OpBinary
+	}
+	return func(m *protocol.Message, channel string) []byte {
+		b := make([]byte, maxHeader, maxHeader+len(m.Body)+256)
+		b = f.AppendMessage(b, m, channel)
+		return putHeader(b, op)
+	}
+}
+
+// putHeader writes the header of a final, unmasked frame of opcode op
+// whose payload is b[maxHeader:] into the room before it, and returns the
+// frame.
+func putHeader(b []byte, op ws.OpCode) []byte {
+	n := len(b) - maxHeader
+	var start int
+	switch {
+	case n < 126:
+		start = maxHeader - 2
+		b[start+1] = byte(n)
+	case n <= 0xffff:
+		start = maxHeader - 4
+		b[start+1] = 126
+		binary.BigEndian.PutUint16(b[start+2:], uint16(n))
+	default:
+		start = 0
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+	}
+	b[start] = 0x80 | byte(op)
+	return b[start:]
+}
+
+// MessageFrame is the frame of m for a session outside any broadcast (a
+// message sent to one connection).
+func (s *Session) MessageFrame(m *protocol.Message, channel string) []byte {
+	return s.encode(hub.NewPrepared(m), channel)
+}

@@ -1,0 +1,44 @@
+package protocol
+
+import "strings"
+
+// Hub and store channel names. In the shared ("cloud") mode the channels,
+// users and status subscriptions of each client live under its own
+// namespace, "<clientId>|<id>", so the same id under two clientIds names
+// two channels; clients never see the prefix. A protocol-5 user's
+// connections also join the channel "user:<id>", and followers of the
+// user's status "status:<id>".
+
+// NamespaceSep separates a clientId from the id it namespaces; it occurs
+// in neither.
+const NamespaceSep = "|"
+
+// BareChannel strips a clientId namespace from a hub channel name: the id
+// the client knows.
+func BareChannel(ch string) string {
+	if i := strings.LastIndex(ch, NamespaceSep); i >= 0 {
+		return ch[i+len(NamespaceSep):]
+	}
+	return ch
+}
+
+// ChannelUser returns the user id of a user channel, or "".
+func ChannelUser(ch string) string {
+	u, ok := strings.CutPrefix(BareChannel(ch), "user:")
+	if !ok {
+		return ""
+	}
+	return u
+}
+
+// IsJSONObject reports whether JSON text b is an object.
+func IsJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '{'
+	}
+	return false
+}
