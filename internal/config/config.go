@@ -14,7 +14,9 @@ import (
 )
 
 // Config is the whole configuration. JSON names follow the original
-// config.json; fields marked "pushpull" are additions.
+// config.json; fields marked "pushpull" are additions. The json and config
+// tags of Config and the types in it are the one list of the file's keys
+// (see keys.go).
 type Config struct {
 	Servers         []Server `json:"servers"`
 	Security        Security `json:"security"`
@@ -76,7 +78,7 @@ type Routes struct {
 // Security holds the shared key channel ids are signed with.
 type Security struct {
 	Key  string `json:"key"`
-	Algo string `json:"algo"` // sha1 (default), sha256, sha512, md5
+	Algo string `json:"algo" config:"lower,nonzero"` // sha1 (default), sha256, sha512, md5
 	// SignedPublish makes the publish route require signed channel ids
 	// (pushpull; the original trusts its caller).
 	SignedPublish bool `json:"signedPublish,omitempty"`
@@ -93,15 +95,15 @@ type Security struct {
 
 // Storage selects and tunes the store. TTLs are in seconds.
 type Storage struct {
-	Type        string  `json:"type"` // memory (default) or redis
-	MessageTTL  float64 `json:"messageTTL"`
-	ChannelTTL  float64 `json:"channelTTL"`
-	OnlineTTL   float64 `json:"onlineTTL"`
+	Type        string  `json:"type" config:"lower"` // memory (default) or redis
+	MessageTTL  float64 `json:"messageTTL" config:"alias=messageTLL"`
+	ChannelTTL  float64 `json:"channelTTL" config:"alias=channelTLL"`
+	OnlineTTL   float64 `json:"onlineTTL" config:"alias=onlineTLL"`
 	OnlineDelta float64 `json:"onlineDelta"`
 
 	// Redis connection (type redis).
-	Host     string   `json:"host,omitempty"`
-	Port     int      `json:"port,omitempty"`
+	Host     string   `json:"host,omitempty" config:"nonzero"`
+	Port     int      `json:"port,omitempty" config:"nonzero"`
 	Socket   string   `json:"socket,omitempty"`
 	Addrs    []string `json:"addrs,omitempty"`    // pushpull: several seeds (Cluster) or sentinels
 	Master   string   `json:"master,omitempty"`   // pushpull: Sentinel master set name
@@ -157,8 +159,8 @@ type Backend struct {
 
 // Log selects logging (pushpull).
 type Log struct {
-	Level  string `json:"level"`  // debug, info (default), warn, error
-	Format string `json:"format"` // text (default) or json
+	Level  string `json:"level" config:"lower"`  // debug, info (default), warn, error
+	Format string `json:"format" config:"lower"` // text (default) or json
 }
 
 // Default returns the configuration used when no file is given: the

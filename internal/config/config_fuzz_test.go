@@ -5,12 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
-// FuzzDecode feeds Decode arbitrary files. It must never panic, and a file
-// it accepts must print (encoding/json) and read back as the same
-// configuration.
+// FuzzDecode feeds Decode arbitrary files. It must never panic; every
+// error, of decoding or of validation, must name the line and column or
+// the JSON path of a key at fault; and a file it accepts must print
+// (encoding/json) and read back as the same configuration.
 func FuzzDecode(f *testing.F) {
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
@@ -28,13 +30,15 @@ func FuzzDecode(f *testing.F) {
 		`{"servers": {"port": "1", "routes": {"sub": "/s/"}, "ssl": false}}`,
 		`{"storage": {"messageTLL": "1h", "port": 0, "host": ""}, "publishMode": "yes"}`,
 		`{"servers": [{"port": 1e3, "hostname": "::", "routes": {"pub": ["/p/", "/q/"]}}], "log": {"level": "WARN"}}`,
-		`{"security": {"key": 5, "algo": ""}, "limits": {"maxPayload": "-1"}}`,
+		`{"security": {"key": 5, "algo": "", "clients": {"a": 1, "b": {}}}, "limits": {"maxPayload": "-1"}}`,
+		`{"servers": [null, {"ssl": true, "port": []}], "storage": {"onlineTLL": "x", "addrs": [1]}, "log": 5}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := decode(data)
 		if err != nil {
+			located(t, err)
 			return
 		}
 		for _, s := range c.Servers {
@@ -42,7 +46,8 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = c.Storage.RedisAddrs()
 		// validate without reading files: the fuzzer invents paths.
-		if c.validate(false) != nil {
+		if err := c.validate(false); err != nil {
+			located(t, err)
 			return
 		}
 		out, err := json.Marshal(c)
@@ -61,4 +66,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("printed config does not validate: %v", err)
 		}
 	})
+}
+
+// located fails t unless each of err's errors starts with a line and
+// column or with the JSON path of a key.
+func located(t *testing.T, err error) {
+	t.Helper()
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	at := regexp.MustCompile(`^line [1-9][0-9]*, column [1-9][0-9]*: `)
+	// The errors about the file as a whole have no place.
+	whole := regexp.MustCompile(`^(no JSON object: the file is empty|want a JSON object at the top level, got .*)$`)
+	for _, e := range errs {
+		if msg := e.Error(); !at.MatchString(msg) && !namesKey(msg) && !whole.MatchString(msg) {
+			t.Fatalf("error names no place: %q", msg)
+		}
+	}
 }

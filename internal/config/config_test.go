@@ -284,6 +284,19 @@ func TestDecodeIgnored(t *testing.T) {
 	if !slices.Equal(c.Ignored, want) {
 		t.Errorf("ignored = %q, want %q", c.Ignored, want)
 	}
+
+	// A key that is only a retired key or an alias elsewhere is unknown,
+	// and so is the empty key; a misspelt key beside its right spelling
+	// is known and not read, even when it would not read.
+	c, err = decode([]byte(`{"": 1, "maxPayload": 2, "storage": {"": 3, "debug": 4, "messageTLL": "x", "messageTTL": 5},
+		"security": {"messageTLL": 6}, "servers": [{"port": 1, "routes": {"sub": "/s/"}, "ssl": {"": 7, "cert": "c", "key": "k"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"", "maxPayload", "security.messageTLL", "servers[0].ssl.", "storage.", "storage.debug"}
+	if !slices.Equal(c.Ignored, want) || c.Storage.MessageTTL != 5 {
+		t.Errorf("ignored = %q, want %q; messageTTL %v", c.Ignored, want, c.Storage.MessageTTL)
+	}
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -310,6 +323,21 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"storage": 5}`, "storage: want an object, got a number"},
 		{`{"security": {"key": {}}}`, "security.key: want a string, got an object"},
 		{`{"log": []}`, "log: want an object, got a list"},
+		{`{"log": {"level": []}}`, "log.level: want a string, got a list"},
+		{`{"servers": [null]}`, "servers[0]: want an object, got null"},
+		{`{"servers": [{"ssl": true}]}`, "servers[0].ssl: want an object, got true"},
+		{`{"servers": [{"ssl": {"cert": false}}]}`, "servers[0].ssl.cert: want a string, got false"},
+		{`{"servers": [{"routes": []}]}`, "servers[0].routes: want an object, got a list"},
+		{`{"security": {"clients": ["a"]}}`, "security.clients: want an object of clientId: key, got a list"},
+		{`{"security": {"clients": {"c1": {}}}}`, "security.clients.c1: want a string, got an object"},
+		{`{"security": {"signedPublish": "sure"}}`, `security.signedPublish: "sure" is not true or false`},
+		{`{"storage": {"messageTLL": "soon"}}`, `storage.messageTLL: "soon" is not a number of seconds or a duration`},
+		{`{"storage": {"addrs": 6379}}`, "storage.addrs: want a string or a list of strings, got a number"},
+		{`{"storage": {"port": null, "db": "x"}}`, `storage.db: "x" is not a number`},
+		{`{"websocket": {"maxFrameBytes": "64k"}}`, `websocket.maxFrameBytes: "64k" is not a number`},
+		{`{"backend": {"watchTTL": true}}`, "backend.watchTTL: want a number of seconds, got true"},
+		{`{"polling": 40}`, "polling: want an object, got a number"},
+		{`{"shutdownTimeout": []}`, "shutdownTimeout: want a number of seconds, got a list"},
 	} {
 		_, err := Decode([]byte(tc.in))
 		if err == nil {
@@ -330,6 +358,31 @@ func TestDecodeReportsEveryError(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "servers[0].port:") || !strings.HasPrefix(lines[1], "servers[1].port:") {
 		t.Errorf("errors = %q", lines)
+	}
+
+	// Errors at every depth, in the order of the keys, a bad value
+	// leaving the rest of its object to be read.
+	_, err = Decode([]byte(`{
+		"storage": {"type": [], "port": "x", "messageTLL": "y", "host": "h"},
+		"servers": [{"name": {}, "routes": {"sub": 1}, "ssl": {"key": false}}, 3],
+		"security": {"clients": {"b": [], "c": null, "a": {}}},
+		"log": {"format": true}, "websocket": null, "publishMode": "perhaps", "zzz": {}
+	}`))
+	want := []string{
+		"log.format: want a string, got true",
+		`publishMode: "perhaps" is not true or false`,
+		"security.clients.a: want a string, got an object",
+		"security.clients.b: want a string, got a list",
+		"servers[0].name: want a string, got an object",
+		"servers[0].routes.sub: want a string or a list of strings, got a number",
+		"servers[0].ssl.key: want a string, got false",
+		"servers[1]: want an object, got a number",
+		`storage.messageTLL: "y" is not a number of seconds or a duration`,
+		`storage.port: "x" is not a number`,
+		"storage.type: want a string, got a list",
+	}
+	if err == nil || !slices.Equal(strings.Split(err.Error(), "\n"), want) {
+		t.Errorf("got  %q\nwant %q", err, want)
 	}
 }
 
@@ -574,6 +627,26 @@ func TestParseEachOverride(t *testing.T) {
 	}
 }
 
+func TestParseReadsLikeTheFile(t *testing.T) {
+	// A flag or variable that names a key is read as the file's value.
+	c, err := Parse([]string{"--algo", " SHA256 ", "--redis-db", "1e1", "--poll-timeout", "1m", "--publish-mode=yes"},
+		env(map[string]string{"PUSHPULL_STORAGE": " Redis", "PUSHPULL_PROCESS_ID": "7", "PUSHPULL_LOG_LEVEL": "DEBUG "}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Security.Algo != "sha256" || c.Storage.DB != 10 || c.Polling.Timeout != 60 || !c.PublishMode ||
+		c.Storage.Type != "redis" || c.ProcessUniqueID != "7" || c.Log.Level != "debug" {
+		t.Errorf("config = %+v", c)
+	}
+	// Every problem at once, each naming its flag or variable.
+	_, err = Parse([]string{"--redis-db", "1.5", "--message-ttl", "NaN"}, env(map[string]string{"PUSHPULL_POLL_TIMEOUT": "x"}), io.Discard)
+	want := `PUSHPULL_POLL_TIMEOUT: "x" is not a number of seconds or a duration` + "\n" +
+		"--redis-db: 1.5 is not a whole number in range\n" + `--message-ttl: "NaN" is not a finite number`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
 func TestParseBoolFlagAlone(t *testing.T) {
 	c, err := Parse([]string{"--publish-mode", "--storage", "redis"}, env(nil), io.Discard)
 	if err != nil || !c.PublishMode {
@@ -738,7 +811,7 @@ func TestParseHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, s := range []string{"Usage: pushpull serve", "-config FILE", "PUSHPULL_CONFIG", "-sub-listen HOST:PORT", "PUSHPULL_REDIS_DB"} {
+	for _, s := range []string{"Usage: pushpull serve", "-config FILE", "PUSHPULL_CONFIG", "-sub-listen HOST:PORT", "(storage.db; env PUSHPULL_REDIS_DB)"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("usage lacks %q:\n%s", s, out.String())
 		}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,7 +80,7 @@ func decode(data []byte) (*Config, error) {
 	}
 	c := Default()
 	d := &decoder{}
-	d.config(c, m)
+	d.object(reflect.ValueOf(c).Elem(), m, "")
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
 	}
@@ -123,9 +125,10 @@ func prefix(name string, err error) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// decoder walks the generic JSON tree into a Config, collecting every
-// error (each naming its JSON path) rather than stopping at the first, so
-// one run shows all that is wrong with a file.
+// decoder walks the generic JSON tree into a Config along the keys of its
+// struct tags (keys.go), collecting every error (each naming its JSON path)
+// rather than stopping at the first, so one run shows all that is wrong
+// with a file.
 type decoder struct {
 	errs    []error
 	ignored []string
@@ -135,24 +138,6 @@ func (d *decoder) fail(path, format string, args ...any) {
 	d.errs = append(d.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 }
 
-// fields calls set for each key of m in sorted order (so errors come in a
-// stable order) and records the keys set does not know. Keys in unused
-// belong to the original server and are skipped without notice.
-func (d *decoder) fields(m map[string]any, path string, unused []string, set func(key string, v any, path string) bool) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		p := join(path, k)
-		if set(k, m[k], p) || slices.Contains(unused, k) {
-			continue
-		}
-		d.ignored = append(d.ignored, p)
-	}
-}
-
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -160,65 +145,109 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (d *decoder) config(c *Config, m map[string]any) {
-	d.fields(m, "", []string{"duplicatePub", "debug"}, func(k string, v any, p string) bool {
-		switch k {
-		case "servers":
-			d.servers(c, v, p)
-		case "security":
-			d.security(&c.Security, v, p)
-		case "storage":
-			d.storage(&c.Storage, v, p)
-		case "publishMode":
-			d.boolean(&c.PublishMode, v, p)
-		case "clusterMode":
-			d.boolean(&c.ClusterMode, v, p)
-		case "processUniqueId":
-			d.str(&c.ProcessUniqueID, v, p)
-		case "polling":
-			d.object(v, p, nil, func(k string, v any, p string) bool {
-				return k == "timeout" && d.seconds(&c.Polling.Timeout, v, p)
-			})
-		case "websocket":
-			d.object(v, p, nil, func(k string, v any, p string) bool {
-				switch k {
-				case "pingInterval":
-					return d.seconds(&c.WebSocket.PingInterval, v, p)
-				case "maxQueueBytes":
-					return d.integer(&c.WebSocket.MaxQueueBytes, v, p)
-				case "maxFrameBytes":
-					return d.integer(&c.WebSocket.MaxFrameBytes, v, p)
-				}
-				return false
-			})
-		case "limits":
-			// The other limits of the original v4 are fixed in pushpull.
-			unused := []string{"maxConnPerChannel", "maxMessagesPerRequest", "maxChannelsPerRequest"}
-			d.object(v, p, unused, func(k string, v any, p string) bool {
-				return k == "maxPayload" && d.integer(&c.Limits.MaxPayload, v, p)
-			})
-		case "shutdownTimeout":
-			d.seconds(&c.ShutdownTimeout, v, p)
-		case "backend":
-			d.backend(&c.Backend, v, p)
-		case "log":
-			d.object(v, p, nil, func(k string, v any, p string) bool {
-				switch k {
-				case "level":
-					return d.lower(&c.Log.Level, v, p)
-				case "format":
-					return d.lower(&c.Log.Format, v, p)
-				}
-				return false
-			})
+// object reads the JSON object m into dst, a struct, key by key in sorted
+// order (so errors come in a stable order), and records the keys it does
+// not know.
+func (d *decoder) object(dst reflect.Value, m map[string]any, path string) {
+	fs := fields(dst.Type())
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		p := join(path, k)
+		f, ok := lookup(fs, k)
+		switch {
+		case !ok:
+			if !slices.Contains(retired[dst.Type()], k) {
+				d.ignored = append(d.ignored, p)
+			}
+		case k == f.alias:
+			if _, both := m[f.key]; !both {
+				d.value(dst.Field(f.index), f, m[k], p)
+			}
 		default:
-			return false
+			d.value(dst.Field(f.index), f, m[k], p)
 		}
-		return true
-	})
+	}
 }
 
-func (d *decoder) servers(c *Config, v any, path string) {
+// value reads v into dst, the field f, as dst's type wants. null leaves
+// dst as it was, the default, and so does a value that does not fit
+// (reported); only an optional object is left out by null.
+func (d *decoder) value(dst reflect.Value, f field, v any, path string) {
+	var before any
+	if f.nonzero {
+		before = dst.Interface()
+	}
+	switch p := dst.Addr().Interface().(type) {
+	case *string:
+		d.str(p, v, path)
+		if f.lower {
+			*p = strings.ToLower(strings.TrimSpace(*p))
+		}
+	case *bool:
+		d.boolean(p, v, path)
+	case *int:
+		d.integer(p, v, path)
+	case *float64:
+		d.seconds(p, v, path) // every float64 of a Config is in seconds
+	case *[]string:
+		d.list(p, v, path)
+	case *map[string]string:
+		d.clients(p, v, path)
+	default:
+		switch dst.Kind() {
+		case reflect.Struct:
+			d.nested(dst, v, path)
+		case reflect.Pointer:
+			d.optional(dst, v, path)
+		case reflect.Slice:
+			d.objects(dst, v, path, f.key)
+		default:
+			panic("config: no reader for " + path + " of type " + dst.Type().String())
+		}
+	}
+	if f.nonzero && dst.IsZero() {
+		dst.Set(reflect.ValueOf(before))
+	}
+}
+
+// nested reads the JSON object v into the struct dst; null is "not
+// given". It reports whether v was an object.
+func (d *decoder) nested(dst reflect.Value, v any, path string) bool {
+	switch v := v.(type) {
+	case nil:
+		return false
+	case map[string]any:
+		d.object(dst, v, path)
+		return true
+	}
+	d.fail(path, "want an object, got %s", describe(v))
+	return false
+}
+
+// optional reads an object that may be absent (servers[].ssl): null,
+// false and "false" leave it out (plain HTTP).
+func (d *decoder) optional(dst reflect.Value, v any, path string) {
+	off := v == nil
+	switch v := v.(type) {
+	case bool:
+		off = !v
+	case string:
+		b, err := parseBool(v)
+		off = err == nil && !b
+	}
+	if off {
+		dst.SetZero()
+		return
+	}
+	obj := reflect.New(dst.Type().Elem())
+	if d.nested(obj.Elem(), v, path) {
+		dst.Set(obj)
+	}
+}
+
+// objects reads a list of objects (servers), which replaces the default
+// list entirely; one object written without the list around it is a list
+// of one.
+func (d *decoder) objects(dst reflect.Value, v any, path, key string) {
 	var list []any
 	switch v := v.(type) {
 	case nil:
@@ -226,243 +255,26 @@ func (d *decoder) servers(c *Config, v any, path string) {
 	case []any:
 		list = v
 	case map[string]any:
-		// One server written without the list around it.
 		list = []any{v}
 	default:
-		d.fail(path, "want a list of servers, got %s", describe(v))
+		d.fail(path, "want a list of %s, got %s", key, describe(v))
 		return
 	}
-	servers := make([]Server, len(list))
+	out := reflect.MakeSlice(dst.Type(), len(list), len(list))
 	for i, e := range list {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		m, ok := e.(map[string]any)
-		if !ok {
+		if _, ok := e.(map[string]any); !ok {
 			d.fail(p, "want an object, got %s", describe(e))
 			continue
 		}
-		d.server(&servers[i], m, p)
+		d.nested(out.Index(i), e, p)
 	}
-	c.Servers = servers
+	dst.Set(out)
 }
 
-func (d *decoder) server(s *Server, m map[string]any, path string) {
-	// maxPayload per server (original v4) is global in pushpull: limits.maxPayload.
-	d.fields(m, path, []string{"maxPayload"}, func(k string, v any, p string) bool {
-		switch k {
-		case "name":
-			d.str(&s.Name, v, p)
-		case "port":
-			d.integer(&s.Port, v, p)
-		case "hostname":
-			d.str(&s.Hostname, v, p)
-		case "backlog":
-			d.integer(&s.Backlog, v, p)
-		case "ssl":
-			d.ssl(s, v, p)
-		case "routes":
-			d.routes(&s.Routes, v, p)
-		default:
-			return false
-		}
-		return true
-	})
-}
+// The readers below leave *dst alone when v is null (not given) or wrong.
 
-func (d *decoder) ssl(s *Server, v any, path string) {
-	// null, false or "false": plain HTTP.
-	switch v := v.(type) {
-	case nil:
-		s.SSL = nil
-		return
-	case bool:
-		if !v {
-			s.SSL = nil
-			return
-		}
-	case string:
-		if b, err := parseBool(v); err == nil && !b {
-			s.SSL = nil
-			return
-		}
-	}
-	ssl := &SSL{}
-	if d.object(v, path, []string{"passphrase", "ca"}, func(k string, v any, p string) bool {
-		switch k {
-		case "key":
-			return d.str(&ssl.Key, v, p)
-		case "cert":
-			return d.str(&ssl.Cert, v, p)
-		case "ciphers":
-			return d.str(&ssl.Ciphers, v, p)
-		case "honorCipherOrder":
-			return d.boolean(&ssl.HonorCipherOrder, v, p)
-		case "dhparam":
-			return d.str(&ssl.DHParam, v, p)
-		}
-		return false
-	}) {
-		s.SSL = ssl
-	}
-}
-
-func (d *decoder) routes(r *Routes, v any, path string) {
-	d.object(v, path, nil, func(k string, v any, p string) bool {
-		switch k {
-		case "sub":
-			return d.list(&r.Sub, v, p)
-		case "pub":
-			return d.list(&r.Pub, v, p)
-		case "stat":
-			return d.list(&r.Stat, v, p)
-		case "rest":
-			return d.list(&r.Rest, v, p)
-		case "api":
-			return d.list(&r.API, v, p)
-		case "health":
-			return d.list(&r.Health, v, p)
-		case "ready":
-			return d.list(&r.Ready, v, p)
-		case "metrics":
-			return d.list(&r.Metrics, v, p)
-		case "backend":
-			return d.list(&r.Backend, v, p)
-		case "demo":
-			return d.list(&r.Demo, v, p)
-		}
-		return false
-	})
-}
-
-func (d *decoder) security(s *Security, v any, path string) {
-	d.object(v, path, nil, func(k string, v any, p string) bool {
-		switch k {
-		case "key":
-			return d.str(&s.Key, v, p)
-		case "algo":
-			d.lower(&s.Algo, v, p)
-			if s.Algo == "" {
-				s.Algo = "sha1"
-			}
-			return true
-		case "signedPublish":
-			return d.boolean(&s.SignedPublish, v, p)
-		case "clients":
-			return d.clients(&s.Clients, v, p)
-		case "backendKey":
-			return d.str(&s.BackendKey, v, p)
-		}
-		return false
-	})
-}
-
-func (d *decoder) backend(b *Backend, v any, path string) {
-	d.object(v, path, nil, func(k string, v any, p string) bool {
-		switch k {
-		case "publicURL":
-			return d.str(&b.PublicURL, v, p)
-		case "version":
-			return d.integer(&b.Version, v, p)
-		case "channelWriteTTL":
-			return d.seconds(&b.ChannelWriteTTL, v, p)
-		case "channelStorageTTL":
-			return d.seconds(&b.ChannelStorageTTL, v, p)
-		case "watchTTL":
-			return d.seconds(&b.WatchTTL, v, p)
-		}
-		return false
-	})
-}
-
-func (d *decoder) storage(s *Storage, v any, path string) {
-	m, ok := v.(map[string]any)
-	if v != nil && !ok {
-		d.fail(path, "want an object, got %s", describe(v))
-		return
-	}
-	// The appliance's own config templates spell the TTL keys "messageTLL",
-	// "channelTLL", "onlineTLL"; accept them unless the right spelling is
-	// also present.
-	alias := func(k string, v any, p string, dst *float64) bool {
-		if _, both := m[strings.Replace(k, "TLL", "TTL", 1)]; !both {
-			d.seconds(dst, v, p)
-		}
-		return true
-	}
-	d.object(v, path, nil, func(k string, v any, p string) bool {
-		switch k {
-		case "type":
-			return d.lower(&s.Type, v, p)
-		case "messageTTL":
-			return d.seconds(&s.MessageTTL, v, p)
-		case "channelTTL":
-			return d.seconds(&s.ChannelTTL, v, p)
-		case "onlineTTL":
-			return d.seconds(&s.OnlineTTL, v, p)
-		case "onlineDelta":
-			return d.seconds(&s.OnlineDelta, v, p)
-		case "messageTLL":
-			return alias(k, v, p, &s.MessageTTL)
-		case "channelTLL":
-			return alias(k, v, p, &s.ChannelTTL)
-		case "onlineTLL":
-			return alias(k, v, p, &s.OnlineTTL)
-		case "host":
-			// An empty host means the default, as with the original's
-			// Redis client.
-			d.str(&s.Host, v, p)
-			if s.Host == "" {
-				s.Host = "127.0.0.1"
-			}
-			return true
-		case "port":
-			d.integer(&s.Port, v, p)
-			if s.Port == 0 {
-				s.Port = 6379
-			}
-			return true
-		case "socket":
-			return d.str(&s.Socket, v, p)
-		case "addrs":
-			return d.list(&s.Addrs, v, p)
-		case "master":
-			return d.str(&s.Master, v, p)
-		case "cluster":
-			return d.boolean(&s.Cluster, v, p)
-		case "username":
-			return d.str(&s.Username, v, p)
-		case "password":
-			return d.str(&s.Password, v, p)
-		case "db":
-			return d.integer(&s.DB, v, p)
-		case "tls":
-			return d.boolean(&s.TLS, v, p)
-		case "prefix":
-			return d.str(&s.Prefix, v, p)
-		case "snapshot":
-			return d.str(&s.Snapshot, v, p)
-		}
-		return false
-	})
-}
-
-// object walks v's keys with set; null is "not given". It reports whether
-// v was an object.
-func (d *decoder) object(v any, path string, unused []string, set func(k string, v any, p string) bool) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case map[string]any:
-		d.fields(v, path, unused, set)
-		return true
-	}
-	d.fail(path, "want an object, got %s", describe(v))
-	return false
-}
-
-// The setters below leave *dst alone when v is null (not given) or wrong,
-// and always return true: the key was known.
-
-func (d *decoder) str(dst *string, v any, path string) bool {
+func (d *decoder) str(dst *string, v any, path string) {
 	switch v := v.(type) {
 	case nil:
 	case string:
@@ -473,39 +285,31 @@ func (d *decoder) str(dst *string, v any, path string) bool {
 	default:
 		d.fail(path, "want a string, got %s", describe(v))
 	}
-	return true
-}
-
-func (d *decoder) lower(dst *string, v any, path string) bool {
-	d.str(dst, v, path)
-	*dst = strings.ToLower(strings.TrimSpace(*dst))
-	return true
 }
 
 // clients reads security.clients: an object of clientId -> key.
-func (d *decoder) clients(dst *map[string]string, v any, path string) bool {
+func (d *decoder) clients(dst *map[string]string, v any, path string) {
 	m, ok := v.(map[string]any)
 	if v != nil && !ok {
 		d.fail(path, "want an object of clientId: key, got %s", describe(v))
-		return true
+		return
 	}
 	out := make(map[string]string, len(m))
-	for id, key := range m {
+	for _, id := range slices.Sorted(maps.Keys(m)) {
 		var k string
-		d.str(&k, key, join(path, id))
+		d.str(&k, m[id], join(path, id))
 		out[id] = k
 	}
 	if len(out) > 0 {
 		*dst = out
 	}
-	return true
 }
 
-func (d *decoder) list(dst *[]string, v any, path string) bool {
+func (d *decoder) list(dst *[]string, v any, path string) {
 	var out []string
 	switch v := v.(type) {
 	case nil:
-		return true
+		return
 	case string:
 		out = []string{v}
 	case []any:
@@ -513,16 +317,15 @@ func (d *decoder) list(dst *[]string, v any, path string) bool {
 			s, ok := e.(string)
 			if !ok {
 				d.fail(fmt.Sprintf("%s[%d]", path, i), "want a string, got %s", describe(e))
-				return true
+				return
 			}
 			out = append(out, s)
 		}
 	default:
 		d.fail(path, "want a string or a list of strings, got %s", describe(v))
-		return true
+		return
 	}
 	*dst = out // an empty list stays nil: "none"
-	return true
 }
 
 // numberText returns the text of a number given as a JSON number or a
@@ -540,35 +343,33 @@ func (d *decoder) numberText(v any, path, want string) (text string, ok bool) {
 	return "", false
 }
 
-func (d *decoder) integer(dst *int, v any, path string) bool {
+func (d *decoder) integer(dst *int, v any, path string) {
 	text, ok := d.numberText(v, path, "a number")
 	if !ok {
-		return true
+		return
 	}
 	n, err := parseInt(text)
 	if err != nil {
 		d.fail(path, "%s", err)
-		return true
+		return
 	}
 	*dst = n
-	return true
 }
 
-func (d *decoder) seconds(dst *float64, v any, path string) bool {
+func (d *decoder) seconds(dst *float64, v any, path string) {
 	text, ok := d.numberText(v, path, "a number of seconds")
 	if !ok {
-		return true
+		return
 	}
 	f, err := parseSeconds(text)
 	if err != nil {
 		d.fail(path, "%s", err)
-		return true
+		return
 	}
 	*dst = f
-	return true
 }
 
-func (d *decoder) boolean(dst *bool, v any, path string) bool {
+func (d *decoder) boolean(dst *bool, v any, path string) {
 	switch v := v.(type) {
 	case nil:
 	case bool:
@@ -583,7 +384,6 @@ func (d *decoder) boolean(dst *bool, v any, path string) bool {
 	default:
 		d.fail(path, "want true or false, got %s", describe(v))
 	}
-	return true
 }
 
 // parseInt reads a whole number, also written as a float ("1e6", "8010.0").

@@ -7,54 +7,78 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 )
 
 // override is one setting that both an environment variable and a flag
-// can give.
+// can give. One that names a key sets it as the file's value would be
+// read (keys.go), the others set does.
 type override struct {
-	flag, env, usage string
-	boolean          bool
+	flag, key, usage string
 	set              func(c *Config, v string) error
 }
 
 // overrides in the order they apply: --redis comes before --storage so
 // that an explicit storage type wins over the type --redis implies.
 var overrides = []override{
-	{flag: "key", env: "PUSHPULL_KEY", usage: "security `key` channel ids are signed with (security.key); prefer the env var, flags show in ps",
-		set: func(c *Config, v string) error { c.Security.Key = v; return nil }},
-	{flag: "backend-key", env: "PUSHPULL_BACKEND_KEY", usage: "`key` callers of the backend API present as a Bearer token (security.backendKey); prefer the env var",
-		set: func(c *Config, v string) error { c.Security.BackendKey = v; return nil }},
-	{flag: "algo", env: "PUSHPULL_ALGO", usage: "signature algorithm: sha1, sha256, sha512 or md5 (security.algo)",
-		set: func(c *Config, v string) error { c.Security.Algo = strings.ToLower(v); return nil }},
-	{flag: "redis", env: "PUSHPULL_REDIS", usage: "Redis `ADDR[,ADDR...]`: host:port, a unix socket path, or several seeds/sentinels; implies --storage redis",
+	{flag: "key", key: "security.key", usage: "security `key` channel ids are signed with; prefer the env var, flags show in ps"},
+	{flag: "backend-key", key: "security.backendKey", usage: "`key` callers of the backend API present as a Bearer token; prefer the env var"},
+	{flag: "algo", key: "security.algo", usage: "signature algorithm: sha1, sha256, sha512 or md5"},
+	{flag: "redis", usage: "Redis `ADDR[,ADDR...]`: host:port, a unix socket path, or several seeds/sentinels; implies --storage redis",
 		set: setRedis},
-	{flag: "storage", env: "PUSHPULL_STORAGE", usage: "store: memory or redis (storage.type)",
-		set: func(c *Config, v string) error { c.Storage.Type = strings.ToLower(v); return nil }},
-	{flag: "redis-password", env: "PUSHPULL_REDIS_PASSWORD", usage: "Redis `password` (storage.password)",
-		set: func(c *Config, v string) error { c.Storage.Password = v; return nil }},
-	{flag: "redis-db", env: "PUSHPULL_REDIS_DB", usage: "Redis database `number` (storage.db)",
-		set: func(c *Config, v string) error { return setInt(&c.Storage.DB, v) }},
-	{flag: "sub-listen", env: "PUSHPULL_SUB_LISTEN", usage: "`HOST:PORT` of the first server serving sub routes"},
-	{flag: "pub-listen", env: "PUSHPULL_PUB_LISTEN", usage: "`HOST:PORT` of the first server serving pub routes; the same as --sub-listen makes one server"},
-	{flag: "message-ttl", env: "PUSHPULL_MESSAGE_TTL", usage: "`seconds` a message is kept (storage.messageTTL)",
-		set: func(c *Config, v string) error { return setSeconds(&c.Storage.MessageTTL, v) }},
-	{flag: "channel-ttl", env: "PUSHPULL_CHANNEL_TTL", usage: "`seconds` a channel's message list is kept (storage.channelTTL)",
-		set: func(c *Config, v string) error { return setSeconds(&c.Storage.ChannelTTL, v) }},
-	{flag: "poll-timeout", env: "PUSHPULL_POLL_TIMEOUT", usage: "`seconds` a long poll is held before 304 (polling.timeout)",
-		set: func(c *Config, v string) error { return setSeconds(&c.Polling.Timeout, v) }},
-	{flag: "publish-mode", env: "PUSHPULL_PUBLISH_MODE", usage: "only publish, serve no subscribers (publishMode)", boolean: true,
-		set: func(c *Config, v string) error {
-			b, err := parseBool(v)
-			c.PublishMode = b
-			return err
-		}},
-	{flag: "process-id", env: "PUSHPULL_PROCESS_ID", usage: "unique `id` of this process among those sharing a Redis (processUniqueId)",
-		set: func(c *Config, v string) error { c.ProcessUniqueID = v; return nil }},
-	{flag: "log-level", env: "PUSHPULL_LOG_LEVEL", usage: "log `level`: debug, info, warn or error (log.level)",
-		set: func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
+	{flag: "storage", key: "storage.type", usage: "store: memory or redis"},
+	{flag: "redis-password", key: "storage.password", usage: "Redis `password`"},
+	{flag: "redis-db", key: "storage.db", usage: "Redis database `number`"},
+	{flag: "sub-listen", usage: "`HOST:PORT` of the first server serving sub routes"},
+	{flag: "pub-listen", usage: "`HOST:PORT` of the first server serving pub routes; the same as --sub-listen makes one server"},
+	{flag: "message-ttl", key: "storage.messageTTL", usage: "`seconds` a message is kept"},
+	{flag: "channel-ttl", key: "storage.channelTTL", usage: "`seconds` a channel's message list is kept"},
+	{flag: "poll-timeout", key: "polling.timeout", usage: "`seconds` a long poll is held before 304"},
+	{flag: "publish-mode", key: "publishMode", usage: "only publish, serve no subscribers"},
+	{flag: "process-id", key: "processUniqueId", usage: "unique `id` of this process among those sharing a Redis"},
+	{flag: "log-level", key: "log.level", usage: "log `level`: debug, info, warn or error"},
+}
+
+// envName is the environment variable of the flag: --redis-db is
+// PUSHPULL_REDIS_DB.
+func envName(flag string) string {
+	return "PUSHPULL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// help is the flag's usage line, naming its key and variable.
+func (o override) help() string {
+	if o.key == "" {
+		return o.usage + " (env " + envName(o.flag) + ")"
+	}
+	return o.usage + " (" + o.key + "; env " + envName(o.flag) + ")"
+}
+
+// boolean reports whether the key is true or false, so that the flag may
+// stand alone (--publish-mode).
+func (o override) boolean() bool {
+	v, _, ok := fieldAt(&Config{}, o.key)
+	return ok && v.Kind() == reflect.Bool
+}
+
+// apply sets the override's value v, given by name (a flag or a variable),
+// in c.
+func (o override) apply(c *Config, name, v string) error {
+	if o.set != nil {
+		if err := o.set(c, v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	dst, f, ok := fieldAt(c, o.key)
+	if !ok {
+		panic("config: --" + o.flag + " names no key " + o.key)
+	}
+	d := &decoder{}
+	d.value(dst, f, v, name)
+	return errors.Join(d.errs...)
 }
 
 // Parse builds the configuration of `pushpull serve` from its command-line
@@ -73,11 +97,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	}
 	fs := flag.NewFlagSet("pushpull serve", flag.ContinueOnError)
 	fs.SetOutput(out)
-	configPath := fs.String("config", "", "config `FILE` in the original push server's config.json shape (env PUSHPULL_CONFIG)")
+	configPath := fs.String("config", "", "config `FILE` in the original push server's config.json shape (env "+envName("config")+")")
 	values := make([]*flagValue, len(overrides))
 	for i, o := range overrides {
-		values[i] = &flagValue{boolean: o.boolean}
-		fs.Var(values[i], o.flag, o.usage+" (env "+o.env+")")
+		values[i] = &flagValue{boolean: o.boolean()}
+		fs.Var(values[i], o.flag, o.help())
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: pushpull serve [flags]\n\nPrecedence: defaults < config file < environment < flags.\n\nFlags:\n")
@@ -92,7 +116,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 
 	path := *configPath
 	if path == "" {
-		path = getenv("PUSHPULL_CONFIG")
+		path = getenv(envName("config"))
 	}
 	c := Default()
 	if path != "" {
@@ -113,13 +137,13 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 			pubListen = v
 			return
 		}
-		if err := o.set(c, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		if err := o.apply(c, name, v); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, o := range overrides {
-		if v := getenv(o.env); v != "" {
-			apply(o, o.env, v)
+		if v := getenv(envName(o.flag)); v != "" {
+			apply(o, envName(o.flag), v)
 		}
 	}
 	for i, o := range overrides {
@@ -157,22 +181,6 @@ func (f *flagValue) Set(v string) error {
 
 // IsBoolFlag lets a boolean flag stand alone (--publish-mode).
 func (f *flagValue) IsBoolFlag() bool { return f.boolean }
-
-func setInt(dst *int, v string) error {
-	n, err := parseInt(v)
-	if err == nil {
-		*dst = n
-	}
-	return err
-}
-
-func setSeconds(dst *float64, v string) error {
-	f, err := parseSeconds(v)
-	if err == nil {
-		*dst = f
-	}
-	return err
-}
 
 // setRedis points the store at one Redis (host:port, or a unix socket
 // path), or at several seeds or sentinels (storage.addrs).
