@@ -42,3 +42,19 @@ func IsJSONObject(b []byte) bool {
 	}
 	return false
 }
+
+// FirstChannel is the channel an envelope of m names for a subscriber of
+// channels: the first of them that m was published to.
+func FirstChannel(m *Message, channels []string) string {
+	for _, c := range m.Channels {
+		for _, mine := range channels {
+			if c == mine {
+				return c
+			}
+		}
+	}
+	if len(channels) > 0 {
+		return channels[0]
+	}
+	return ""
+}

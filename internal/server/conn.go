@@ -11,7 +11,6 @@ import (
 
 	gws "github.com/gobwas/ws"
 
-	"github.com/pushpull/pushpull/internal/transport/poll"
 	"github.com/pushpull/pushpull/internal/transport/ws"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
@@ -173,7 +172,7 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 			return
 		}
 	}
-	sess.Live(history, func(m *protocol.Message) string { return poll.FirstChannel(m, sub.ids) })
+	sess.Live(history, func(m *protocol.Message) string { return protocol.FirstChannel(m, sub.ids) })
 }
 
 // gone runs once the session is gone.

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/pushpull/pushpull/internal/transport/poll"
+	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
 
@@ -33,7 +35,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	legacy := legacyCursor(r, q)
 	if legacy != nil {
-		h.Set("Access-Control-Expose-Headers", poll.LegacyExposeHeaders)
+		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
 	}
 	sub, status, msg := s.parseSubscriber(r, q)
 	if status != 0 {
@@ -49,16 +51,40 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.serveConn(w, r, sub)
 		return
 	}
-	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: sub.format, Legacy: legacy}
-	if legacy != nil {
-		req.Format = format.PushStream
-	} else if req.Format == format.JSONRPC {
+	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: sub.format, Position: midPosition{}}
+	switch {
+	case legacy != nil:
+		req.MID, req.Format, req.Position = legacy.MID, format.PushStream, legacy
+		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
+			return legacy.History(ctx, s.engine, sub.ids)
+		}
+	case sub.mid != "":
+		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
+			return s.engine.Since(ctx, sub.ids, sub.mid)
+		}
+	}
+	if req.Format == format.JSONRPC {
 		// Protocol-5 clients do not long-poll; one that does gets text.
 		req.Format = format.Text
 	}
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)
 }
+
+// ExpiresNever is the Expires value the clients require on a 304 before
+// they take its Last-Message-Id.
+const ExpiresNever = "Thu, 01 Jan 1973 11:11:01 GMT"
+
+// midPosition is where a client of protocols 3-5 resumes: a 304 names the
+// newest mid it may resume after; a 200's messages carry their mids.
+type midPosition struct{}
+
+func (midPosition) NotModified(h http.Header, newest string) {
+	h.Set("Last-Message-Id", newest)
+	h.Set("Expires", ExpiresNever)
+}
+
+func (midPosition) Answered(http.Header, *protocol.Message) {}
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

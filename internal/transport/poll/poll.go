@@ -4,6 +4,7 @@
 package poll
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -17,19 +18,27 @@ import (
 	"github.com/pushpull/pushpull/protocol/format"
 )
 
-// ExpiresNever is the Expires value the clients require on a 304 before
-// they take its Last-Message-Id.
-const ExpiresNever = "Thu, 01 Jan 1973 11:11:01 GMT"
-
 // Request is a parsed subscribe request.
 type Request struct {
 	Channels []string // hub channels
-	MID      string   // resume point, "" if none
-	Format   format.Format
-	// Legacy is the resume position of a version 1-2 client, nil for
-	// later versions: its answers carry Etag and Last-Modified (Format is
-	// then format.PushStream).
-	Legacy *Cursor
+	// MID is the id the client resumes after, "" if none: an answer holds
+	// only messages after it.
+	MID    string
+	Format format.Format
+	// History returns what the client missed, oldest first; nil: nothing.
+	History func(ctx context.Context) ([]*protocol.Message, error)
+	// Position writes where the client stands into the answer's headers.
+	Position Position
+}
+
+// Position writes the headers that tell a client where it resumes, as its
+// protocol version does.
+type Position interface {
+	// NotModified sets the headers of a 304. newest is the newest id of
+	// the channels read before the hold began, or the request's MID.
+	NotModified(h http.Header, newest string)
+	// Answered sets the headers of a 200 whose last message is last.
+	Answered(h http.Header, last *protocol.Message)
 }
 
 // Handler holds long-polling requests.
@@ -133,67 +142,59 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	// A 304 tells a client without a mid the newest mid to resume after.
 	// It is read now, while subscribed: anything newer reaches this
 	// request, or the client's next one through history.
-	last := req.MID
-	if last == "" && req.Legacy == nil {
-		last, _ = h.Engine.Last(ctx, req.Channels)
+	newest := req.MID
+	if newest == "" {
+		newest, _ = h.Engine.Last(ctx, req.Channels)
 	}
 
 	var got []format.Delivery
-	var history []*protocol.Message
-	var err error
-	switch {
-	case req.Legacy != nil:
-		history, err = req.Legacy.History(ctx, h.Engine, req.Channels)
-	case req.MID != "":
-		history, err = h.Engine.Since(ctx, req.Channels, req.MID)
+	if req.History != nil {
+		history, err := req.History(ctx)
+		if err != nil {
+			h.Log.Warn("history unavailable", "err", err)
+			http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
+			return
+		}
+		for _, m := range history {
+			got = append(got, format.Delivery{Msg: m, Channel: protocol.FirstChannel(m, req.Channels)})
+		}
 	}
-	if err != nil {
-		h.Log.Warn("history unavailable", "err", err)
-		http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
-		return
-	}
-	for _, m := range history {
-		got = append(got, format.Delivery{Msg: m, Channel: FirstChannel(m, req.Channels)})
-	}
-	got = append(got, wt.take()...)
+	got = unique(append(got, wt.take()...), req.MID)
 	if len(got) == 0 {
 		timer := time.NewTimer(h.Timeout)
 		defer timer.Stop()
-		select {
-		case <-wt.wake:
-			got = wt.take()
-		case <-timer.C:
-			got = wt.take()
-		case <-ctx.Done():
-			return
-		case <-resync:
-		case <-closing:
-			if m := h.final.Load(); m != nil {
-				got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}
+	hold:
+		for len(got) == 0 {
+			select {
+			case <-wt.wake:
+				// Live messages the client already has (a broker's gap
+				// recovery can bring them again) keep the request held.
+				got = unique(wt.take(), req.MID)
+			case <-timer.C:
+				got = unique(wt.take(), req.MID)
+				break hold
+			case <-ctx.Done():
+				return
+			case <-resync:
+				break hold
+			case <-closing:
+				if m := h.final.Load(); m != nil {
+					got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}
+				}
+				break hold
 			}
 		}
 	}
+	hd := w.Header()
 	if len(got) == 0 {
-		h.notModified(w, req, last)
-		return
-	}
-	if got = unique(got, req.MID); len(got) == 0 {
-		h.notModified(w, req, last)
-		return
-	}
-	writeMessages(w, got, req)
-}
-
-func (h *Handler) notModified(w http.ResponseWriter, req Request, last string) {
-	if req.Legacy != nil {
-		req.Legacy.notModified(w.Header())
+		req.Position.NotModified(hd, newest)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Last-Message-Id", last)
-	hd.Set("Expires", ExpiresNever)
-	w.WriteHeader(http.StatusNotModified)
+	hd.Set("Content-Type", req.Format.ContentType())
+	req.Position.Answered(hd, got[len(got)-1].Msg)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(req.Format.AppendBody(nil, got))
 }
 
 // unique orders messages by id and keeps those after mid, once each (a
@@ -209,30 +210,4 @@ func unique(ds []format.Delivery, mid string) []format.Delivery {
 		}
 	}
 	return out
-}
-
-func writeMessages(w http.ResponseWriter, ds []format.Delivery, req Request) {
-	hd := w.Header()
-	hd.Set("Content-Type", req.Format.ContentType())
-	if req.Legacy != nil {
-		setPosition(hd, ds[len(ds)-1].Msg)
-	}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(req.Format.AppendBody(nil, ds))
-}
-
-// FirstChannel is the channel an envelope of m names for a subscriber of
-// channels: the first of them that m was published to.
-func FirstChannel(m *protocol.Message, channels []string) string {
-	for _, c := range m.Channels {
-		for _, mine := range channels {
-			if c == mine {
-				return c
-			}
-		}
-	}
-	if len(channels) > 0 {
-		return channels[0]
-	}
-	return ""
 }

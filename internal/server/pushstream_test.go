@@ -1,4 +1,4 @@
-package poll
+package server
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/transport/poll"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -99,7 +100,7 @@ func FuzzParseCursor(f *testing.F) {
 		}
 		// What a 304 echoes must be a valid header value.
 		hd := http.Header{}
-		c.notModified(hd)
+		c.NotModified(hd, "")
 		for k, vs := range hd {
 			for _, v := range vs {
 				if strings.ContainsAny(v, "\r\n\x00") {
@@ -143,24 +144,19 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-type noCounters struct{}
-
-func (noCounters) WebSockets() int64 { return 0 }
-func (noCounters) Pollings() int64   { return 0 }
-
 type fixture struct {
 	t      *testing.T
 	clock  *clock
 	hub    *hub.Hub
 	engine *engine.Local
-	h      *Handler
+	h      *poll.Handler
 }
 
 func newFixture(t *testing.T, hold time.Duration) *fixture {
 	c := &clock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 	h := hub.New()
 	e := engine.NewLocal(store.NewMemory(store.DefaultTTLs, c.Now), h, noCounters{}, "test")
-	return &fixture{t: t, clock: c, hub: h, engine: e, h: &Handler{
+	return &fixture{t: t, clock: c, hub: h, engine: e, h: &poll.Handler{
 		Hub: h, Engine: e, Timeout: hold, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}}
 }
@@ -186,8 +182,17 @@ func (f *fixture) poll(channels []string, query string, header map[string]string
 		f.t.Fatalf("no cursor in %q %v", query, header)
 	}
 	w := httptest.NewRecorder()
-	f.h.Serve(w, r, Request{Channels: channels, Legacy: &c, Format: format.PushStream})
+	f.h.Serve(w, r, f.request(channels, &c))
 	return w
+}
+
+// request is the long poll the subscribe route makes of a version 1-2
+// request.
+func (f *fixture) request(channels []string, c *Cursor) poll.Request {
+	return poll.Request{
+		Channels: channels, MID: c.MID, Format: format.PushStream, Position: c,
+		History: func(ctx context.Context) ([]*protocol.Message, error) { return c.History(ctx, f.engine, channels) },
+	}
 }
 
 type legacyEnvelope struct {
@@ -348,7 +353,7 @@ func TestLegacyLive(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/bitrix/sub/?tag="+first.MID, nil)
 		c, _ := ParseCursor(r.URL.Query(), r.Header)
 		w := httptest.NewRecorder()
-		f.h.Serve(w, r, Request{Channels: []string{chB, chA}, Legacy: &c, Format: format.PushStream})
+		f.h.Serve(w, r, f.request([]string{chB, chA}, &c))
 		done <- w
 	}()
 	for f.hub.Count(chA) == 0 {

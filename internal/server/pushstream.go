@@ -1,4 +1,4 @@
-package poll
+package server
 
 import (
 	"context"
@@ -119,14 +119,14 @@ func (c *Cursor) History(ctx context.Context, s store.Store, channels []string) 
 	return out, nil
 }
 
-// notModified sets the headers of a 304: the position the client sent,
+// NotModified implements poll.Position: the headers of a 304: the position the client sent,
 // which is still its position (the original answered polling clients so,
 // "with their entity tags preserved"), and Last-Message-Id, which the
 // current clients adopt as their mid when Expires is the 1973 date. It is
 // set only for an exact position: a newest mid read at the end of the hold
 // could name a message published after the hold ended, and a client
 // resuming after it would never get that message.
-func (c *Cursor) notModified(hd http.Header) {
+func (c *Cursor) NotModified(hd http.Header, _ string) {
 	tag := c.MID
 	if tag == "" {
 		tag = c.Tag
@@ -141,9 +141,27 @@ func (c *Cursor) notModified(hd http.Header) {
 	hd.Set("Expires", ExpiresNever)
 }
 
-// setPosition sets the headers of a 200: the tag and time of m, the last
-// message of the answer, which is where the client resumes.
-func setPosition(hd http.Header, m *protocol.Message) {
+// Answered implements poll.Position: the headers of a 200 are the tag and
+// time of m, the last message of the answer, which is where the client
+// resumes.
+func (c *Cursor) Answered(hd http.Header, m *protocol.Message) {
 	hd.Set("Etag", m.MID)
 	hd.Set("Last-Modified", m.HTTPTime())
+}
+
+// legacyCursor returns the resume position of a version 1-2 client, or nil
+// for later versions. Such a client (nginx-push-stream-module era, and the
+// old BX.PULL script) sends no usable mid but a tag or time, as query
+// parameters or as If-None-Match / If-Modified-Since; a valid mid or a
+// mode of versions 4-5 marks a later client, whose mid wins.
+func legacyCursor(r *http.Request, q url.Values) *Cursor {
+	if protocol.ValidMID(q.Get("mid")) || q.Get("format") == "json" ||
+		q.Get("binaryMode") == "true" || q.Get("jsonRpc") == "true" {
+		return nil
+	}
+	c, ok := ParseCursor(q, r.Header)
+	if !ok {
+		return nil
+	}
+	return &c
 }
