@@ -8,7 +8,9 @@
 // server refuses returns an *Error carrying the HTTP status and the
 // server's text.
 //
-// The API is described in docs/backend.md.
+// The API is described in docs/backend.md. The answer types here (Config,
+// Published, Status, ...) are the ones the server encodes its answers
+// with, so they always match what it sends.
 package sdk
 
 import (
@@ -168,8 +170,8 @@ type APIInfo struct {
 	RevisionMobile int `json:"revision_mobile"`
 }
 
-// ChannelInfo is a channel of a config: the signed id clients subscribe
-// with and its lifetime (RFC 3339).
+// ChannelInfo is a channel of a config or of a channel_expire notice: the
+// signed id clients subscribe with and its lifetime (RFC 3339).
 type ChannelInfo struct {
 	ID    string `json:"id"`
 	Start string `json:"start"`
@@ -190,8 +192,8 @@ type PublicChannel struct {
 // Watched answers Watch: the tags watched and when the watch ends (unix
 // seconds).
 type Watched struct {
-	Tags    []string `json:"tags"`
 	Expires int64    `json:"expires"`
+	Tags    []string `json:"tags"`
 }
 
 // Extended answers ExtendWatch: the tags renewed, and those the user does

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pushpull/pushpull/sdk"
 )
 
 // Limits on what one request may name.
@@ -206,7 +208,8 @@ func (s *Service) httpConfig(ctx context.Context, body []byte) (any, error) {
 }
 
 // PublishRequest is one publish of the publish call: the target and the
-// message, with an optional lifetime in seconds.
+// message, with an optional lifetime in seconds. It is sdk.Publish as the
+// server reads it: user ids may be numbers, and the message stays raw.
 type PublishRequest struct {
 	Users    []ID     `json:"users,omitempty"`
 	Channels []string `json:"channels,omitempty"`
@@ -253,7 +256,7 @@ func (s *Service) httpPublish(ctx context.Context, body []byte) (any, error) {
 		}
 		all[i] = checked{t, r.Message, r.Expiry}
 	}
-	out := make([]Published, len(all))
+	out := make([]sdk.Published, len(all))
 	for i, c := range all {
 		p, err := s.Publish(ctx, c.t, c.m, c.e)
 		if err != nil {
@@ -332,7 +335,7 @@ func (s *Service) httpWatch(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"tags": tags, "expires": until.Unix()}, nil
+	return sdk.Watched{Tags: tags, Expires: until.Unix()}, nil
 }
 
 func (s *Service) httpExtend(ctx context.Context, body []byte) (any, error) {
@@ -348,7 +351,7 @@ func (s *Service) httpExtend(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"extended": extended, "unknown": unknown}, nil
+	return sdk.Extended{Extended: extended, Unknown: unknown}, nil
 }
 
 func (s *Service) httpUnwatch(ctx context.Context, body []byte) (any, error) {
@@ -411,7 +414,7 @@ func (s *Service) httpCommand(ctx context.Context, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if req.Command != "config_expire" && req.Command != "server_restart" {
+	if req.Command != sdk.ConfigExpire && req.Command != sdk.ServerRestart {
 		return nil, badf("command must be config_expire or server_restart")
 	}
 	t, err := s.checkTarget(req.Users, nil, nil, req.Shared)
@@ -422,5 +425,5 @@ func (s *Service) httpCommand(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"published": []Published{p}}, nil
+	return map[string]any{"published": []sdk.Published{p}}, nil
 }
