@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 
 	"google.golang.org/protobuf/proto"
@@ -191,28 +189,4 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text(w, http.StatusOK, "")
-}
-
-// readBody reads a request body within limits.maxPayload, answering 413
-// (and closing the connection) above it and 400 for an empty body.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := int64(s.cfg.Limits.MaxPayload)
-	if r.ContentLength > limit {
-		tooLarge(w)
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		tooLarge(w)
-		return nil, false
-	case err != nil:
-		text(w, http.StatusBadRequest, "Request body could not be read.")
-		return nil, false
-	case len(body) == 0:
-		text(w, http.StatusBadRequest, msgEmptyBody)
-		return nil, false
-	}
-	return body, true
 }
