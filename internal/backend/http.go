@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/sdk"
 )
 
@@ -293,7 +294,7 @@ func checkMessage(m Message) error {
 		return badf("message needs module_id and command")
 	}
 	for name, raw := range map[string]json.RawMessage{"params": m.Params, "extra": m.Extra} {
-		if len(raw) > 0 && string(raw) != "null" && !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		if len(raw) > 0 && string(raw) != "null" && !protocol.IsJSONObject(raw) {
 			return badf("message %s must be an object", name)
 		}
 	}

@@ -83,7 +83,7 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 				m.Channels = appendUnique(m.Channels, ch)
 			}
 			body := []byte(im.GetBody())
-			if !json.Valid(body) || !isObject(body) {
+			if !json.Valid(body) || !protocol.IsJSONObject(body) {
 				return nil, errUnparseable
 			}
 			m.Body = body

@@ -46,7 +46,7 @@ func FuzzClientMessages(f *testing.F) {
 			return
 		}
 		for _, m := range msgs {
-			if len(m.Channels) == 0 || !json.Valid(m.Body) || !isObject(m.Body) || m.Sender.Type != protocol.SenderClient {
+			if len(m.Channels) == 0 || !json.Valid(m.Body) || !protocol.IsJSONObject(m.Body) || m.Sender.Type != protocol.SenderClient {
 				t.Fatalf("accepted %+v", m)
 			}
 			for _, c := range m.Channels {

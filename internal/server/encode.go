@@ -80,7 +80,7 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 	dst = append(dst, `{"jsonrpc":"2.0","method":"incoming.message","params":{"mid":"`...)
 	dst = append(dst, m.MID...)
 	dst = append(dst, `","body":`...)
-	if isObject(m.Body) {
+	if protocol.IsJSONObject(m.Body) {
 		dst = append(dst, m.Body...)
 	} else {
 		// Clients add fields to the body: it must be an object. A text
@@ -103,7 +103,7 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 			dst = append(dst, p...)
 		}
 	}
-	if isObject(m.Dictionary) {
+	if protocol.IsJSONObject(m.Dictionary) {
 		dst = append(dst, `,"dictionary":`...)
 		dst = append(dst, m.Dictionary...)
 	}
@@ -112,16 +112,4 @@ func appendIncomingMessage(dst []byte, m *protocol.Message, channel string) []by
 	dst = append(dst, `,"created":`...)
 	dst = strconv.AppendInt(dst, m.Created.Unix(), 10)
 	return append(dst, "}}"...)
-}
-
-// isObject reports whether JSON text b is an object.
-func isObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
 }

@@ -116,7 +116,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		if len(m.Channels) == 0 {
 			return nil, jsonrpc.InvalidParams(errNoReceivers.msg)
 		}
-		if !isObject(p.Body) {
+		if !protocol.IsJSONObject(p.Body) {
 			return nil, jsonrpc.InvalidParams("body must be an object")
 		}
 		m.Body = p.Body
@@ -281,7 +281,7 @@ func (s *Server) backendPublish(ctx context.Context, t *tenant, req *jsonrpc.Req
 		UserParams  json.RawMessage `json:"user_params"`
 		Dictionary  json.RawMessage `json:"dictionary"`
 	}
-	if !decodeParams(req, &p) || !isObject(p.Body) {
+	if !decodeParams(req, &p) || !protocol.IsJSONObject(p.Body) {
 		return nil, jsonrpc.ErrInvalidParams
 	}
 	m := &protocol.Message{Expiry: p.Expiry, Sender: protocol.Sender{Type: protocol.SenderBackend}}
@@ -304,18 +304,18 @@ func (s *Server) backendPublish(ctx context.Context, t *tenant, req *jsonrpc.Req
 	}
 	// PHP writes an empty map as [], so only objects count.
 	var userParams map[string]json.RawMessage
-	if isObject(p.UserParams) && json.Unmarshal(p.UserParams, &userParams) != nil {
+	if protocol.IsJSONObject(p.UserParams) && json.Unmarshal(p.UserParams, &userParams) != nil {
 		return nil, jsonrpc.ErrInvalidParams
 	}
 	for u, v := range userParams {
-		if isObject(v) {
+		if protocol.IsJSONObject(v) {
 			if m.UserParams == nil {
 				m.UserParams = make(map[string]json.RawMessage, len(userParams))
 			}
 			m.UserParams[u] = v
 		}
 	}
-	if isObject(p.Dictionary) {
+	if protocol.IsJSONObject(p.Dictionary) {
 		m.Dictionary = p.Dictionary
 	}
 	m.Body = p.Body
