@@ -170,7 +170,7 @@ func checkIDs(ids []ID, max int) ([]string, error) {
 		}
 		out = append(out, s)
 	}
-	return unique(out), nil
+	return protocol.UniqueIDs(out), nil
 }
 
 func checkTags(tags []string) ([]string, error) {
@@ -182,7 +182,7 @@ func checkTags(tags []string) ([]string, error) {
 			return nil, badf("tag %q: want 1-%d printable characters", t, maxTagLen)
 		}
 	}
-	return unique(append([]string(nil), tags...)), nil
+	return protocol.UniqueIDs(append([]string(nil), tags...)), nil
 }
 
 func ttlOf(seconds float64) (time.Duration, error) {

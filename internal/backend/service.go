@@ -322,7 +322,7 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 		if err != nil {
 			return sdk.Published{}, err
 		}
-		users = unique(append(append([]string(nil), users...), watchers...))
+		users = protocol.UniqueIDs(append(append([]string(nil), users...), watchers...))
 	}
 	var channels []string
 	seen := make(map[string]bool)
@@ -369,18 +369,6 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 		channels = channels[n:]
 	}
 	return res, nil
-}
-
-func unique(list []string) []string {
-	seen := make(map[string]bool, len(list))
-	out := list[:0]
-	for _, v := range list {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // Watch makes user watch tags for ttl (0: the configured default) and

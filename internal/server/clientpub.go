@@ -80,8 +80,9 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 				if bad != nil {
 					return nil, bad
 				}
-				m.Channels = appendUnique(m.Channels, ch)
+				m.Channels = append(m.Channels, ch)
 			}
+			m.Channels = protocol.UniqueIDs(m.Channels)
 			body := []byte(im.GetBody())
 			if !json.Valid(body) || !protocol.IsJSONObject(body) {
 				return nil, errUnparseable
@@ -94,15 +95,6 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 		return nil, errNoReceivers
 	}
 	return out, nil
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, have := range list {
-		if have == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // publishAll publishes messages in order, stopping at the first failure.
