@@ -132,11 +132,7 @@ func (c *conn) binaryRequest(data []byte) {
 func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodOptions:
-		h := w.Header()
-		h.Set("Content-Type", "text/plain")
-		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
-		w.WriteHeader(http.StatusOK)
+		preflight(w, "POST, OPTIONS", "Content-Type")
 		return
 	case http.MethodPost:
 	default:

@@ -288,6 +288,16 @@ func (s *Server) router(r config.Routes) http.Handler {
 	})
 }
 
+// preflight answers a CORS preflight (OPTIONS) with the methods and
+// request headers the route allows; every answer already allows any origin.
+func preflight(w http.ResponseWriter, methods, headers string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain")
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", headers)
+	w.WriteHeader(http.StatusOK)
+}
+
 func notFound(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusNotFound)
