@@ -1,6 +1,9 @@
 // Package server is the HTTP face of pushpull: it binds the configured
-// listeners, routes subscribe, publish, statistics, health and metrics
-// requests, and runs the graceful shutdown.
+// listeners (TLS where configured), routes subscribe requests (long polling
+// and WebSocket, every protocol version), publishes (text, protobuf and
+// JSON-RPC from the backend, protobuf from clients), statistics, health,
+// metrics, the demo page and the backend API, answers what protocol 4-5
+// clients send on their connections, and runs the graceful shutdown.
 package server
 
 import (
