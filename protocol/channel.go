@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -205,16 +206,33 @@ func (s *Signer) ParseIDList(raw string, verify bool) ([]string, error) {
 		if !ValidID(id) {
 			return nil, ErrBadChannel
 		}
-		dup := false
-		for _, have := range ids {
-			dup = dup || have == id
-		}
-		if !dup {
-			ids = append(ids, id)
-		}
+		ids = append(ids, id)
 	}
 	if len(ids) == 0 {
 		return nil, ErrNoChannel
 	}
-	return ids, nil
+	return UniqueIDs(ids), nil
+}
+
+// UniqueIDs drops the repeats from a list of ids (channel ids, user ids,
+// tags) in place and returns the shortened list: the first of each id, in
+// the order given.
+func UniqueIDs(ids []string) []string {
+	out := ids[:0]
+	if len(ids) <= 32 {
+		for _, id := range ids {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"hash"
 	"net/url"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -371,5 +373,26 @@ func TestParseIDList(t *testing.T) {
 				t.Errorf("ParseIDList(%q, %v) = %v, want %v", tt.raw, tt.verify, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestUniqueIDs(t *testing.T) {
+	long := make([]string, 0, 100)
+	for i := range 100 {
+		long = append(long, strconv.Itoa(i%40))
+	}
+	want := make([]string, 40)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+	}
+	for _, tc := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"a"}, []string{"a"}},
+		{[]string{"b", "a", "b", "c", "a"}, []string{"b", "a", "c"}},
+		{long, want},
+	} {
+		if got := protocol.UniqueIDs(slices.Clone(tc.in)); !slices.Equal(got, tc.want) {
+			t.Errorf("UniqueIDs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -125,3 +125,16 @@ func SplitMID(mid string) (start int64, id uint64) {
 	id, _ = strconv.ParseUint(mid[10:], 10, 64)
 	return st, id
 }
+
+// IsJSONObject reports whether JSON text b is an object: its first byte
+// after white space is '{'. It does not validate the rest.
+func IsJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '{'
+	}
+	return false
+}

@@ -173,3 +173,14 @@ func TestHasChannel(t *testing.T) {
 		t.Error("HasChannel reports a channel the message was not published to")
 	}
 }
+
+func TestIsJSONObject(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{}`: true, " \t\r\n{\"a\":1}": true, `{`: true,
+		``: false, ` `: false, `[]`: false, `"{"`: false, `null`: false, "\v{}": false,
+	} {
+		if got := protocol.IsJSONObject([]byte(in)); got != want {
+			t.Errorf("IsJSONObject(%q) = %v; want %v", in, got, want)
+		}
+	}
+}

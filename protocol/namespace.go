@@ -31,18 +31,6 @@ func ChannelUser(ch string) string {
 	return u
 }
 
-// IsJSONObject reports whether JSON text b is an object.
-func IsJSONObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
-
 // FirstChannel is the channel an envelope of m names for a subscriber of
 // channels: the first of them that m was published to.
 func FirstChannel(m *Message, channels []string) string {

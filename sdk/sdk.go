@@ -8,7 +8,9 @@
 // server refuses returns an *Error carrying the HTTP status and the
 // server's text.
 //
-// The API is described in docs/backend.md.
+// The API is described in docs/backend.md. The answer types here (Config,
+// Published, Status, ...) are the ones the server encodes its answers
+// with, so they always match what it sends.
 package sdk
 
 import (
@@ -168,8 +170,8 @@ type APIInfo struct {
 	RevisionMobile int `json:"revision_mobile"`
 }
 
-// ChannelInfo is a channel of a config: the signed id clients subscribe
-// with and its lifetime (RFC 3339).
+// ChannelInfo is a channel of a config or of a channel_expire notice: the
+// signed id clients subscribe with and its lifetime (RFC 3339).
 type ChannelInfo struct {
 	ID    string `json:"id"`
 	Start string `json:"start"`
@@ -190,8 +192,8 @@ type PublicChannel struct {
 // Watched answers Watch: the tags watched and when the watch ends (unix
 // seconds).
 type Watched struct {
-	Tags    []string `json:"tags"`
 	Expires int64    `json:"expires"`
+	Tags    []string `json:"tags"`
 }
 
 // Extended answers ExtendWatch: the tags renewed, and those the user does
@@ -236,16 +238,11 @@ func (c *Client) Config(ctx context.Context, user string) (*Config, error) {
 
 // Publish publishes p.
 func (c *Client) Publish(ctx context.Context, p Publish) (Published, error) {
-	var out struct {
-		Published []Published `json:"published"`
-	}
-	if err := c.call(ctx, "publish", p, &out); err != nil {
+	out, err := c.published(ctx, "publish", p, 1)
+	if err != nil {
 		return Published{}, err
 	}
-	if len(out.Published) != 1 {
-		return Published{}, fmt.Errorf("pushpull: publish answered %d results; want 1", len(out.Published))
-	}
-	return out.Published[0], nil
+	return out[0], nil
 }
 
 // Batch publishes up to 1,000 publishes in one call and reports each, in
@@ -254,14 +251,20 @@ func (c *Client) Batch(ctx context.Context, ps []Publish) ([]Published, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
+	return c.published(ctx, "publish", map[string][]Publish{"batch": ps}, len(ps))
+}
+
+// published makes a call that answers {"published": [...]} and returns
+// the results, which must be want.
+func (c *Client) published(ctx context.Context, name string, req any, want int) ([]Published, error) {
 	var out struct {
 		Published []Published `json:"published"`
 	}
-	if err := c.call(ctx, "publish", map[string][]Publish{"batch": ps}, &out); err != nil {
+	if err := c.call(ctx, name, req, &out); err != nil {
 		return nil, err
 	}
-	if len(out.Published) != len(ps) {
-		return nil, fmt.Errorf("pushpull: publish answered %d results; want %d", len(out.Published), len(ps))
+	if len(out.Published) != want {
+		return nil, fmt.Errorf("pushpull: %s answered %d results; want %d", name, len(out.Published), want)
 	}
 	return out.Published, nil
 }
@@ -335,16 +338,11 @@ func (c *Client) CommandAll(ctx context.Context, command string) (Published, err
 }
 
 func (c *Client) command(ctx context.Context, req commandRequest) (Published, error) {
-	var out struct {
-		Published []Published `json:"published"`
-	}
-	if err := c.call(ctx, "command", req, &out); err != nil {
+	out, err := c.published(ctx, "command", req, 1)
+	if err != nil {
 		return Published{}, err
 	}
-	if len(out.Published) != 1 {
-		return Published{}, fmt.Errorf("pushpull: command answered %d results; want 1", len(out.Published))
-	}
-	return out.Published[0], nil
+	return out[0], nil
 }
 
 // call posts req as JSON to the backend call and decodes the answer into

@@ -8,10 +8,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 	"github.com/pushpull/pushpull/sdk"
@@ -29,10 +29,10 @@ type cliServer struct {
 
 func startCLIServer(t *testing.T) *cliServer {
 	t.Helper()
-	sub, pub := freePort(t), freePort(t)
+	sub, pub := testutil.FreePort(t), testutil.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	go func() {
 		done <- serve(ctx, []string{
 			"--sub-listen", "127.0.0.1:" + strconv.Itoa(sub),
@@ -79,33 +79,6 @@ func startCLIServer(t *testing.T) *cliServer {
 	return s
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -139,7 +112,7 @@ func TestPublishSubscribe(t *testing.T) {
 	}
 	channel, _, _ := strings.Cut(cfg.Channels["private"].ID, ".")
 
-	var out, errs syncBuffer
+	var out, errs testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		// Unsigned, signed by --key.

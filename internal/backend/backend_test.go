@@ -13,9 +13,9 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
-	"github.com/pushpull/pushpull/protocol"
-
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/sdk"
 )
 
 // states runs f on the memory state and, when redis-server is installed,
@@ -206,7 +206,7 @@ func TestRotate(t *testing.T) {
 		Params   struct {
 			Action     string            `json:"action"`
 			Channel    map[string]string `json:"channel"`
-			NewChannel ChannelInfo       `json:"new_channel"`
+			NewChannel sdk.ChannelInfo   `json:"new_channel"`
 		} `json:"params"`
 	}
 	if err := json.Unmarshal(r.got[0].Body, &notice); err != nil {

@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/sdk"
 )
 
 // Limits on what one request may name.
@@ -167,7 +170,7 @@ func checkIDs(ids []ID, max int) ([]string, error) {
 		}
 		out = append(out, s)
 	}
-	return unique(out), nil
+	return protocol.UniqueIDs(out), nil
 }
 
 func checkTags(tags []string) ([]string, error) {
@@ -179,7 +182,7 @@ func checkTags(tags []string) ([]string, error) {
 			return nil, badf("tag %q: want 1-%d printable characters", t, maxTagLen)
 		}
 	}
-	return unique(append([]string(nil), tags...)), nil
+	return protocol.UniqueIDs(append([]string(nil), tags...)), nil
 }
 
 func ttlOf(seconds float64) (time.Duration, error) {
@@ -206,7 +209,8 @@ func (s *Service) httpConfig(ctx context.Context, body []byte) (any, error) {
 }
 
 // PublishRequest is one publish of the publish call: the target and the
-// message, with an optional lifetime in seconds.
+// message, with an optional lifetime in seconds. It is sdk.Publish as the
+// server reads it: user ids may be numbers, and the message stays raw.
 type PublishRequest struct {
 	Users    []ID     `json:"users,omitempty"`
 	Channels []string `json:"channels,omitempty"`
@@ -253,7 +257,7 @@ func (s *Service) httpPublish(ctx context.Context, body []byte) (any, error) {
 		}
 		all[i] = checked{t, r.Message, r.Expiry}
 	}
-	out := make([]Published, len(all))
+	out := make([]sdk.Published, len(all))
 	for i, c := range all {
 		p, err := s.Publish(ctx, c.t, c.m, c.e)
 		if err != nil {
@@ -290,7 +294,7 @@ func checkMessage(m Message) error {
 		return badf("message needs module_id and command")
 	}
 	for name, raw := range map[string]json.RawMessage{"params": m.Params, "extra": m.Extra} {
-		if len(raw) > 0 && string(raw) != "null" && !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		if len(raw) > 0 && string(raw) != "null" && !protocol.IsJSONObject(raw) {
 			return badf("message %s must be an object", name)
 		}
 	}
@@ -332,7 +336,7 @@ func (s *Service) httpWatch(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"tags": tags, "expires": until.Unix()}, nil
+	return sdk.Watched{Tags: tags, Expires: until.Unix()}, nil
 }
 
 func (s *Service) httpExtend(ctx context.Context, body []byte) (any, error) {
@@ -348,7 +352,7 @@ func (s *Service) httpExtend(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"extended": extended, "unknown": unknown}, nil
+	return sdk.Extended{Extended: extended, Unknown: unknown}, nil
 }
 
 func (s *Service) httpUnwatch(ctx context.Context, body []byte) (any, error) {
@@ -411,7 +415,7 @@ func (s *Service) httpCommand(ctx context.Context, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if req.Command != "config_expire" && req.Command != "server_restart" {
+	if req.Command != sdk.ConfigExpire && req.Command != sdk.ServerRestart {
 		return nil, badf("command must be config_expire or server_restart")
 	}
 	t, err := s.checkTarget(req.Users, nil, nil, req.Shared)
@@ -422,5 +426,5 @@ func (s *Service) httpCommand(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"published": []Published{p}}, nil
+	return map[string]any{"published": []sdk.Published{p}}, nil
 }

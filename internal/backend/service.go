@@ -26,6 +26,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/sdk"
 )
 
 // APIRevision is the pull API revision configs and messages announce; the
@@ -94,14 +95,6 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ChannelInfo is one channel in a config or a channel_expire notice.
-type ChannelInfo struct {
-	ID    string `json:"id"`
-	Start string `json:"start"`
-	End   string `json:"end"`
-	Type  string `json:"type"`
-}
-
 // signedID is the id clients present: from protocol 4 on, a private
 // channel carries its public id ("<private>:<public>", signed as a whole).
 func (s *Service) signedID(c Channel, typ string) string {
@@ -111,8 +104,8 @@ func (s *Service) signedID(c Channel, typ string) string {
 	return s.o.Signer.SignChannel(c.ID)
 }
 
-func (s *Service) info(c Channel, typ string) ChannelInfo {
-	return ChannelInfo{ID: s.signedID(c, typ), Start: c.Start.Format(time.RFC3339), End: c.End.Format(time.RFC3339), Type: typ}
+func (s *Service) info(c Channel, typ string) sdk.ChannelInfo {
+	return sdk.ChannelInfo{ID: s.signedID(c, typ), Start: c.Start.Format(time.RFC3339), End: c.End.Format(time.RFC3339), Type: typ}
 }
 
 // issue returns owner's channels, rotating a channel whose time is up and
@@ -158,7 +151,8 @@ func mustJSON(v any) json.RawMessage {
 }
 
 // Message is the body of a published command, as the pull module
-// publishes it.
+// publishes it: sdk.Message as the server reads it, with params and extra
+// kept as the JSON the caller sent.
 type Message struct {
 	ModuleID string          `json:"module_id"`
 	Command  string          `json:"command"`
@@ -199,55 +193,8 @@ func (s *Service) body(m Message) []byte {
 	return b
 }
 
-// Config is what pull.config.get answers: everything the official client
-// needs to connect as user.
-type Config struct {
-	Server         ServerInfo               `json:"server"`
-	API            APIInfo                  `json:"api"`
-	Channels       map[string]ChannelInfo   `json:"channels"`
-	PublicChannels map[string]PublicChannel `json:"publicChannels"`
-	ClientID       *string                  `json:"clientId"`
-	JWT            *string                  `json:"jwt"`
-	Exp            int64                    `json:"exp"`
-	ServerTime     string                   `json:"serverTime"`
-}
-
-// ServerInfo is a config's server part. long_pooling_secure is the
-// original's spelling.
-type ServerInfo struct {
-	Version           int    `json:"version"`
-	ServerEnabled     bool   `json:"server_enabled"`
-	LongPolling       string `json:"long_polling"`
-	LongPollingSecure string `json:"long_pooling_secure"`
-	WebSocket         string `json:"websocket"`
-	WebSocketSecure   string `json:"websocket_secure"`
-	WebSocketEnabled  bool   `json:"websocket_enabled"`
-	Publish           string `json:"publish"`
-	PublishSecure     string `json:"publish_secure"`
-	PublishEnabled    bool   `json:"publish_enabled"`
-	Mode              string `json:"mode"`
-	Hostname          string `json:"hostname"`
-	ConfigTimestamp   int64  `json:"config_timestamp"`
-}
-
-// APIInfo is a config's api part.
-type APIInfo struct {
-	RevisionWeb    int `json:"revision_web"`
-	RevisionMobile int `json:"revision_mobile"`
-}
-
-// PublicChannel is a user's public channel as clients publish to it
-// (pull.channel.public.list): the id and its signature of "public:<id>".
-type PublicChannel struct {
-	UserID    string `json:"user_id"`
-	PublicID  string `json:"public_id"`
-	Signature string `json:"signature"`
-	Start     string `json:"start"`
-	End       string `json:"end"`
-}
-
 // Config returns user's config, issuing channels as needed.
-func (s *Service) Config(ctx context.Context, user string) (*Config, error) {
+func (s *Service) Config(ctx context.Context, user string) (*sdk.Config, error) {
 	priv, err := s.issue(ctx, userOwner(user))
 	if err != nil {
 		return nil, err
@@ -257,8 +204,8 @@ func (s *Service) Config(ctx context.Context, user string) (*Config, error) {
 		return nil, err
 	}
 	now := s.o.Now()
-	c := &Config{
-		Server: ServerInfo{
+	c := &sdk.Config{
+		Server: sdk.ServerInfo{
 			Version:           s.o.Version,
 			ServerEnabled:     true,
 			LongPolling:       s.o.LongPollingURL,
@@ -272,12 +219,12 @@ func (s *Service) Config(ctx context.Context, user string) (*Config, error) {
 			Mode:              "personal",
 			Hostname:          s.o.Hostname,
 		},
-		API: APIInfo{RevisionWeb: APIRevision, RevisionMobile: APIRevision},
-		Channels: map[string]ChannelInfo{
+		API: sdk.APIInfo{RevisionWeb: APIRevision, RevisionMobile: APIRevision},
+		Channels: map[string]sdk.ChannelInfo{
 			"private": s.info(priv.Current, "private"),
 			"shared":  s.info(shared.Current, "shared"),
 		},
-		PublicChannels: map[string]PublicChannel{},
+		PublicChannels: map[string]sdk.PublicChannel{},
 		ServerTime:     now.Format(time.RFC3339),
 	}
 	if s.o.Version >= 4 {
@@ -306,24 +253,24 @@ func (s *Service) Config(ctx context.Context, user string) (*Config, error) {
 	return c, nil
 }
 
-func (s *Service) publicChannel(user string, c Channel) PublicChannel {
+func (s *Service) publicChannel(user string, c Channel) sdk.PublicChannel {
 	sig := ""
 	if s.o.Signer.Enabled() {
 		sig = s.o.Signer.Sign("public:" + c.Public)
 	}
-	return PublicChannel{
+	return sdk.PublicChannel{
 		UserID: user, PublicID: c.Public, Signature: sig,
 		Start: c.Start.Format(time.RFC3339), End: c.End.Format(time.RFC3339),
 	}
 }
 
 // PublicChannels returns the public channels of users who have one.
-func (s *Service) PublicChannels(ctx context.Context, users []string) (map[string]PublicChannel, error) {
+func (s *Service) PublicChannels(ctx context.Context, users []string) (map[string]sdk.PublicChannel, error) {
 	owners, err := s.resolve(ctx, users)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]PublicChannel, len(owners))
+	out := make(map[string]sdk.PublicChannel, len(owners))
 	for u, o := range owners {
 		out[u] = s.publicChannel(u, o.Current)
 	}
@@ -366,24 +313,16 @@ type Target struct {
 	Shared   bool     `json:"shared,omitempty"` // every user, through the shared channel
 }
 
-// Published reports one publish: the mids of the stored messages (one per
-// up to 1,000 channels) and how many channels they went to.
-type Published struct {
-	MIDs     []string `json:"mids"`
-	Channels int      `json:"channels"`
-	Users    int      `json:"users"`
-}
-
 // Publish sends m to target, with expiry seconds of life (0: the store's
 // default). Users without a channel are skipped.
-func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint32) (Published, error) {
+func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint32) (sdk.Published, error) {
 	users := t.Users
 	if len(t.Tags) > 0 {
 		watchers, err := s.o.State.Watchers(ctx, t.Tags, s.o.Now())
 		if err != nil {
-			return Published{}, err
+			return sdk.Published{}, err
 		}
-		users = unique(append(append([]string(nil), users...), watchers...))
+		users = protocol.UniqueIDs(append(append([]string(nil), users...), watchers...))
 	}
 	var channels []string
 	seen := make(map[string]bool)
@@ -398,7 +337,7 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 	}
 	owners, err := s.resolve(ctx, users)
 	if err != nil {
-		return Published{}, err
+		return sdk.Published{}, err
 	}
 	for _, u := range users {
 		if o, ok := owners[u]; ok {
@@ -411,14 +350,14 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 	if t.Shared {
 		o, err := s.issue(ctx, sharedOwner)
 		if err != nil {
-			return Published{}, err
+			return sdk.Published{}, err
 		}
 		add(o.Current.ID)
 		if o.Previous != nil {
 			add(o.Previous.ID)
 		}
 	}
-	res := Published{Channels: len(channels), Users: len(owners)}
+	res := sdk.Published{Channels: len(channels), Users: len(owners)}
 	body := s.body(m)
 	for len(channels) > 0 {
 		n := min(len(channels), maxChannelsPerMessage)
@@ -430,18 +369,6 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 		channels = channels[n:]
 	}
 	return res, nil
-}
-
-func unique(list []string) []string {
-	seen := make(map[string]bool, len(list))
-	out := list[:0]
-	for _, v := range list {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // Watch makes user watch tags for ttl (0: the configured default) and
@@ -481,16 +408,9 @@ func (s *Service) Unwatch(ctx context.Context, user string, tags []string) error
 	return s.o.State.Unwatch(ctx, user, tags)
 }
 
-// Status is one user's online status. LastSeen is the seconds since the
-// user was last seen online (0 while online), nil when never seen.
-type Status struct {
-	Online   bool   `json:"online"`
-	LastSeen *int64 `json:"lastSeen,omitempty"`
-}
-
 // Online returns the status of each user: online when a channel of theirs
 // has a subscriber or a protocol-5 connection carries them.
-func (s *Service) Online(ctx context.Context, users []string) (map[string]Status, error) {
+func (s *Service) Online(ctx context.Context, users []string) (map[string]sdk.Status, error) {
 	owners, err := s.resolve(ctx, users)
 	if err != nil {
 		return nil, err
@@ -533,9 +453,9 @@ func (s *Service) Online(ctx context.Context, users []string) (map[string]Status
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]Status, len(users))
+	out := make(map[string]sdk.Status, len(users))
 	for _, u := range users {
-		var st Status
+		var st sdk.Status
 		if ago, ok := presence[u]; ok {
 			st.LastSeen = &ago
 			st.Online = ago == 0
@@ -559,11 +479,11 @@ func (s *Service) Online(ctx context.Context, users []string) (map[string]Status
 
 // Command sends a pull command (config_expire, server_restart) to users
 // and, with shared, to everyone.
-func (s *Service) Command(ctx context.Context, t Target, command string) (Published, error) {
+func (s *Service) Command(ctx context.Context, t Target, command string) (sdk.Published, error) {
 	switch command {
-	case "config_expire", "server_restart":
+	case sdk.ConfigExpire, sdk.ServerRestart:
 	default:
-		return Published{}, errors.New("command must be config_expire or server_restart")
+		return sdk.Published{}, errors.New("command must be config_expire or server_restart")
 	}
 	return s.Publish(ctx, t, Message{ModuleID: "pull", Command: command}, 0)
 }

@@ -2,20 +2,13 @@ package config
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"io"
 	"math"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -24,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 func TestDefault(t *testing.T) {
@@ -729,7 +724,7 @@ func TestParseListen(t *testing.T) {
 
 	// Servers that differ in TLS cannot become one.
 	tlsPath := filepath.Join(t.TempDir(), "tls.json")
-	certFile, keyFile := selfSigned(t, t.TempDir(), "s")
+	certFile, keyFile, _ := testutil.SelfSigned(t, t.TempDir(), "s")
 	writeFile(t, tlsPath, `{"servers": [{"port": 1, "routes": {"sub": "/s/"}, "ssl": {"cert": "`+certFile+`", "key": "`+keyFile+`"}},
 		{"port": 2, "routes": {"pub": "/p/"}}]}`)
 	_, err = Parse([]string{"--config", tlsPath, "--sub-listen", ":3", "--pub-listen", ":3"}, env(nil), io.Discard)
@@ -822,40 +817,9 @@ func TestParseHelp(t *testing.T) {
 	}
 }
 
-// selfSigned writes a fresh certificate and key for 127.0.0.1 to dir.
-func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pushpull test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = filepath.Join(dir, name+".crt")
-	keyFile = filepath.Join(dir, name+".key")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})))
-	return certFile, keyFile
-}
-
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir, "server")
+	certFile, keyFile, _ := testutil.SelfSigned(t, dir, "server")
 	cfgFile := filepath.Join(dir, "push.json")
 	writeFile(t, cfgFile, `{"servers": [{"port": 8894, "routes": {"sub": "/bitrix/sub/"}, "ssl": {
 		"cert": "`+certFile+`", "key": "`+keyFile+`", "dhparam": "/nonexistent/dhparam.pem", "honorCipherOrder": "true",
@@ -909,7 +873,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// A key that is not the certificate's.
-	_, otherKey := selfSigned(t, dir, "other")
+	_, otherKey, _ := testutil.SelfSigned(t, dir, "other")
 	c.Servers[0].SSL = &SSL{Cert: certFile, Key: otherKey}
 	err = c.Validate()
 	want := "servers[0].ssl: " + certFile + " and " + otherKey + ": tls: private key does not match public key"

@@ -58,7 +58,7 @@ func encodeTail(m *protocol.Message, created time.Time) string {
 		b = append(b, `,"userParams":`...)
 		b = append(b, up...)
 	}
-	if isObject(m.Dictionary) {
+	if protocol.IsJSONObject(m.Dictionary) {
 		b = append(b, `,"dictionary":`...)
 		b = append(b, m.Dictionary...)
 	}
@@ -140,27 +140,15 @@ func decode(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 		m.Sender = protocol.Sender{Type: protocol.SenderType(s.Sender.Type), ID: s.Sender.ID}
 	}
 	for u, p := range s.UserParams {
-		if isObject(p) {
+		if protocol.IsJSONObject(p) {
 			if m.UserParams == nil {
 				m.UserParams = make(map[string]json.RawMessage, len(s.UserParams))
 			}
 			m.UserParams[u] = p
 		}
 	}
-	if isObject(s.Dictionary) {
+	if protocol.IsJSONObject(s.Dictionary) {
 		m.Dictionary = s.Dictionary
 	}
 	return m, nil
-}
-
-// isObject reports whether raw (valid JSON) is an object.
-func isObject(raw json.RawMessage) bool {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
 }

@@ -344,12 +344,7 @@ func TestFanOut(t *testing.T) {
 
 func TestPublishMode(t *testing.T) {
 	r := redistest.Start(t)
-	po := opts(r.Addr())
-	po.PublishMode = true
-	pub := newEngine(t, po)
-	sub := newEngine(t, opts(r.Addr()))
-	waitReady(t, pub)
-	waitReady(t, sub)
+	pub, sub := pubSub(t, r.Addr())
 	own := newRecorder(pub.hub, chA)
 	rec := newRecorder(sub.hub, chA)
 	m := publish(t, pub, `"x"`, chA)

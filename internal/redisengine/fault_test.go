@@ -26,12 +26,7 @@ func holdSubscriptions(e *testEngine) (release func()) {
 // to the subscriber's hub nor to a client resuming with its mid.
 func TestRedisRestart(t *testing.T) {
 	r := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	po := opts(r.Addr())
-	po.PublishMode = true
-	pub := newEngine(t, po)
-	sub := newEngine(t, opts(r.Addr()))
-	waitReady(t, pub)
-	waitReady(t, sub)
+	pub, sub := pubSub(t, r.Addr())
 	rec := newRecorder(sub.hub, chA)
 	ctx := context.Background()
 

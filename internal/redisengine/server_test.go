@@ -125,6 +125,19 @@ func waitReady(t testing.TB, e *testEngine) {
 	})
 }
 
+// pubSub starts, on the Redis at addr, a publisher-only engine and a
+// subscribing one, and waits until both are ready.
+func pubSub(t testing.TB, addr string) (pub, sub *testEngine) {
+	t.Helper()
+	po := opts(addr)
+	po.PublishMode = true
+	pub = newEngine(t, po)
+	sub = newEngine(t, opts(addr))
+	waitReady(t, pub)
+	waitReady(t, sub)
+	return pub, sub
+}
+
 func publish(t testing.TB, e *testEngine, body string, channels ...string) *protocol.Message {
 	t.Helper()
 	m := &protocol.Message{Channels: channels, Body: []byte(body)}

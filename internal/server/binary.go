@@ -84,8 +84,9 @@ func backendMessages(t *tenant, in *pb.IncomingMessagesRequest) ([]*protocol.Mes
 			if !protocol.ValidID(id) {
 				return nil, badRequest(protocol.ErrBadChannel.Error())
 			}
-			m.Channels = appendUnique(m.Channels, t.ch(id))
+			m.Channels = append(m.Channels, t.ch(id))
 		}
+		m.Channels = protocol.UniqueIDs(m.Channels)
 		if len(m.Channels) == 0 || im.GetBody() == "" {
 			continue // nothing to deliver, or nothing to say
 		}

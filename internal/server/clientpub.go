@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 
 	"google.golang.org/protobuf/proto"
@@ -82,8 +80,9 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 				if bad != nil {
 					return nil, bad
 				}
-				m.Channels = appendUnique(m.Channels, ch)
+				m.Channels = append(m.Channels, ch)
 			}
+			m.Channels = protocol.UniqueIDs(m.Channels)
 			body := []byte(im.GetBody())
 			if !json.Valid(body) || !protocol.IsJSONObject(body) {
 				return nil, errUnparseable
@@ -96,15 +95,6 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 		return nil, errNoReceivers
 	}
 	return out, nil
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, have := range list {
-		if have == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // publishAll publishes messages in order, stopping at the first failure.
@@ -142,11 +132,7 @@ func (c *conn) binaryRequest(data []byte) {
 func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodOptions:
-		h := w.Header()
-		h.Set("Content-Type", "text/plain")
-		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
-		w.WriteHeader(http.StatusOK)
+		preflight(w, "POST, OPTIONS", "Content-Type")
 		return
 	case http.MethodPost:
 	default:
@@ -191,28 +177,4 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text(w, http.StatusOK, "")
-}
-
-// readBody reads a request body within limits.maxPayload, answering 413
-// (and closing the connection) above it and 400 for an empty body.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := int64(s.cfg.Limits.MaxPayload)
-	if r.ContentLength > limit {
-		tooLarge(w)
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		tooLarge(w)
-		return nil, false
-	case err != nil:
-		text(w, http.StatusBadRequest, "Request body could not be read.")
-		return nil, false
-	case len(body) == 0:
-		text(w, http.StatusBadRequest, msgEmptyBody)
-		return nil, false
-	}
-	return body, true
 }

@@ -94,22 +94,8 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	if sub.user != "" {
 		sub.ids = append(sub.ids, t.userChannel(sub.user))
 	}
-	sub.ids = unique(sub.ids)
+	sub.ids = protocol.UniqueIDs(sub.ids)
 	return sub, 0, ""
-}
-
-func unique(ids []string) []string {
-	out := ids[:0]
-	for i, id := range ids {
-		dup := false
-		for _, o := range ids[:i] {
-			dup = dup || o == id
-		}
-		if !dup {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // conn is a protocol 4-5 WebSocket connection.

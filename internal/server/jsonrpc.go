@@ -103,7 +103,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			if bad != nil {
 				return nil, jsonrpc.InvalidParams(bad.msg)
 			}
-			m.Channels = appendUnique(m.Channels, ch)
+			m.Channels = append(m.Channels, ch)
 		}
 		if len(p.UserList) > 0 && c.sub.user == "" {
 			// Users are known by their tokens: only a connection with
@@ -111,8 +111,9 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			return nil, jsonrpc.InvalidParams("userList needs a connection with a token")
 		}
 		for _, u := range p.UserList {
-			m.Channels = appendUnique(m.Channels, t.userChannel(strconv.FormatUint(u, 10)))
+			m.Channels = append(m.Channels, t.userChannel(strconv.FormatUint(u, 10)))
 		}
+		m.Channels = protocol.UniqueIDs(m.Channels)
 		if len(m.Channels) == 0 {
 			return nil, jsonrpc.InvalidParams(errNoReceivers.msg)
 		}
@@ -290,15 +291,16 @@ func (s *Server) backendPublish(ctx context.Context, t *tenant, req *jsonrpc.Req
 		if !protocol.ValidID(id) {
 			return nil, jsonrpc.InvalidParams(protocol.ErrBadChannel.Error())
 		}
-		m.Channels = appendUnique(m.Channels, t.ch(id))
+		m.Channels = append(m.Channels, t.ch(id))
 	}
 	for _, u := range p.UserList {
 		n, err := strconv.ParseUint(u.String(), 10, 63)
 		if err != nil {
 			return nil, jsonrpc.InvalidParams("userList must hold user ids")
 		}
-		m.Channels = appendUnique(m.Channels, t.userChannel(strconv.FormatUint(n, 10)))
+		m.Channels = append(m.Channels, t.userChannel(strconv.FormatUint(n, 10)))
 	}
+	m.Channels = protocol.UniqueIDs(m.Channels)
 	if len(m.Channels) == 0 {
 		return nil, jsonrpc.InvalidParams(errNoReceivers.msg)
 	}

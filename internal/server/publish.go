@@ -39,8 +39,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		s.publishBinary(w, r)
 		return
 	}
-	limit := int64(s.cfg.Limits.MaxPayload)
-	if r.ContentLength > limit {
+	// A declared body over the limit is refused before the query is
+	// looked at.
+	if r.ContentLength > int64(s.cfg.Limits.MaxPayload) {
 		tooLarge(w)
 		return
 	}
@@ -51,17 +52,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	for i, id := range ids {
 		ids[i] = t.ch(id)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		tooLarge(w)
-		return
-	case err != nil:
-		text(w, http.StatusBadRequest, "Request body could not be read.")
-		return
-	case len(body) == 0:
-		text(w, http.StatusBadRequest, msgEmptyBody)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	m := &protocol.Message{
@@ -90,6 +82,30 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 func tooLarge(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	text(w, http.StatusRequestEntityTooLarge, "")
+}
+
+// readBody reads a request body within limits.maxPayload, answering 413
+// (and closing the connection) above it and 400 for an empty body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	limit := int64(s.cfg.Limits.MaxPayload)
+	if r.ContentLength > limit {
+		tooLarge(w)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		tooLarge(w)
+		return nil, false
+	case err != nil:
+		text(w, http.StatusBadRequest, "Request body could not be read.")
+		return nil, false
+	case len(body) == 0:
+		text(w, http.StatusBadRequest, msgEmptyBody)
+		return nil, false
+	}
+	return body, true
 }
 
 // parseExpiry reads Message-Expiry: seconds; anything else means the

@@ -1,6 +1,9 @@
 // Package server is the HTTP face of pushpull: it binds the configured
-// listeners, routes subscribe, publish, statistics, health and metrics
-// requests, and runs the graceful shutdown.
+// listeners (TLS where configured), routes subscribe requests (long polling
+// and WebSocket, every protocol version), publishes (text, protobuf and
+// JSON-RPC from the backend, protobuf from clients), statistics, health,
+// metrics, the demo page and the backend API, answers what protocol 4-5
+// clients send on their connections, and runs the graceful shutdown.
 package server
 
 import (
@@ -286,6 +289,16 @@ func (s *Server) router(r config.Routes) http.Handler {
 		}
 		notFound(w)
 	})
+}
+
+// preflight answers a CORS preflight (OPTIONS) with the methods and
+// request headers the route allows; every answer already allows any origin.
+func preflight(w http.ResponseWriter, methods, headers string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain")
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", headers)
+	w.WriteHeader(http.StatusOK)
 }
 
 func notFound(w http.ResponseWriter) {

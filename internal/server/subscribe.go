@@ -17,10 +17,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	switch r.Method {
 	case http.MethodOptions:
-		h.Set("Content-Type", "text/plain")
-		h.Set("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "If-Modified-Since, If-None-Match, Origin")
-		w.WriteHeader(http.StatusOK)
+		preflight(w, "POST, GET, DELETE, OPTIONS", "If-Modified-Since, If-None-Match, Origin")
 		return
 	case http.MethodGet:
 	default:

@@ -1,6 +1,9 @@
-// Package jsonrpc reads and writes the JSON-RPC 2.0 messages of protocol
-// version 5: requests and notifications from clients and the backend,
-// responses and the incoming.message notification from the server.
+// Package jsonrpc reads and answers the JSON-RPC 2.0 messages of protocol
+// version 5: it parses the requests and notifications of clients and the
+// backend, and builds the responses to them. The incoming.message
+// notifications that deliver published messages are not built here: they
+// are written byte by byte, once per message, with every other protocol's
+// bytes in protocol/format.
 package jsonrpc
 
 import (

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // npmCI installs dir's locked dependencies when node_modules is missing.
@@ -89,7 +91,7 @@ func TestBrowser(t *testing.T) {
 		"PUSHPULL_KEY="+key,
 		"PUSHPULL_BACKEND=http://127.0.0.1:"+strconv.Itoa(srv.Ports[1])+"/pushpull/",
 		"PUSHPULL_BACKEND_KEY="+backendKey,
-		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(freePort(t)),
+		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(testutil.FreePort(t)),
 		"PUSHPULL_CHROMIUM="+chromium,
 	)
 }

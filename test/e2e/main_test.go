@@ -33,6 +33,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // Deadlines are generous: they bound a hung test, they do not measure speed.
@@ -74,17 +76,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Stock routes, used when a test's config names none.
 var defaultRoutes = map[string]any{
 	"sub":    []any{"/bitrix/sub/", "/bitrix/subws/"},
@@ -114,7 +105,7 @@ type Server struct {
 	HealthURL string
 	ReadyURL  string
 
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // the process's exit error, valid once exited is closed
 }
@@ -143,14 +134,14 @@ func startServer(t testing.TB, cfg any) *Server {
 	if len(servers) == 0 {
 		servers = []any{map[string]any{"name": "e2e"}}
 	}
-	s := &Server{Config: conf, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s := &Server{Config: conf, logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	for i, v := range servers {
 		sc, ok := v.(map[string]any)
 		if !ok {
 			t.Fatalf("config: servers[%d] is not an object", i)
 		}
 		if p, _ := sc["port"].(float64); p == 0 {
-			sc["port"] = freePort(t)
+			sc["port"] = testutil.FreePort(t)
 		}
 		if _, ok := sc["hostname"]; !ok {
 			sc["hostname"] = "127.0.0.1"
@@ -291,23 +282,6 @@ func toFloat(v any) float64 {
 		return float64(n)
 	}
 	return 0
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // sign returns the hex HMAC-SHA1 of id with key, the signature the PHP
@@ -821,7 +795,7 @@ type SDKClient struct {
 	Events <-chan SDKEvent // closed when the process ends
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 }
 
@@ -846,14 +820,14 @@ func startSDK(t testing.TB, opts SDKOptions) *SDKClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &SDKClient{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &SDKClient{cmd: cmd, stdin: stdin, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the SDK client: %v", err)
 	}
 	events := make(chan SDKEvent, 4096)
 	c.Events = events
-	var lines syncBuffer
+	var lines testutil.SyncBuffer
 	go func() {
 		defer close(events)
 		sc := bufio.NewScanner(stdout)

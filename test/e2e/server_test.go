@@ -2,16 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // A graceful stop tells every client the server restarts and loses no
@@ -148,46 +143,9 @@ func TestSIGINT(t *testing.T) {
 	}
 }
 
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pushpull test"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 // An ssl server serves subscribe and publish over TLS: wss and https.
 func TestTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	certFile, keyFile, pool := testutil.SelfSigned(t, t.TempDir(), "tls")
 	srv := startServer(t, map[string]any{"servers": []any{map[string]any{
 		"name": "tls", "ssl": map[string]any{"cert": certFile, "key": keyFile},
 	}}})
@@ -278,7 +236,7 @@ func TestConfigErrors(t *testing.T) {
 
 // Flags and environment variables override the config file.
 func TestFlagsOverrideConfig(t *testing.T) {
-	sub, pub := freePort(t), freePort(t)
+	sub, pub := testutil.FreePort(t), testutil.FreePort(t)
 	file := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(file, []byte(`{"security":{"key":"from-file"}}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -286,7 +244,7 @@ func TestFlagsOverrideConfig(t *testing.T) {
 	cmd := exec.Command(binary, "serve", "--config", file,
 		"--sub-listen", fmt.Sprintf("127.0.0.1:%d", sub), "--pub-listen", fmt.Sprintf("127.0.0.1:%d", pub))
 	cmd.Env = append(os.Environ(), "PUSHPULL_KEY=from-env")
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
