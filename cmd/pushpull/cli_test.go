@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/spawn"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/sdk"
 )
@@ -28,81 +29,67 @@ type cliServer struct {
 
 func startCLIServer(t *testing.T) *cliServer {
 	t.Helper()
-	sub, pub := freePort(t), freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs syncBuffer
-	go func() {
-		done <- serve(ctx, []string{
-			"--sub-listen", "127.0.0.1:" + strconv.Itoa(sub),
-			"--pub-listen", "127.0.0.1:" + strconv.Itoa(pub),
-			"--key", testKey, "--backend-key", testBackendKey, "--log-level", "warn",
-		}, &logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("server output:\n%s", logs.String())
-		}
-	})
-	s := &cliServer{
-		WSURL:      "ws://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/subws/",
-		SubURL:     "http://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/sub/",
-		PubURL:     "http://127.0.0.1:" + strconv.Itoa(pub) + "/bitrix/pub/",
-		StatsURL:   "http://127.0.0.1:" + strconv.Itoa(pub) + "/server-stat/",
-		BackendURL: "http://127.0.0.1:" + strconv.Itoa(pub) + "/pushpull/",
-	}
-	// Wait until both servers accept connections; bounded so a server
-	// that never starts fails the test rather than hanging it.
-	for _, port := range []int{sub, pub} {
-		for i := 0; ; i++ {
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("serve ended: %v\n%s", err, logs.String())
-			default:
-			}
-			if i == 1000 {
-				t.Fatalf("the server does not listen on %d: %v", port, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return s
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	var ls []spawn.Listener
+	if err := spawn.RetryPorts(func() (err error) {
+		ls, err = serveInProcess(t)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	// The listening lines come in config order: the sub server, then pub.
+	sub, pub := ls[0].Addr, ls[1].Addr
+	return &cliServer{
+		WSURL:      "ws://" + sub + "/bitrix/subws/",
+		SubURL:     "http://" + sub + "/bitrix/sub/",
+		PubURL:     "http://" + pub + "/bitrix/pub/",
+		StatsURL:   "http://" + pub + "/server-stat/",
+		BackendURL: "http://" + pub + "/pushpull/",
+	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// serveInProcess runs serve on fresh loopback ports until the test ends
+// and returns the listeners it logged.
+func serveInProcess(t *testing.T) ([]spawn.Listener, error) {
+	t.Helper()
+	ports, err := spawn.FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	sub, pub := ports[0], ports[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &spawn.Output{}
+	ended := make(chan struct{})
+	var serveErr error
+	go func() {
+		defer close(ended)
+		serveErr = serve(ctx, []string{
+			"--sub-listen", "127.0.0.1:" + strconv.Itoa(sub),
+			"--pub-listen", "127.0.0.1:" + strconv.Itoa(pub),
+			"--key", testKey, "--backend-key", testBackendKey, "--log-level", "info",
+		}, logs)
+	}()
+	wait, stop := context.WithTimeout(ctx, testutil.Timeout)
+	defer stop()
+	ls, err := logs.WaitListening(wait, 2, ended)
+	if err != nil {
+		cancel()
+		<-ended
+		if serveErr != nil {
+			return nil, fmt.Errorf("serve: %w\n%s", serveErr, logs)
+		}
+		return nil, fmt.Errorf("serve does not listen: %v\n%s", err, logs)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+		if serveErr != nil {
+			t.Errorf("serve: %v", serveErr)
+		}
+		if t.Failed() {
+			t.Logf("server output:\n%s", logs)
+		}
+	})
+	return ls, nil
 }
 
 func testContext(t *testing.T) context.Context {
@@ -138,26 +125,24 @@ func TestPublishSubscribe(t *testing.T) {
 	}
 	channel, _, _ := strings.Cut(cfg.Channels["private"].ID, ".")
 
-	var out, errs syncBuffer
+	var out, errs spawn.Output
 	done := make(chan error, 1)
 	go func() {
 		// Unsigned, signed by --key.
 		done <- subscribe(ctx, []string{"--url", srv.WSURL, "--channel", channel, "--key", testKey, "--count", "2"}, &out, &errs)
 	}()
-	for {
+	testutil.WaitFor(t, "the subscriber online", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("subscribe ended before subscribing: %v %s", err, errs.String())
+		default:
+		}
 		n, err := api.Subscribers(ctx, []string{channel})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n[channel] > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("subscribe ended before subscribing: %v %s", err, errs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return n[channel] > 0
+	})
 
 	var pubOut bytes.Buffer
 	if err := publishCmd(ctx, []string{"--url", srv.PubURL, "--channel", channel, "--module", "im", "--command", "message", "--params", `{"n":1}`, "--expiry", "60"},
