@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // Response is a whole HTTP answer.
@@ -83,14 +85,21 @@ func online(t testing.TB, srv *Server, channels ...string) map[string]int {
 	if r.Status != http.StatusOK {
 		t.Fatalf("GET publish route: status %d, body %q", r.Status, r.Body)
 	}
+	return onlineCounts(t, r.Body)
+}
+
+// onlineCounts reads the publish route's answer to GET: the subscriber
+// count of each channel it lists.
+func onlineCounts(t testing.TB, body string) map[string]int {
+	t.Helper()
 	var ans struct {
 		Infos []struct {
 			Channel     string `json:"channel"`
 			Subscribers int    `json:"subscribers"`
 		} `json:"infos"`
 	}
-	if err := json.Unmarshal([]byte(r.Body), &ans); err != nil {
-		t.Fatalf("GET publish route: %v in %q", err, r.Body)
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatalf("GET publish route: %v in %q", err, body)
 	}
 	out := make(map[string]int)
 	for _, i := range ans.Infos {
@@ -103,17 +112,9 @@ func online(t testing.TB, srv *Server, channels ...string) map[string]int {
 // true) or offline (false).
 func waitOnline(t testing.TB, srv *Server, channel string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		n := online(t, srv, channel)[channel]
-		if (n > 0) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("channel %s: %d subscribers after %v; want online=%v", channel, n, waitTimeout, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, fmt.Sprintf("channel %s online=%v", channel, want), func() bool {
+		return (online(t, srv, channel)[channel] > 0) == want
+	})
 }
 
 // longPoll sends one long-polling request and waits for its answer.

@@ -1,5 +1,5 @@
 // Package e2e tests the pushpull binary over the wire: each test starts the
-// real server on free loopback ports and talks to it as the Bitrix clients
+// real server on loopback ports and talks to it as the Bitrix clients
 // and backend do, with raw HTTP and WebSocket and with the official JS SDK.
 //
 // Run with `go test ./test/e2e`. TestMain builds ./cmd/pushpull once; the
@@ -15,13 +15,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // Deadlines are generous: they bound a hung test, they do not measure speed.
 const (
 	startTimeout = 20 * time.Second
 	stopTimeout  = 20 * time.Second
-	waitTimeout  = 20 * time.Second
+	waitTimeout  = testutil.Timeout
 )
 
 var (

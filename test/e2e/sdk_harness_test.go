@@ -14,46 +14,63 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/spawn"
 )
 
 var (
-	sdkOnce sync.Once
-	sdkErr  error
+	nodeOnce sync.Once
+	nodeErr  error
+	sdkOnce  sync.Once
+	sdkErr   error
 )
 
-// prepareSDK checks for Node 20+ and npm and installs test/sdk's locked
-// dependencies if node_modules is missing.
-func prepareSDK() error {
-	sdkOnce.Do(func() {
+// checkNode checks once for Node.js 20 or newer on PATH.
+func checkNode() error {
+	nodeOnce.Do(func() {
 		node, err := exec.LookPath("node")
 		if err != nil {
-			sdkErr = errors.New("node is not installed: the SDK tests need Node.js 20 or newer on PATH")
+			nodeErr = errors.New("node is not installed: the SDK and browser tests need Node.js 20 or newer on PATH")
 			return
 		}
 		out, err := exec.Command(node, "--version").Output()
 		if err != nil {
-			sdkErr = fmt.Errorf("node --version: %v", err)
+			nodeErr = fmt.Errorf("node --version: %v", err)
 			return
 		}
 		v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
 		major, _ := strconv.Atoi(strings.Split(v, ".")[0])
 		if major < 20 {
-			sdkErr = fmt.Errorf("node %s is too old: the SDK tests need Node.js 20 or newer", v)
-			return
+			nodeErr = fmt.Errorf("node %s is too old: the SDK and browser tests need Node.js 20 or newer", v)
 		}
-		dir := filepath.Join(moduleRoot, "test", "sdk")
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@bitrix24", "b24jssdk")); err == nil {
-			return
-		}
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			sdkErr = errors.New("npm is not installed: the SDK tests need it to install test/sdk's dependencies (npm ci)")
-			return
-		}
-		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sdkErr = fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
+	})
+	return nodeErr
+}
+
+// npmCI installs dir's locked dependencies (npm ci) unless installed, a
+// path in dir, exists.
+func npmCI(dir, installed string) error {
+	if _, err := os.Stat(filepath.Join(dir, installed)); err == nil {
+		return nil
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return fmt.Errorf("npm is not installed: it installs %s's dependencies (npm ci)", dir)
+	}
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
+	}
+	return nil
+}
+
+// prepareSDK checks for Node 20+ and installs test/sdk's locked
+// dependencies if they are missing.
+func prepareSDK() error {
+	sdkOnce.Do(func() {
+		if sdkErr = checkNode(); sdkErr == nil {
+			sdkErr = npmCI(filepath.Join(moduleRoot, "test", "sdk"), filepath.Join("node_modules", "@bitrix24", "b24jssdk"))
 		}
 	})
 	return sdkErr
@@ -116,7 +133,7 @@ type SDKClient struct {
 	Events <-chan SDKEvent // closed when the process ends
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *spawn.Output
 	done   chan struct{}
 }
 
@@ -141,14 +158,14 @@ func startSDK(t testing.TB, opts SDKOptions) *SDKClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &SDKClient{cmd: cmd, stdin: stdin, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &SDKClient{cmd: cmd, stdin: stdin, stderr: &spawn.Output{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the SDK client: %v", err)
 	}
 	events := make(chan SDKEvent, 4096)
 	c.Events = events
-	var lines syncBuffer
+	var lines spawn.Output
 	go func() {
 		defer close(events)
 		sc := bufio.NewScanner(stdout)

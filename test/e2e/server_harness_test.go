@@ -1,29 +1,16 @@
 package e2e
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+	"github.com/pushpull/pushpull/internal/spawn"
+)
 
 // Stock routes, used when a test's config names none.
 var defaultRoutes = map[string]any{
@@ -43,7 +30,9 @@ type Server struct {
 	// ExitExpected is set by a test that stops the process itself.
 	ExitExpected bool
 
-	Ports []int // one per configured server, in order
+	// Ports holds the port of each configured server, in order, as the
+	// server reported it listening.
+	Ports []int
 
 	// Base URLs of the first configured server serving each route, "" when
 	// no server serves it.
@@ -54,19 +43,18 @@ type Server struct {
 	HealthURL string
 	ReadyURL  string
 
-	logs   *syncBuffer
-	exited chan struct{} // closed when the process has exited
-	err    error         // the process's exit error, valid once exited is closed
+	addrs []string // each configured server's address, as it reported it
+	proc  *spawn.Process
 }
 
 // startServer writes cfg to a file, starts `pushpull serve --config FILE`
-// and waits until every configured port accepts connections. cfg is a map
-// holding only what the test sets (the server fills in its defaults), or
-// anything else that marshals to the config JSON, such as a
-// config.Default() with its ports set to 0. Without "servers" one server
-// on 127.0.0.1 serves the stock routes; a server with port 0 gets a free
-// port. The process is stopped with SIGTERM when the test ends, and its
-// output is added to the test log if the test failed.
+// and waits until the process has reported listening on every configured
+// server. cfg is a map holding only what the test sets (the server fills
+// in its defaults), or anything else that marshals to the config JSON,
+// such as a config.Default() with its ports set to 0. Without "servers"
+// one server on 127.0.0.1 serves the stock routes; a server with port 0
+// gets a free port. The process is stopped with SIGTERM when the test
+// ends, and its output is added to the test log if the test failed.
 func startServer(t testing.TB, cfg any) *Server {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
@@ -83,14 +71,14 @@ func startServer(t testing.TB, cfg any) *Server {
 	if len(servers) == 0 {
 		servers = []any{map[string]any{"name": "e2e"}}
 	}
-	s := &Server{Config: conf, logs: &syncBuffer{}, exited: make(chan struct{})}
+	var free []map[string]any // the servers given port 0
 	for i, v := range servers {
 		sc, ok := v.(map[string]any)
 		if !ok {
 			t.Fatalf("config: servers[%d] is not an object", i)
 		}
 		if p, _ := sc["port"].(float64); p == 0 {
-			sc["port"] = freePort(t)
+			free = append(free, sc)
 		}
 		if _, ok := sc["hostname"]; !ok {
 			sc["hostname"] = "127.0.0.1"
@@ -98,10 +86,37 @@ func startServer(t testing.TB, cfg any) *Server {
 		if _, ok := sc["routes"]; !ok {
 			sc["routes"] = defaultRoutes
 		}
-		port := int(toFloat(sc["port"]))
-		s.Ports = append(s.Ports, port)
-		base := "127.0.0.1:" + strconv.Itoa(port)
-		routes, _ := sc["routes"].(map[string]any)
+	}
+	conf["servers"] = servers
+	file := filepath.Join(t.TempDir(), "config.json")
+	s, err := startProcess(t, len(servers), func() (*exec.Cmd, error) {
+		// The config refuses port 0, so the harness picks the ports, again
+		// for each start.
+		ports, err := spawn.FreePorts(len(free))
+		if err != nil {
+			return nil, err
+		}
+		for i, sc := range free {
+			sc["port"] = ports[i]
+		}
+		if raw, err = json.MarshalIndent(conf, "", "  "); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(file, raw, 0o600); err != nil {
+			return nil, err
+		}
+		return exec.Command(binary, "serve", "--config", file), nil
+	})
+	if err != nil {
+		t.Fatalf("%v\nconfig:\n%s", err, raw)
+	}
+	s.Config = conf
+	if sec, ok := conf["security"].(map[string]any); ok {
+		s.Key, _ = sec["key"].(string)
+	}
+	for i, v := range servers {
+		base := s.addrs[i]
+		routes, _ := v.(map[string]any)["routes"].(map[string]any)
 		first := func(dst *string, scheme, name string, nth int) {
 			list := routeList(routes[name])
 			if *dst != "" || len(list) == 0 {
@@ -118,92 +133,71 @@ func startServer(t testing.TB, cfg any) *Server {
 		first(&s.StatURL, "http", "stat", 0)
 		first(&s.HealthURL, "http", "health", 0)
 		first(&s.ReadyURL, "http", "ready", 0)
-		servers[i] = sc
-	}
-	conf["servers"] = servers
-	if sec, ok := conf["security"].(map[string]any); ok {
-		s.Key, _ = sec["key"].(string)
-	}
-
-	raw, err = json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	file := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(file, raw, 0o600); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-
-	s.Cmd = exec.Command(binary, "serve", "--config", file)
-	s.Cmd.Stdout = s.logs
-	s.Cmd.Stderr = s.logs
-	if err := s.Cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", binary, err)
-	}
-	go func() {
-		s.err = s.Cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() { s.stop(t) })
-
-	for _, port := range s.Ports {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		deadline := time.Now().Add(startTimeout)
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-s.exited:
-				t.Fatalf("pushpull exited before listening on %s: %v\nconfig:\n%s", addr, s.err, raw)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pushpull does not accept connections on %s after %v: %v\nconfig:\n%s", addr, startTimeout, err, raw)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 	return s
 }
 
+// startProcess starts pushpull with the command command returns and waits
+// until it has reported listening on its n servers. command is called
+// again, to pick fresh ports, when the server lost a port it was given to
+// another process. The process is stopped when the test ends.
+func startProcess(t testing.TB, n int, command func() (*exec.Cmd, error)) (*Server, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	proc, listeners, err := spawn.Serve(ctx, n, func() (*spawn.Process, error) {
+		cmd, err := command()
+		if err != nil {
+			return nil, err
+		}
+		return spawn.Start("pushpull", cmd)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Cmd: proc.Cmd, proc: proc}
+	for _, l := range listeners {
+		s.Ports = append(s.Ports, l.Port())
+		s.addrs = append(s.addrs, l.Addr)
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s, nil
+}
+
 func (s *Server) stop(t testing.TB) {
 	select {
-	case <-s.exited:
+	case <-s.proc.Done():
 		if !s.ExitExpected {
-			t.Errorf("pushpull exited during the test: %v", s.err)
+			t.Errorf("pushpull exited during the test: %v", s.proc.Err())
 		}
 	default:
-		_ = s.Cmd.Process.Signal(syscall.SIGTERM)
 		sent := time.Now()
-		select {
-		case <-s.exited:
-			if s.err != nil {
-				t.Logf("pushpull after SIGTERM: %v", s.err)
-			}
-			if d := time.Since(sent); d > time.Second {
-				t.Logf("pushpull took %v to exit after SIGTERM", d.Round(time.Millisecond))
-			}
-		case <-time.After(stopTimeout):
-			t.Errorf("pushpull did not exit within %v of SIGTERM; its goroutines follow", stopTimeout)
-			_ = s.Cmd.Process.Signal(syscall.SIGQUIT) // the Go runtime prints every goroutine's stack
-			select {
-			case <-s.exited:
-			case <-time.After(5 * time.Second):
-				_ = s.Cmd.Process.Kill()
-				<-s.exited
-			}
+		if err := s.proc.Stop(stopTimeout); err != nil {
+			t.Errorf("%v; its goroutines follow in its output", err)
+		} else if d := time.Since(sent); d > time.Second {
+			t.Logf("pushpull took %v to exit after SIGTERM", d.Round(time.Millisecond))
+		}
+		if err := s.proc.Err(); err != nil {
+			t.Logf("pushpull after SIGTERM: %v", err)
 		}
 	}
 	if t.Failed() {
-		t.Logf("pushpull output:\n%s", s.logs.String())
+		t.Logf("pushpull output:\n%s", s.Logs())
 	}
 }
 
 // Logs returns what the process has written so far.
-func (s *Server) Logs() string { return s.logs.String() }
+func (s *Server) Logs() string { return s.proc.Out.String() }
+
+// closedPort returns a loopback port nothing listened on a moment ago.
+func closedPort(t testing.TB) int {
+	t.Helper()
+	ports, err := spawn.FreePorts(1)
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	return ports[0]
+}
 
 func routeList(v any) []string {
 	switch r := v.(type) {
@@ -221,31 +215,4 @@ func routeList(v any) []string {
 		return r
 	}
 	return nil
-}
-
-func toFloat(v any) float64 {
-	switch n := v.(type) {
-	case float64:
-		return n
-	case int:
-		return float64(n)
-	}
-	return 0
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
