@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/spawn"
 	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
@@ -29,54 +30,67 @@ type cliServer struct {
 
 func startCLIServer(t *testing.T) *cliServer {
 	t.Helper()
-	sub, pub := testutil.FreePort(t), testutil.FreePort(t)
+	var ls []spawn.Listener
+	if err := spawn.RetryPorts(func() (err error) {
+		ls, err = serveInProcess(t)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The listening lines come in config order: the sub server, then pub.
+	sub, pub := ls[0].Addr, ls[1].Addr
+	return &cliServer{
+		WSURL:      "ws://" + sub + "/bitrix/subws/",
+		SubURL:     "http://" + sub + "/bitrix/sub/",
+		PubURL:     "http://" + pub + "/bitrix/pub/",
+		StatsURL:   "http://" + pub + "/server-stat/",
+		BackendURL: "http://" + pub + "/pushpull/",
+	}
+}
+
+// serveInProcess runs serve on fresh loopback ports until the test ends
+// and returns the listeners it logged.
+func serveInProcess(t *testing.T) ([]spawn.Listener, error) {
+	t.Helper()
+	ports, err := spawn.FreePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	sub, pub := ports[0], ports[1]
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs testutil.SyncBuffer
+	logs := &spawn.Output{}
+	ended := make(chan struct{})
+	var serveErr error
 	go func() {
-		done <- serve(ctx, []string{
+		defer close(ended)
+		serveErr = serve(ctx, []string{
 			"--sub-listen", "127.0.0.1:" + strconv.Itoa(sub),
 			"--pub-listen", "127.0.0.1:" + strconv.Itoa(pub),
-			"--key", testKey, "--backend-key", testBackendKey, "--log-level", "warn",
-		}, &logs)
+			"--key", testKey, "--backend-key", testBackendKey, "--log-level", "info",
+		}, logs)
 	}()
+	wait, stop := context.WithTimeout(ctx, testutil.Timeout)
+	defer stop()
+	ls, err := logs.WaitListening(wait, 2, ended)
+	if err != nil {
+		cancel()
+		<-ended
+		if serveErr != nil {
+			return nil, fmt.Errorf("serve: %w\n%s", serveErr, logs)
+		}
+		return nil, fmt.Errorf("serve does not listen: %v\n%s", err, logs)
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+		<-ended
+		if serveErr != nil {
+			t.Errorf("serve: %v", serveErr)
 		}
 		if t.Failed() {
-			t.Logf("server output:\n%s", logs.String())
+			t.Logf("server output:\n%s", logs)
 		}
 	})
-	s := &cliServer{
-		WSURL:      "ws://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/subws/",
-		SubURL:     "http://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/sub/",
-		PubURL:     "http://127.0.0.1:" + strconv.Itoa(pub) + "/bitrix/pub/",
-		StatsURL:   "http://127.0.0.1:" + strconv.Itoa(pub) + "/server-stat/",
-		BackendURL: "http://127.0.0.1:" + strconv.Itoa(pub) + "/pushpull/",
-	}
-	// Wait until both servers accept connections; bounded so a server
-	// that never starts fails the test rather than hanging it.
-	for _, port := range []int{sub, pub} {
-		for i := 0; ; i++ {
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("serve ended: %v\n%s", err, logs.String())
-			default:
-			}
-			if i == 1000 {
-				t.Fatalf("the server does not listen on %d: %v", port, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return s
+	return ls, nil
 }
 
 func testContext(t *testing.T) context.Context {
@@ -112,26 +126,24 @@ func TestPublishSubscribe(t *testing.T) {
 	}
 	channel, _, _ := strings.Cut(cfg.Channels["private"].ID, ".")
 
-	var out, errs testutil.SyncBuffer
+	var out, errs spawn.Output
 	done := make(chan error, 1)
 	go func() {
 		// Unsigned, signed by --key.
 		done <- subscribe(ctx, []string{"--url", srv.WSURL, "--channel", channel, "--key", testKey, "--count", "2"}, &out, &errs)
 	}()
-	for {
+	testutil.WaitFor(t, "the subscriber online", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("subscribe ended before subscribing: %v %s", err, errs.String())
+		default:
+		}
 		n, err := api.Subscribers(ctx, []string{channel})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n[channel] > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("subscribe ended before subscribing: %v %s", err, errs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return n[channel] > 0
+	})
 
 	var pubOut bytes.Buffer
 	if err := publishCmd(ctx, []string{"--url", srv.PubURL, "--channel", channel, "--module", "im", "--command", "message", "--params", `{"n":1}`, "--expiry", "60"},

@@ -18,6 +18,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -241,9 +242,7 @@ func TestSwarmModes(t *testing.T) {
 		if goroutines != (sw.reactor == nil) {
 			t.Fatalf("goroutines=%v but reactor %v", goroutines, sw.reactor)
 		}
-		for f.open.Load() < subs {
-			time.Sleep(time.Millisecond)
-		}
+		testutil.WaitFor(t, "the subscribers connected", func() bool { return f.open.Load() >= subs })
 		p, err := NewPublisher(target.PubURL)
 		if err != nil {
 			t.Fatal(err)
@@ -254,9 +253,7 @@ func TestSwarmModes(t *testing.T) {
 			}
 		}
 		p.Close()
-		for ledger.Delivered() < subs*msgs {
-			time.Sleep(time.Millisecond)
-		}
+		testutil.WaitFor(t, "every message delivered", func() bool { return ledger.Delivered() >= subs*msgs })
 		sw.Close()
 		f.rdrs.Wait()
 		if n, err := sw.Dropped(); n != 0 {
@@ -281,9 +278,7 @@ func TestSwarmServerClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for f.open.Load() < 2 {
-			time.Sleep(time.Millisecond)
-		}
+		testutil.WaitFor(t, "the subscribers connected", func() bool { return f.open.Load() >= 2 })
 		f.mu.Lock()
 		for _, cs := range f.subs {
 			for _, c := range cs {
@@ -293,12 +288,10 @@ func TestSwarmServerClose(t *testing.T) {
 			}
 		}
 		f.mu.Unlock()
-		for {
-			if n, _ := sw.Dropped(); n == 2 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testutil.WaitFor(t, "both connections dropped", func() bool {
+			n, _ := sw.Dropped()
+			return n == 2
+		})
 		_, err = sw.Dropped()
 		if !errors.Is(err, errServerClosed) || !strings.Contains(err.Error(), "3002 restart") {
 			t.Fatalf("goroutines=%v: reason %v", goroutines, err)

@@ -4,17 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/config"
+	"github.com/pushpull/pushpull/internal/spawn"
 )
 
 // Target is the server under measurement.
@@ -41,87 +38,13 @@ type SpawnOptions struct {
 type Spawned struct {
 	Target
 	dir    string
-	server *process
-	redis  *process
-}
-
-// process is a child the bench started and must stop.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exits
-	err  error         // its exit status, once done
-	out  *tail
-}
-
-func start(name string, path string, args ...string) (*process, error) {
-	cmd := exec.Command(path, args...)
-	out := &tail{max: 16 << 10}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{}), out: out}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop asks the process to end and kills it if it does not within grace.
-func (p *process) stop(grace time.Duration) {
-	if p == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// exitError describes a process that ended early, with the end of its output.
-func (p *process) exitError() error {
-	return fmt.Errorf("%s exited (%v): %s", p.name, p.err, strings.TrimSpace(p.out.String()))
-}
-
-// waitListening waits until every addr accepts connections, failing early
-// if p exits.
-func waitListening(ctx context.Context, p *process, timeout time.Duration, addrs ...string) error {
-	deadline := time.Now().Add(timeout)
-	for _, addr := range addrs {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-p.done:
-				return p.exitError()
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: %s not accepting after %v: %s", p.name, addr, timeout, strings.TrimSpace(p.out.String()))
-			}
-		}
-	}
-	return nil
+	server *spawn.Process
+	redis  *spawn.Process
 }
 
 // Spawn starts `pushpull serve` on free loopback ports with a memory or
-// Redis store, and returns once its ports accept connections.
+// Redis store, and returns once it has reported the addresses it listens
+// on.
 func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 	exe := opt.Executable
 	if exe == "" {
@@ -142,33 +65,46 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 	}()
 	storage := map[string]any{"type": "memory"}
 	if opt.Redis {
-		port, err := freePort()
+		port, err := s.startRedis(ctx, opt.RedisServer)
 		if err != nil {
-			return s, err
-		}
-		bin := opt.RedisServer
-		if bin == "" {
-			bin = "redis-server"
-		}
-		s.redis, err = start("redis-server", bin,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir)
-		if err != nil {
-			return s, err
-		}
-		if err := waitListening(ctx, s.redis, 10*time.Second, addr(port)); err != nil {
 			return s, err
 		}
 		storage = map[string]any{"type": "redis", "host": "127.0.0.1", "port": port}
 	}
-	subPort, err := freePort()
+	file := filepath.Join(dir, "config.json")
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	server, ls, err := spawn.Serve(wait, 2, func() (*spawn.Process, error) {
+		if err := writeConfig(file, storage, opt.Key); err != nil {
+			return nil, err
+		}
+		return spawn.Start("pushpull serve", exec.Command(exe, "serve", "--config", file))
+	})
 	if err != nil {
 		return s, err
 	}
-	pubPort, err := freePort()
-	if err != nil {
-		return s, err
+	s.server = server
+	sub, pub := ls[0].Addr, ls[1].Addr
+	s.Target = Target{
+		PID:     server.Pid(),
+		SubURL:  fmt.Sprintf("ws://%s/bitrix/subws/", sub),
+		PubURL:  fmt.Sprintf("http://%s/bitrix/pub/", pub),
+		StatURL: fmt.Sprintf("http://%s/server-stat/", pub),
+		Storage: storage["type"].(string),
 	}
+	if s.redis != nil {
+		s.Target.RedisPID = s.redis.Pid()
+	}
+	return s, nil
+}
+
+// writeConfig writes the server's config to file, on fresh free ports.
+func writeConfig(file string, storage map[string]any, key string) error {
+	ports, err := spawn.FreePorts(2)
+	if err != nil {
+		return err
+	}
+	subPort, pubPort := ports[0], ports[1]
 	// Two listeners as the original deploys them: the public subscribe
 	// port and the internal publish port. Only what the bench needs is
 	// written; the server's defaults fill in the rest.
@@ -180,90 +116,59 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 				Routes: config.Routes{Pub: []string{"/bitrix/pub/"}, Stat: []string{"/server-stat/"}}},
 		},
 		"storage": storage,
-		// Per-connection logging would be measured as server cost.
-		"log":             map[string]string{"level": "warn"},
+		// Info logs the listening lines the bench reads and little else:
+		// per-connection logging (debug) would be measured as server cost.
+		"log":             map[string]string{"level": "info"},
 		"shutdownTimeout": 2,
 	}
-	if opt.Key != "" {
-		cfg["security"] = map[string]string{"key": opt.Key}
+	if key != "" {
+		cfg["security"] = map[string]string{"key": key}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
-		return s, err
+		return err
 	}
-	file := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		return s, err
+	return os.WriteFile(file, b, 0o600)
+}
+
+// startRedis starts a redis-server without persistence on a free loopback
+// port and returns the port once it accepts connections.
+func (s *Spawned) startRedis(ctx context.Context, bin string) (port int, err error) {
+	if bin == "" {
+		bin = "redis-server"
 	}
-	s.server, err = start("pushpull serve", exe, "serve", "--config", file)
-	if err != nil {
-		return s, err
-	}
-	if err := waitListening(ctx, s.server, 30*time.Second, addr(subPort), addr(pubPort)); err != nil {
-		return s, err
-	}
-	s.Target = Target{
-		PID:     s.server.cmd.Process.Pid,
-		SubURL:  fmt.Sprintf("ws://%s/bitrix/subws/", addr(subPort)),
-		PubURL:  fmt.Sprintf("http://%s/bitrix/pub/", addr(pubPort)),
-		StatURL: fmt.Sprintf("http://%s/server-stat/", addr(pubPort)),
-		Storage: storage["type"].(string),
-	}
-	if s.redis != nil {
-		s.Target.RedisPID = s.redis.cmd.Process.Pid
-	}
-	return s, nil
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = spawn.RetryPorts(func() error {
+		ports, err := spawn.FreePorts(1)
+		if err != nil {
+			return err
+		}
+		port = ports[0]
+		s.redis, err = spawn.Start("redis-server", exec.Command(bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.dir))
+		if err != nil {
+			return err
+		}
+		if err := s.redis.WaitLine(wait, "Ready to accept connections"); err != nil {
+			_ = s.redis.Stop(5 * time.Second)
+			return err
+		}
+		return nil
+	})
+	return port, err
 }
 
 // Alive returns an error if the server has exited.
-func (s *Spawned) Alive() error {
-	select {
-	case <-s.server.done:
-		return s.server.exitError()
-	default:
-		return nil
-	}
-}
+func (s *Spawned) Alive() error { return s.server.Exited() }
 
 // Stop stops the server, then Redis, and removes the config.
 func (s *Spawned) Stop() {
-	s.server.stop(5 * time.Second)
-	s.redis.stop(5 * time.Second)
+	for _, p := range []*spawn.Process{s.server, s.redis} {
+		if p != nil {
+			_ = p.Stop(5 * time.Second)
+		}
+	}
 	os.RemoveAll(s.dir)
-}
-
-func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the server binds it; on a bench machine that is unlikely.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
@@ -249,25 +250,26 @@ func backendRotation(t *testing.T, srv *Server, base string) {
 	}
 	// Publish until the client has followed two rotations, then a little more.
 	var all []SDKEvent
-	followed := 0
-	deadline := time.Now().Add(waitTimeout)
-	for followed < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the client followed %d rotations in %v; events: %s", followed, waitTimeout, eventLines(all))
+	defer func() {
+		if t.Failed() {
+			t.Logf("events: %s", eventLines(all))
 		}
+	}()
+	followed := map[string]bool{} // the channels the client moved to
+	testutil.WaitFor(t, "the client to follow two rotations", func() bool {
 		publishOne()
-		all = append(all, c.WaitCommand(t, "m"+strconv.Itoa(n))...)
-		channels := map[string]bool{}
-		for _, e := range all {
-			if ch := ""; e.Type == "request" {
-				if ch = channelParam(t, e.URL); ch != first {
-					channels[ch] = true
-				}
+		events := c.WaitCommand(t, "m"+strconv.Itoa(n))
+		all = append(all, events...)
+		for _, e := range events {
+			if e.Type != "request" {
+				continue
+			}
+			if ch := channelParam(t, e.URL); ch != first {
+				followed[ch] = true
 			}
 		}
-		followed = len(channels)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(followed) >= 2
+	})
 	for range 5 {
 		publishOne()
 	}
@@ -299,9 +301,6 @@ func backendRotation(t *testing.T, srv *Server, base string) {
 		if delivered[mid] != 1 {
 			t.Errorf("message %s reached the client %d times; want once", mid, delivered[mid])
 		}
-	}
-	if t.Failed() {
-		t.Logf("events: %s", eventLines(all))
 	}
 }
 

@@ -12,19 +12,15 @@ import (
 	"github.com/pushpull/pushpull/internal/testutil"
 )
 
-// npmCI installs dir's locked dependencies when node_modules is missing.
-func npmCI(t *testing.T, dir string) {
+// installDeps checks for Node.js 20+ and installs dir's locked
+// dependencies when node_modules is missing.
+func installDeps(t *testing.T, dir string) {
 	t.Helper()
-	if err := prepareSDK(); err != nil { // checks Node.js 20+
+	if err := checkNode(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err == nil {
-		return
-	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+	if err := npmCI(dir, "node_modules"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -55,7 +51,7 @@ func runNode(t *testing.T, dir string, env ...string) {
 // and checks that the committed js/dist is the build of js/src.
 func TestClientUnit(t *testing.T) {
 	dir := filepath.Join(moduleRoot, "js")
-	npmCI(t, dir)
+	installDeps(t, dir)
 	runNode(t, dir)
 }
 
@@ -72,7 +68,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("no Chromium at %s (apt-get install chromium, or set PUSHPULL_CHROMIUM): %v", chromium, err)
 	}
 	dir := filepath.Join(moduleRoot, "test", "browser")
-	npmCI(t, dir)
+	installDeps(t, dir)
 
 	const key, backendKey = "browser-test-key", "browser-backend-key"
 	srv := startServer(t, map[string]any{
@@ -92,6 +88,7 @@ func TestBrowser(t *testing.T) {
 		"PUSHPULL_BACKEND=http://127.0.0.1:"+strconv.Itoa(srv.Ports[1])+"/pushpull/",
 		"PUSHPULL_BACKEND_KEY="+backendKey,
 		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(testutil.FreePort(t)),
+		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(closedPort(t)),
 		"PUSHPULL_CHROMIUM="+chromium,
 	)
 }

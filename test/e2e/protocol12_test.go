@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
@@ -127,16 +128,16 @@ func (c *oldClient) poll(t *testing.T) Response {
 // pollUntil polls until n envelopes in all were received.
 func (c *oldClient) pollUntil(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for len(c.received) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("old client: %d envelopes after %v of polling; want %d", len(c.received), waitTimeout, n)
+	testutil.WaitFor(t, fmt.Sprintf("the old client to receive %d envelopes", n), func() bool {
+		if len(c.received) >= n {
+			return true
 		}
 		r := c.poll(t)
 		if r.Status != http.StatusOK && r.Status != http.StatusNotModified {
 			t.Fatalf("old client poll: status %d body %q", r.Status, r.Body)
 		}
-	}
+		return len(c.received) >= n
+	})
 }
 
 // checkLegacyHeaders checks the headers of every version 1-2 answer.

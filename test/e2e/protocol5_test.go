@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // jwtFor returns a token as the PHP module (auth/jwt.php) issues it: HS256
@@ -327,7 +329,7 @@ func rpcBackend(t *testing.T, srv *Server) {
 	u8 := dialRPC(t, srv, "8", []string{newChannelID(t)})
 	waitOnline(t, srv, p.priv, true)
 	// Connected users: wait until both count as online.
-	for {
+	testutil.WaitFor(t, "users 7 and 8 online", func() bool {
 		q := `{"jsonrpc":"2.0","method":"getUsersLastSeen","params":{"userList":[7,"8"]}}`
 		r := postAPI(t, srv, q, sign(key45, q))
 		var ans struct {
@@ -337,13 +339,10 @@ func rpcBackend(t *testing.T, srv *Server) {
 		if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &ans) != nil || ans.JSONRPC != "2.0" {
 			t.Fatalf("getUsersLastSeen: %d %q", r.Status, r.Body)
 		}
-		if v7, ok7 := ans.Result["7"]; ok7 && v7 == 0 {
-			if v8, ok8 := ans.Result["8"]; ok8 && v8 == 0 {
-				break
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		v7, ok7 := ans.Result["7"]
+		v8, ok8 := ans.Result["8"]
+		return ok7 && v7 == 0 && ok8 && v8 == 0
+	})
 	body := `[{"jsonrpc":"2.0","method":"publish","params":{"channelList":["` + p.priv + `"],"userList":[7,8],` +
 		`"body":{"module_id":"im","command":"message","params":{"text":"hi"},"extra":{"server_time_unix":1}},` +
 		`"user_params":{"7":{"mine":"seven"}},"dictionary":{"shared":"all"},"expiry":86400}},` +

@@ -1,12 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
@@ -22,17 +23,10 @@ func startRedisServer(t *testing.T, r *redistest.Server, publishMode bool) *Serv
 
 func waitReadyStatus(t *testing.T, srv *Server, ready bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	testutil.WaitFor(t, fmt.Sprintf("ready=%v", ready), func() bool {
 		r, err := tryRequest(http.MethodGet, srv.ReadyURL, "", nil)
-		if err == nil && (r.Status == http.StatusOK) == ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readiness %d (%v); want ready=%v", r.Status, err, ready)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && (r.Status == http.StatusOK) == ready
+	})
 }
 
 // pollAll long-polls from mid until n messages came, following each
@@ -146,19 +140,12 @@ func TestRedisRestartResume(t *testing.T) {
 	send := func(n int) {
 		for k := 0; k < n; k++ {
 			body := command("test", "m", len(accepted))
-			deadline := time.Now().Add(waitTimeout)
-			for {
-				// The first publish after the restart may meet a dead
-				// pooled connection and be refused; a backend retries.
-				resp := request(t, http.MethodPost, pub.PubURL+"?CHANNEL_ID="+id, body, nil)
-				if resp.Status == http.StatusOK {
-					accepted = append(accepted, body)
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("publish refused: %d %q", resp.Status, resp.Body)
-				}
-			}
+			// The first publish after the restart may meet a dead pooled
+			// connection and be refused; a backend retries.
+			testutil.WaitFor(t, "a publish accepted", func() bool {
+				return request(t, http.MethodPost, pub.PubURL+"?CHANNEL_ID="+id, body, nil).Status == http.StatusOK
+			})
+			accepted = append(accepted, body)
 		}
 	}
 	send(5)

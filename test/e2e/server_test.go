@@ -18,6 +18,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/pushpull/pushpull/internal/spawn"
 	"github.com/pushpull/pushpull/internal/testutil"
 )
 
@@ -62,7 +63,12 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Stop while publishes are being answered.
+	testutil.WaitFor(t, "publishes answered before the stop", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted) >= 50
+	})
 	if err := srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +123,12 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("held long poll got %d %q, want 200 with server_restart", r.Status, r.Body)
 	}
 	select {
-	case <-srv.exited:
+	case <-srv.proc.Done():
 	case <-time.After(stopTimeout):
 		t.Fatal("the server did not exit after SIGTERM")
 	}
-	if srv.err != nil {
-		t.Fatalf("exit after SIGTERM: %v", srv.err)
+	if err := srv.proc.Err(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
 
@@ -134,9 +140,9 @@ func TestSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-srv.exited:
-		if srv.err != nil {
-			t.Fatalf("exit after SIGINT: %v", srv.err)
+	case <-srv.proc.Done():
+		if err := srv.proc.Err(); err != nil {
+			t.Fatalf("exit after SIGINT: %v", err)
 		}
 	case <-time.After(stopTimeout):
 		t.Fatal("the server did not exit after SIGINT")
@@ -160,25 +166,18 @@ func TestTLS(t *testing.T) {
 	defer conn.Close()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
 	pub := fmt.Sprintf("https://127.0.0.1:%d/bitrix/pub/?CHANNEL_ID=%s", port, ch)
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	testutil.WaitFor(t, "the wss subscriber online", func() bool {
 		r, err := client.Get(pub)
 		if err != nil {
 			t.Fatalf("https: %v", err)
 		}
+		defer r.Body.Close()
 		var infos struct {
 			Infos []any `json:"infos"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&infos)
-		r.Body.Close()
-		if len(infos.Infos) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the wss subscriber never showed as online")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(infos.Infos) == 1
+	})
 	r, err := client.Post(pub, "text/plain", strings.NewReader(command("test", "tls", 1)))
 	if err != nil || r.StatusCode != http.StatusOK {
 		t.Fatalf("https publish: %v %v", r, err)
@@ -236,37 +235,32 @@ func TestConfigErrors(t *testing.T) {
 
 // Flags and environment variables override the config file.
 func TestFlagsOverrideConfig(t *testing.T) {
-	sub, pub := testutil.FreePort(t), testutil.FreePort(t)
 	file := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(file, []byte(`{"security":{"key":"from-file"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--config", file,
-		"--sub-listen", fmt.Sprintf("127.0.0.1:%d", sub), "--pub-listen", fmt.Sprintf("127.0.0.1:%d", pub))
-	cmd.Env = append(os.Environ(), "PUSHPULL_KEY=from-env")
-	logs := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	var sub, pub int
+	_, err := startProcess(t, 2, func() (*exec.Cmd, error) {
+		ports, err := spawn.FreePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		sub, pub = ports[0], ports[1]
+		cmd := exec.Command(binary, "serve", "--config", file,
+			"--sub-listen", fmt.Sprintf("127.0.0.1:%d", sub), "--pub-listen", fmt.Sprintf("127.0.0.1:%d", pub))
+		cmd.Env = append(os.Environ(), "PUSHPULL_KEY=from-env")
+		return cmd, nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
 	ch := newChannelID(t)
 	url := fmt.Sprintf("ws://127.0.0.1:%d/bitrix/subws/?CHANNEL_ID=%s", sub, signed("from-env", ch))
-	deadline := time.Now().Add(startTimeout)
-	for {
-		c, err := dialWS(t, url)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the env key does not sign channels on the flag's port: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	c, err := dialWS(t, url)
+	if err != nil {
+		t.Fatalf("the env key does not sign channels on the flag's port: %v", err)
 	}
+	c.Close()
 	if _, err := dialWS(t, fmt.Sprintf("ws://127.0.0.1:%d/bitrix/subws/?CHANNEL_ID=%s", sub, signed("from-file", ch))); err == nil {
 		t.Fatal("the file's key still signs channels")
 	}
@@ -335,13 +329,8 @@ func TestClientThatNeverReads(t *testing.T) {
 	}
 	defer conn.Close()
 	reader := mustDialWS(t, srv.WSURL+"?CHANNEL_ID="+ch)
+	testutil.WaitFor(t, "both subscribers online", func() bool { return online(t, srv, ch)[ch] == 2 })
 	deadline := time.Now().Add(60 * time.Second)
-	for online(t, srv, ch)[ch] != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("subscribers did not come online")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	big := `{"module_id":"test","command":"big","params":{"pad":"` + strings.Repeat("x", 60<<10) + `"}}`
 	received := 0
 	for i := 0; online(t, srv, ch)[ch] == 2; i++ {

@@ -4,35 +4,41 @@
 package redistest
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/pushpull/pushpull/internal/spawn"
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // Server is one redis-server process of a test.
 type Server struct {
 	Port int
-	Dir  string // its working directory: dumps, append-only files, redis.log
+	Dir  string // its working directory: dumps and append-only files
 
 	t    testing.TB
 	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *spawn.Process
 }
 
 // Start runs redis-server without persistence (unless args ask for it,
 // e.g. "--appendonly", "yes") and stops it when the test ends. A missing
-// redis-server fails the test: the suite's script installs it.
+// redis-server fails the test: the suite's script installs it. A server
+// that finds its port taken by another process is started on another.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	s := New(t, args...)
-	s.Start()
+	var s *Server
+	if err := spawn.RetryPorts(func() error {
+		s = New(t, args...)
+		return s.start()
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -83,49 +89,39 @@ func FreePort(t testing.TB) int {
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
 
 // Start (re)starts the server on its port and directory and waits until it
-// answers PING.
+// accepts connections, its data loaded.
 func (s *Server) Start() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
 	args := append([]string{
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no",
-		"--logfile", filepath.Join(s.Dir, "redis.log"),
 	}, s.args...)
-	s.cmd = exec.Command(Binary(s.t, "redis-server"), args...)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
+	p, err := spawn.Start("redis-server", exec.Command(Binary(s.t, "redis-server"), args...))
+	if err != nil {
+		return err
 	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(s.cmd, s.done)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 64)
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-			s.t.Fatalf("redis-server on %d did not start: %s", s.Port, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	s.proc = p
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Timeout)
+	defer cancel()
+	if err := p.WaitLine(ctx, "Ready to accept connections"); err != nil {
+		s.Kill()
+		return fmt.Errorf("redis-server on %d did not start: %w", s.Port, err)
 	}
+	return nil
 }
 
 // Kill ends the server as a crash would: no shutdown save.
 func (s *Server) Kill() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
+	_ = s.proc.Cmd.Process.Kill()
+	<-s.proc.Done()
+	s.proc = nil
 }

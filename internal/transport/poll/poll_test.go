@@ -12,6 +12,7 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -57,17 +58,6 @@ func serve(h *Handler, req Request) <-chan *httptest.ResponseRecorder {
 	return done
 }
 
-func waitHeld(t *testing.T, h *hub.Hub) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Count(ch) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never subscribed")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // A held request answers with history and what arrives live, in id order,
 // each once, and only what comes after its mid: a message the client has
 // (delivered again, as a broker's gap recovery can) keeps it held.
@@ -77,7 +67,7 @@ func TestServeAfterMID(t *testing.T) {
 	second := publish(t, e, `{"n":2}`)
 	pos := &position{}
 	done := serve(h, Request{Channels: []string{ch}, MID: second.MID, Format: format.Text, Position: pos})
-	waitHeld(t, hb)
+	testutil.WaitFor(t, "the request to subscribe", func() bool { return hb.Count(ch) != 0 })
 	// Old messages delivered again do not end the hold.
 	for _, m := range []*protocol.Message{first, second} {
 		b := hub.GetBatch()

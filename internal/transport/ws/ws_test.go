@@ -20,6 +20,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -469,7 +470,7 @@ func TestInlineWriteErrorTearsDownOutsideLocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the session to subscribe", func() bool { return hb.Count("c") == 1 })
+		testutil.WaitFor(t, "the session to subscribe", func() bool { return hb.Count("c") == 1 })
 		// Reset the connection: the next write to it fails.
 		_ = conn.(*net.TCPConn).SetLinger(0)
 		conn.Close()
@@ -485,19 +486,7 @@ func TestInlineWriteErrorTearsDownOutsideLocks(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("round %d: publishing to a reset subscriber hangs", round)
 		}
-		waitFor(t, "the session to be torn down", func() bool { return hb.Count("c") == 0 && srv.Count() == 0 })
-	}
-}
-
-// waitFor waits up to 10 s for cond.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+		testutil.WaitFor(t, "the session to be torn down", func() bool { return hb.Count("c") == 0 && srv.Count() == 0 })
 	}
 }
 
