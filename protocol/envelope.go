@@ -21,10 +21,34 @@ const (
 // Clients also cut an envelope at the first end delimiter, even inside a
 // string, so "#!NGINXNM" in the body is written as "\u0023!NGINXNM": a '#'
 // occurs in JSON only inside strings, where the escape is the same value.
+//
+// Clients must fail a WebSocket whose text frame is not UTF-8 (RFC 6455
+// section 8.1), and would then resume into the same frame again: every
+// byte sequence that is not UTF-8 is replaced by U+FFFD, as encoding/json
+// does, so no body can take a channel's subscribers down.
 func SanitizeBody(body []byte) []byte {
+	if !utf8.Valid(body) {
+		body = validUTF8(body)
+	}
 	out := sanitizeLines(body)
 	if bytes.Contains(out, delimiterPrefix) {
 		out = bytes.ReplaceAll(out, delimiterPrefix, escapedDelimiterPrefix)
+	}
+	return out
+}
+
+// validUTF8 replaces each byte of b that does not start a UTF-8 sequence
+// with U+FFFD, as encoding/json reads and writes strings.
+func validUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
 	}
 	return out
 }

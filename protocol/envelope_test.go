@@ -128,6 +128,8 @@ func TestSanitizeBody(t *testing.T) {
 		{"empty", "", `""`},
 		{"raw LF inside a string is not JSON", "[\"a\nb\"]", `"[\"a\nb\"]"`},
 		{"bare string", `"x"`, `"x"`},
+		{"invalid UTF-8 in a string", "{\"x\":\"\xff\xfe\xc3\"}", "{\"x\":\"\ufffd\ufffd\ufffd\"}"},
+		{"invalid UTF-8 outside JSON", "a\xffb", "\"a\ufffdb\""},
 		{"number", "\n42\n", " 42 "},
 	}
 	for _, tt := range tests {
@@ -146,6 +148,9 @@ func checkSanitized(t testing.TB, in, out []byte) {
 	t.Helper()
 	if !json.Valid(out) {
 		t.Fatalf("SanitizeBody(%q) = %q: not valid JSON", in, out)
+	}
+	if !utf8.Valid(out) {
+		t.Fatalf("SanitizeBody(%q) = %q: not UTF-8, which a client must fail the WebSocket for", in, out)
 	}
 	if i := bytes.IndexAny(out, "\n\r\u2028\u2029"); i >= 0 {
 		t.Fatalf("SanitizeBody(%q) = %q: line break at %d", in, out, i)
