@@ -13,6 +13,7 @@ const (
 	CloseNormal          = 1000
 	CloseGoingAway       = 1001
 	CloseProtocolError   = 1002
+	CloseInvalidPayload  = 1007 // a text message that is not UTF-8
 	CloseTooBig          = 1009
 	CloseServerRestarted = 3002
 	CloseWrongChannel    = 4010
@@ -23,6 +24,7 @@ var (
 	errTooBig     = errors.New("frame exceeds the size limit")
 	errBadFrame   = errors.New("malformed frame")
 	errIncomplete = errors.New("incomplete frame")
+	errNotUTF8    = errors.New("text is not UTF-8")
 )
 
 // parseHeader reads a client frame header at the start of b, returning the
@@ -37,6 +39,8 @@ func parseHeader(r *bytes.Reader, b []byte, maxPayload int) (ws.Header, int, err
 		return h, 0, errBadFrame
 	case h.Rsv != 0:
 		return h, 0, errBadFrame // no extension is negotiated
+	case h.OpCode.IsControl() && (h.Length > 125 || !h.Fin):
+		return h, 0, errBadFrame // control frames are short and never fragmented
 	case !h.Masked:
 		return h, 0, errUnmasked
 	case h.Length > int64(maxPayload):

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -456,11 +457,12 @@ func (s *Session) received(data []byte, r *bytes.Reader) {
 func (s *Session) frame(h ws.Header, payload []byte) bool {
 	switch h.OpCode {
 	case ws.OpClose:
-		code, _ := ws.ParseCloseFrameDataUnsafe(payload)
-		if code == 0 {
-			code = CloseNormal
+		code, reason, err := parseClose(payload)
+		if err != nil {
+			s.protocolError(err)
+			return false
 		}
-		s.Close(int(code), "")
+		s.Close(code, reason)
 		return false
 	case ws.OpPing:
 		s.Send(frame(ws.OpPong, append([]byte(nil), payload...)))
@@ -474,21 +476,21 @@ func (s *Session) frame(h ws.Header, payload []byte) bool {
 			s.fragOp, s.fragment = h.OpCode, append([]byte(nil), payload...)
 			return true
 		}
-		if s.onMessage != nil {
-			s.onMessage(s, h.OpCode, payload)
-		}
+		return s.message(h.OpCode, payload)
 	case ws.OpContinuation:
-		if s.fragment == nil || len(s.fragment)+len(payload) > s.srv.opts.MaxFrameBytes {
+		switch {
+		case s.fragment == nil:
 			s.protocolError(errBadFrame)
+			return false
+		case len(s.fragment)+len(payload) > s.srv.opts.MaxFrameBytes:
+			s.protocolError(errTooBig)
 			return false
 		}
 		s.fragment = append(s.fragment, payload...)
 		if h.Fin {
 			msg, op := s.fragment, s.fragOp
 			s.fragment = nil
-			if s.onMessage != nil {
-				s.onMessage(s, op, msg)
-			}
+			return s.message(op, msg)
 		}
 	default:
 		s.protocolError(errBadFrame)
@@ -497,11 +499,57 @@ func (s *Session) frame(h ws.Header, payload []byte) bool {
 	return true
 }
 
+// message hands a complete data message to the owner; a text message that
+// is not UTF-8 closes the session with 1007 (RFC 6455 section 8.1).
+func (s *Session) message(op ws.OpCode, payload []byte) bool {
+	if op == ws.OpText && !utf8.Valid(payload) {
+		s.protocolError(errNotUTF8)
+		return false
+	}
+	if s.onMessage != nil {
+		s.onMessage(s, op, payload)
+	}
+	return true
+}
+
+// parseClose reads a client's close frame: no body (code 1005, answered
+// 1000), or a code a peer may send (RFC 6455 section 7.4) and a UTF-8
+// reason. The session answers with the code it got.
+func parseClose(payload []byte) (int, string, error) {
+	switch {
+	case len(payload) == 0:
+		return CloseNormal, "", nil
+	case len(payload) == 1:
+		return 0, "", errBadFrame
+	}
+	code, reason := ws.ParseCloseFrameDataUnsafe(payload)
+	switch {
+	case !sendableCode(int(code)):
+		return 0, "", errBadFrame
+	case !utf8.ValidString(reason):
+		return 0, "", errNotUTF8
+	}
+	return int(code), "", nil
+}
+
+// sendableCode reports whether a peer may send code in a close frame:
+// 1000-1003 and 1007-1011 of the registered codes, and 3000-4999.
+func sendableCode(c int) bool {
+	switch {
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1011:
+		return true
+	}
+	return c >= 3000 && c <= 4999
+}
+
 func (s *Session) protocolError(err error) {
 	s.in, s.fragment = nil, nil
 	code := CloseProtocolError
-	if errors.Is(err, errTooBig) {
+	switch {
+	case errors.Is(err, errTooBig):
 		code = CloseTooBig
+	case errors.Is(err, errNotUTF8):
+		code = CloseInvalidPayload
 	}
 	s.Close(code, err.Error())
 }

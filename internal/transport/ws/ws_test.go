@@ -279,6 +279,35 @@ func TestBadFramesCloseTheSession(t *testing.T) {
 			b = binary.BigEndian.AppendUint64(b, 1<<62)
 			return append(b, 1, 2, 3, 4)
 		}, CloseTooBig},
+		{"ping over 125 bytes", func() []byte {
+			return masked(ws.NewFrame(ws.OpPing, true, make([]byte, 200)))
+		}, CloseProtocolError},
+		{"fragmented ping", func() []byte {
+			return masked(ws.NewFrame(ws.OpPing, false, []byte("x")))
+		}, CloseProtocolError},
+		{"close code 999", func() []byte {
+			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(999, "")))
+		}, CloseProtocolError},
+		{"close code 1005 sent", func() []byte {
+			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1005, "")))
+		}, CloseProtocolError},
+		{"1-byte close body", func() []byte {
+			return masked(ws.NewCloseFrame([]byte{3}))
+		}, CloseProtocolError},
+		{"close reason not UTF-8", func() []byte {
+			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "\xff")))
+		}, CloseInvalidPayload},
+		{"fragments over the limit", func() []byte {
+			return append(masked(ws.NewFrame(ws.OpText, false, make([]byte, 1000))),
+				masked(ws.NewFrame(ws.OpContinuation, true, make([]byte, 100)))...)
+		}, CloseTooBig},
+		{"text not UTF-8", func() []byte {
+			return masked(ws.NewTextFrame([]byte("ok \xc3\x28")))
+		}, CloseInvalidPayload},
+		{"fragmented text not UTF-8", func() []byte {
+			return append(masked(ws.NewFrame(ws.OpText, false, []byte{0xe2, 0x82})),
+				masked(ws.NewFrame(ws.OpContinuation, true, []byte{0x28}))...)
+		}, CloseInvalidPayload},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,18 +325,39 @@ func TestBadFramesCloseTheSession(t *testing.T) {
 	}
 }
 
+func masked(f ws.Frame) []byte {
+	b, err := ws.CompileFrame(ws.MaskFrame(f))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// A client's close is answered with its code; a close without a body
+// with 1000. A text message split across frames may split a character.
 func TestClientCloseIsEchoed(t *testing.T) {
-	h := newHarness(t, Options{}, false)
-	conn := h.dial(t)
-	h.waitSessions(t, 1)
-	b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye"))))
-	if _, err := conn.Write(b); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		body []byte
+		want ws.StatusCode
+	}{
+		{ws.NewCloseFrameBody(ws.StatusGoingAway, "bye"), ws.StatusGoingAway},
+		{ws.NewCloseFrameBody(3000, "app"), 3000},
+		{ws.NewCloseFrameBody(4999, ""), 4999},
+		{nil, ws.StatusNormalClosure},
+	} {
+		h := newHarness(t, Options{}, false)
+		conn := h.dial(t)
+		h.waitSessions(t, 1)
+		split := append(masked(ws.NewFrame(ws.OpText, false, []byte{0xe2, 0x82})),
+			masked(ws.NewFrame(ws.OpContinuation, true, []byte{0xac}))...)
+		if _, err := conn.Write(append(split, masked(ws.NewCloseFrame(tc.body))...)); err != nil {
+			t.Fatal(err)
+		}
+		if got := closeCode(t, conn); got != tc.want {
+			t.Fatalf("close code %d, want %d", got, tc.want)
+		}
+		h.waitSessions(t, 0)
 	}
-	if got := closeCode(t, conn); got != ws.StatusGoingAway {
-		t.Fatalf("close code %d, want %d", got, ws.StatusGoingAway)
-	}
-	h.waitSessions(t, 0)
 }
 
 func TestTruncatedFrameThenHangUp(t *testing.T) {
