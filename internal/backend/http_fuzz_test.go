@@ -43,3 +43,23 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 	})
 }
+
+// The backend key is a bearer token in any case of the scheme; anything
+// else is refused.
+func TestAuthorization(t *testing.T) {
+	s := newService(t, hub.New(), &clock{time.Now()})
+	for auth, want := range map[string]int{
+		"Bearer bk": 200, "bearer bk": 200, "BEARER  bk ": 200,
+		"": 401, "Bearer": 401, "Bearer bk2": 401, "Basic bk": 401, "bk": 401,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/pushpull/config", strings.NewReader(`{"userId":7}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("Authorization %q: status %d, want %d (%s)", auth, w.Code, want, w.Body)
+		}
+	}
+}
