@@ -86,6 +86,11 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 	uid := cfg.UniqueID()
 	switch cfg.Storage.Type {
 	case "", "memory":
+		// Message ids start with the store's start second. Waiting for
+		// the next second makes it later than that of any process before
+		// this one, so a crash and a restart within a second issue no id
+		// twice; a snapshot, when there is one, brings its own start back.
+		waitNextSecond()
 		mem := store.NewMemory(ttl, nil)
 		if path := cfg.Storage.Snapshot; path != "" {
 			loaded, err := mem.LoadSnapshot(path)
@@ -116,6 +121,16 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 		return redisengine.New(ctx, o, h, a.late)
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not supported", cfg.Storage.Type)
+	}
+}
+
+// waitNextSecond returns once the wall clock has entered a second after
+// the one it was called in.
+func waitNextSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
+	for time.Now().Unix() <= now.Unix() {
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -129,7 +129,10 @@ func (s *Memory) SaveSnapshot(path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// LoadSnapshot reads the snapshot at path, if there is one.
+// LoadSnapshot reads the snapshot at path, if there is one, and removes
+// it: a snapshot is used once. The store goes on with the snapshot's ids;
+// were the file left in place, a crash later (which writes no snapshot)
+// would bring those ids back at the next start and issue them again.
 func (s *Memory) LoadSnapshot(path string) (loaded bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -141,6 +144,9 @@ func (s *Memory) LoadSnapshot(path string) (loaded bool, err error) {
 	defer f.Close()
 	if err := s.ReadSnapshot(f); err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("%s: read, but not removed, so its ids could be issued twice: %w", path, err)
 	}
 	return true, nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +37,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	b := NewMemory(ttl, clock)
 	if ok, err := b.LoadSnapshot(path); !ok || err != nil {
 		t.Fatalf("LoadSnapshot = %v, %v", ok, err)
+	}
+	// Used once: a crash from here on must not bring these ids back.
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the snapshot is still there after it was loaded: %v", err)
 	}
 	if b.Start() != a.Start() {
 		t.Fatalf("start %d, want %d", b.Start(), a.Start())
