@@ -86,11 +86,12 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 	uid := cfg.UniqueID()
 	switch cfg.Storage.Type {
 	case "", "memory":
-		// Message ids start with the store's start second. Waiting for
-		// the next second makes it later than that of any process before
-		// this one, so a crash and a restart within a second issue no id
-		// twice; a snapshot, when there is one, brings its own start back.
-		waitNextSecond()
+		// Message ids start with the store's start second. Waiting for a
+		// second after the one this process began in makes it later than
+		// that of any process before this one, so a crash and a restart
+		// within a second issue no id twice; a snapshot, when there is
+		// one, brings its own start back.
+		waitPastStartSecond()
 		mem := store.NewMemory(ttl, nil)
 		if path := cfg.Storage.Snapshot; path != "" {
 			loaded, err := mem.LoadSnapshot(path)
@@ -124,12 +125,16 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 	}
 }
 
-// waitNextSecond returns once the wall clock has entered a second after
-// the one it was called in.
-func waitNextSecond() {
-	now := time.Now()
-	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
-	for time.Now().Unix() <= now.Unix() {
+// processStart is about when this process began: package variables are
+// set before main runs.
+var processStart = time.Now()
+
+// waitPastStartSecond returns once the wall clock is in a second after
+// the one the process began in (at once for a process up for a while).
+func waitPastStartSecond() {
+	next := processStart.Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(next))
+	for time.Now().Unix() <= processStart.Unix() {
 		time.Sleep(time.Millisecond)
 	}
 }
