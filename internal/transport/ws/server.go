@@ -17,6 +17,11 @@ import (
 type Options struct {
 	PingInterval  time.Duration // a ping every interval; a peer silent for two is dropped
 	MaxQueueBytes int           // outgoing bytes a session may have pending
+	// SendBuffer bounds the kernel's send buffer of each socket (SO_SNDBUF;
+	// Linux doubles it for its own bookkeeping): without it a peer that
+	// never reads takes up to the kernel's maximum (megabytes) before the
+	// queue limit even starts to count.
+	SendBuffer    int
 	MaxFrameBytes int           // largest message accepted from a client
 	WriteTimeout  time.Duration // how long a blocked write may wait for the peer
 	// KeepaliveInterval is the cadence of sessions' own keepalive frames
@@ -30,6 +35,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxQueueBytes <= 0 {
 		o.MaxQueueBytes = 1 << 20
+	}
+	if o.SendBuffer <= 0 {
+		o.SendBuffer = 128 << 10
 	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = 64 << 10
@@ -101,6 +109,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, encode Encoder)
 		sess.in, _ = rw.Reader.Peek(rw.Reader.Buffered())
 		sess.in = append([]byte(nil), sess.in...)
 	}
+	sendBuffer(conn, s.opts.SendBuffer)
 	if tcp, ok := conn.(*net.TCPConn); ok && s.poll != nil {
 		if raw, err := tcp.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) { sess.fd = int(fd) })
@@ -137,6 +146,17 @@ func (s *Server) start(sess *Session) {
 		sess.raw = nil
 	}
 	go s.readLoop(sess)
+}
+
+// sendBuffer bounds the kernel send buffer of conn's socket (the TCP
+// socket under TLS).
+func sendBuffer(conn net.Conn, n int) {
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = tc.NetConn()
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(n)
+	}
 }
 
 // forget drops a closed session from the registry and the reactor.

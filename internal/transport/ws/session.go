@@ -64,6 +64,7 @@ type Session struct {
 	spare    [][]byte // the previous queue's array, reused
 	queued   int      // bytes queued or being written
 	flushing bool     // someone owns writing the queue
+	stalled  bool     // the peer's socket was full at the last write: it is not reading
 	replay   bool     // live messages are held until history is queued
 	held     []heldMessage
 	// The newest message queued and the index, in its channel list, of
@@ -209,16 +210,23 @@ func (s *Session) Send(frame []byte) {
 	}
 }
 
+// busyFactor is how far past MaxQueueBytes the queue of a client that is
+// reading may grow: its queue is long because the server has not written
+// it yet, not because the client does not read.
+const busyFactor = 4
+
 // enqueueLocked queues a frame on an open session and returns the session
 // when its queue needs someone to write it: nobody owned the writing yet,
 // or the session was just closed. A client whose queue would pass the byte
-// limit is closed at once: a slow consumer must not grow the server's
-// memory. The caller holds s.mu.
+// limit while its socket is full (it does not read) is closed at once: a
+// slow consumer must not grow the server's memory. One whose socket takes
+// what is written may queue up to busyFactor times the limit while the
+// server is too busy to write it. The caller holds s.mu.
 func (s *Session) enqueueLocked(frame []byte) hub.Flusher {
 	if s.state == stateClosed {
 		return nil
 	}
-	if s.queued+len(frame) > s.srv.opts.MaxQueueBytes {
+	if n := s.queued + len(frame); n > s.srv.opts.MaxQueueBytes && (s.stalled || n > busyFactor*s.srv.opts.MaxQueueBytes) {
 		s.srv.metrics.SlowConsumers.Add(1)
 		s.markClosedLocked()
 		return s // its Flush tears it down, holding no lock
@@ -320,11 +328,13 @@ func (s *Session) flush(blocking bool) {
 		}
 		var err error
 		if blocking || s.raw == nil {
+			s.setStalled(true) // a blocking write cannot tell a full socket from a slow one
 			err = s.writeBlocking(bufs)
 		} else {
 			var rest [][]byte
 			rest, err = s.writeNonBlocking(bufs)
 			if err == nil && len(rest) > 0 {
+				s.setStalled(true)
 				go s.finishBlocking(rest, n, bufs)
 				return
 			}
@@ -348,10 +358,17 @@ func (s *Session) finishBlocking(rest [][]byte, n int, bufs [][]byte) {
 	s.flush(true)
 }
 
+func (s *Session) setStalled(v bool) {
+	s.mu.Lock()
+	s.stalled = v
+	s.mu.Unlock()
+}
+
 func (s *Session) written(n int, bufs [][]byte) {
 	s.srv.metrics.Frames.Add(int64(len(bufs)))
 	clear(bufs)
 	s.mu.Lock()
+	s.stalled = false
 	s.queued -= n
 	if s.spare == nil && cap(bufs) <= 64 {
 		s.spare = bufs[:0]

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/testutil"
@@ -554,5 +555,48 @@ func TestFormatFrames(t *testing.T) {
 				t.Fatalf("%v frame of a %d-byte body differs from gobwas/ws's", f, n)
 			}
 		}
+	}
+}
+
+// The queue limit cuts a client whose socket is full; one that reads but
+// waits for the server to write its queue may queue more, up to a bound.
+func TestQueueLimitTellsSlowClientFromBusyServer(t *testing.T) {
+	srv := &Server{opts: Options{MaxQueueBytes: 1000}}
+	frame := make([]byte, 100)
+	fill := func(stalled bool) (queued int, closed bool) {
+		s := &Session{srv: srv, flushing: true, stalled: stalled}
+		for i := 0; i < 100; i++ {
+			s.mu.Lock()
+			s.enqueueLocked(frame)
+			closed = s.state == stateClosed
+			queued = s.queued
+			s.mu.Unlock()
+			if closed {
+				return queued, true
+			}
+		}
+		return queued, false
+	}
+	if q, closed := fill(true); !closed || q > 1000 {
+		t.Errorf("a client that does not read: queued %d, closed %v; want closed at 1000 bytes", q, closed)
+	}
+	if q, closed := fill(false); !closed || q <= 1000 || q > busyFactor*1000 {
+		t.Errorf("a reading client of a busy server: queued %d, closed %v; want it to queue past the limit, up to %d", q, closed, busyFactor*1000)
+	}
+}
+
+// Each socket's kernel send buffer is bounded.
+func TestSendBufferIsBounded(t *testing.T) {
+	h := newHarness(t, Options{SendBuffer: 32 << 10}, false)
+	h.dial(t)
+	h.waitSessions(t, 1)
+	sess := h.srv.snapshot()[0]
+	var got int
+	var serr error
+	if err := sess.raw.Control(func(fd uintptr) { got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if got > 2*(32<<10) {
+		t.Fatalf("SO_SNDBUF %d; want at most twice the 32 KiB asked (the kernel doubles it)", got)
 	}
 }
