@@ -14,6 +14,7 @@ const (
 	CloseGoingAway       = 1001
 	CloseProtocolError   = 1002
 	CloseInvalidPayload  = 1007 // a text message that is not UTF-8
+	ClosePolicyViolation = 1008 // a message not completed in time
 	CloseTooBig          = 1009
 	CloseServerRestarted = 3002
 	CloseWrongChannel    = 4010

@@ -24,6 +24,7 @@ type Options struct {
 	SendBuffer    int
 	MaxFrameBytes int           // largest message accepted from a client
 	WriteTimeout  time.Duration // how long a blocked write may wait for the peer
+	FrameTimeout  time.Duration // how long a client may take to send one whole message
 	// KeepaliveInterval is the cadence of sessions' own keepalive frames
 	// (protocol 5 clients expect a text "ping" at least every 15 s).
 	KeepaliveInterval time.Duration
@@ -44,6 +45,9 @@ func (o *Options) defaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.FrameTimeout <= 0 {
+		o.FrameTimeout = 30 * time.Second
 	}
 	if o.KeepaliveInterval <= 0 {
 		o.KeepaliveInterval = 10 * time.Second
@@ -253,11 +257,14 @@ func (s *Server) pinger() {
 				lastPing = now
 			}
 			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
+			frameDeadline := now.Add(-s.opts.FrameTimeout).UnixMilli()
 			for _, sess := range s.snapshot() {
 				keepalive := sess.keepalive.Load()
 				switch {
 				case sess.lastRead.Load() < deadline:
 					sess.shut()
+				case sess.partialSince.Load() != 0 && sess.partialSince.Load() <= frameDeadline:
+					sess.Close(ClosePolicyViolation, "message not completed in time")
 				case keepalive != nil:
 					sess.Send(*keepalive)
 				case pingAll:

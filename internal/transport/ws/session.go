@@ -48,8 +48,9 @@ type Session struct {
 	onMessage MessageHandler
 	onClose   func()
 
-	lastRead  atomic.Int64           // unix seconds of the last byte read
-	keepalive atomic.Pointer[[]byte] // frame sent every KeepaliveInterval instead of pings
+	lastRead     atomic.Int64           // unix seconds of the last byte read
+	partialSince atomic.Int64           // unix seconds since a client message has been incomplete; 0: none is
+	keepalive    atomic.Pointer[[]byte] // frame sent every KeepaliveInterval instead of pings
 
 	// Read state, touched only by the session's reader.
 	in       []byte // a partial frame carried over to the next read
@@ -467,6 +468,15 @@ func (s *Session) received(data []byte, r *bytes.Reader) {
 		s.in = append(s.in[:0], data[off:]...)
 	} else {
 		s.in = nil
+	}
+	// A message begun must be finished within FrameTimeout (the pinger
+	// closes the session otherwise): a client trickling a large frame
+	// would pin its buffer for ever.
+	switch {
+	case len(s.in) == 0 && s.fragment == nil:
+		s.partialSince.Store(0)
+	case s.partialSince.Load() == 0:
+		s.partialSince.Store(time.Now().UnixMilli())
 	}
 }
 

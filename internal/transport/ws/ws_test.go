@@ -600,3 +600,20 @@ func TestSendBufferIsBounded(t *testing.T) {
 		t.Fatalf("SO_SNDBUF %d; want at most twice the 32 KiB asked (the kernel doubles it)", got)
 	}
 }
+
+// A client that begins a message and does not finish it in time is
+// closed with 1008, however it trickles bytes to look alive.
+func TestUnfinishedMessageIsClosed(t *testing.T) {
+	h := newHarness(t, Options{FrameTimeout: time.Second, KeepaliveInterval: 100 * time.Millisecond, PingInterval: time.Minute}, false)
+	conn := h.dial(t)
+	h.waitSessions(t, 1)
+	// A 60,000-byte text frame of which only the header and a byte come.
+	full := masked(ws.NewTextFrame(make([]byte, 60000)))
+	if _, err := conn.Write(full[:ws.HeaderSize(ws.Header{Length: 60000, Masked: true})+1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := closeCode(t, conn); got != ClosePolicyViolation {
+		t.Fatalf("close code %d, want %d", got, ClosePolicyViolation)
+	}
+	h.waitSessions(t, 0)
+}
