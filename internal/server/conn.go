@@ -154,7 +154,7 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 	if sub.mid != "" {
 		if history, err = s.engine.Since(ctx, sub.ids, sub.mid); err != nil {
 			s.log.Warn("history unavailable", "err", err)
-			sess.Close(1011, "history unavailable")
+			sess.Close(protocol.CloseInternalError, "history unavailable")
 			return
 		}
 	}
@@ -197,7 +197,7 @@ func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
 	}
 	if len(c.pending) >= maxPendingFrames {
 		c.mu.Unlock()
-		c.sess.Close(1008, "too many requests")
+		c.sess.Close(protocol.ClosePolicy, "too many requests")
 		return
 	}
 	c.pending = append(c.pending, append([]byte(nil), payload...))

@@ -40,7 +40,7 @@ func FuzzClientMessages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		msgs, bad := clientMessages(tn, fuzzPub, data)
 		if bad != nil {
-			if msgs != nil || bad.code < closeUnparseable || bad.code > closeSignature {
+			if msgs != nil || bad.code < protocol.CloseUnparseable || bad.code > protocol.CloseSignature {
 				t.Fatalf("refusal %v with messages %v", bad, msgs)
 			}
 			return

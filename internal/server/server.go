@@ -104,12 +104,13 @@ func (c counters) WebSockets() int64 { return c.s.ws.Count() }
 func (c counters) Pollings() int64   { return c.s.poll.Count() }
 
 // Resync makes every client of this process resume from history: WebSocket
-// sessions close with 1012 (service restart), after which clients reconnect
-// with their last mid, and held long polls end with 304. The engine calls
-// it when this process's live feed lost messages it cannot replay.
+// sessions close with protocol.CloseServiceRestart (1012), after which
+// clients reconnect with their last mid, and held long polls end with 304.
+// The engine calls it when this process's live feed lost messages it cannot
+// replay.
 func (s *Server) Resync() {
 	s.log.Warn("live feed lost messages: clients resume from history")
-	s.ws.CloseAll(1012, "resync")
+	s.ws.CloseAll(protocol.CloseServiceRestart, "resync")
 	s.poll.Resync()
 }
 
@@ -185,7 +186,8 @@ func (s *Server) Addrs() []net.Addr {
 
 // Serve serves until ctx ends, then shuts down gracefully: listeners close,
 // held long polls and WebSocket clients get the server_restart command and
-// WebSockets close with 3002, in-flight publishes finish.
+// WebSockets close with protocol.CloseServerRestarted (3002), in-flight
+// publishes finish.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(s.servers))
 	for i, srv := range s.servers {
@@ -232,7 +234,7 @@ func (s *Server) shutdown() {
 		if restart != nil {
 			sess.Send(sess.MessageFrame(restart, sess.Channel))
 		}
-	}, ws.CloseServerRestarted, "server restart")
+	}, protocol.CloseServerRestarted, "server restart")
 	wg.Wait()
 	s.ws.Close()
 	s.log.Info("stopped")

@@ -8,16 +8,6 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Close codes the Bitrix clients understand.
-const (
-	CloseNormal          = 1000
-	CloseGoingAway       = 1001
-	CloseProtocolError   = 1002
-	CloseTooBig          = 1009
-	CloseServerRestarted = 3002
-	CloseWrongChannel    = 4010
-)
-
 var (
 	errUnmasked   = errors.New("client frame is not masked")
 	errTooBig     = errors.New("frame exceeds the size limit")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/protocol"
 )
 
 // Options tune the WebSocket server.
@@ -114,7 +116,7 @@ func (s *Server) start(sess *Session) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		sess.Close(CloseServerRestarted, "server is shutting down")
+		sess.Close(protocol.CloseServerRestarted, "server is shutting down")
 		return
 	}
 	sess.next = s.sessions

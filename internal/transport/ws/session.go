@@ -458,7 +458,7 @@ func (s *Session) frame(h ws.Header, payload []byte) bool {
 	case ws.OpClose:
 		code, _ := ws.ParseCloseFrameDataUnsafe(payload)
 		if code == 0 {
-			code = CloseNormal
+			code = protocol.CloseNormal
 		}
 		s.Close(int(code), "")
 		return false
@@ -499,9 +499,9 @@ func (s *Session) frame(h ws.Header, payload []byte) bool {
 
 func (s *Session) protocolError(err error) {
 	s.in, s.fragment = nil, nil
-	code := CloseProtocolError
+	code := protocol.CloseProtocolError
 	if errors.Is(err, errTooBig) {
-		code = CloseTooBig
+		code = protocol.CloseTooBig
 	}
 	s.Close(code, err.Error())
 }

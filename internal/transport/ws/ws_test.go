@@ -261,24 +261,24 @@ func TestBadFramesCloseTheSession(t *testing.T) {
 		{"oversized", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame(make([]byte, 2048))))
 			return b
-		}, CloseTooBig},
+		}, protocol.CloseTooBig},
 		{"unmasked", func() []byte {
 			b, _ := ws.CompileFrame(ws.NewTextFrame([]byte("x")))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"reserved opcode", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpCode(0x3), true, nil)))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"continuation without start", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, []byte("x"))))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"huge length field", func() []byte {
 			b := []byte{0x81, 0xFF}
 			b = binary.BigEndian.AppendUint64(b, 1<<62)
 			return append(b, 1, 2, 3, 4)
-		}, CloseTooBig},
+		}, protocol.CloseTooBig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -381,12 +381,12 @@ func TestShutdownSendsLastMessageAndCloseCode(t *testing.T) {
 	h.waitSessions(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go h.srv.Shutdown(ctx, func(s *Session) { s.Send(TextFrame([]byte("restart"))) }, CloseServerRestarted, "restart")
+	go h.srv.Shutdown(ctx, func(s *Session) { s.Send(TextFrame([]byte("restart"))) }, protocol.CloseServerRestarted, "restart")
 	for _, c := range conns {
 		if got := readText(t, c); got != "restart" {
 			t.Fatalf("got %q", got)
 		}
-		if got := closeCode(t, c); got != CloseServerRestarted {
+		if got := closeCode(t, c); got != protocol.CloseServerRestarted {
 			t.Fatalf("close code %d", got)
 		}
 	}
