@@ -89,35 +89,6 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 	return out, nil
 }
 
-// publishAll publishes messages in order, stopping at the first failure.
-func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
-	for _, m := range msgs {
-		if err := s.engine.Publish(ctx, m); err != nil {
-			s.metrics.publishErrors.Inc()
-			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
-			return err
-		}
-		s.metrics.published.Inc()
-	}
-	return nil
-}
-
-// binaryRequest handles a protocol-4 client frame: a RequestBatch of
-// messages for public channels. A refused batch closes the connection
-// with the push server's code.
-func (c *conn) binaryRequest(data []byte) {
-	msgs, bad := clientMessages(c.sub.t, c.sub.public, data)
-	if bad != nil {
-		c.sess.Close(bad.code, bad.msg)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if err := c.s.publishAll(ctx, msgs); err != nil {
-		c.sess.Close(protocol.CloseInternalError, "message could not be stored")
-	}
-}
-
 // restRoute serves client publishes over HTTP (/bitrix/rest/,
 // /bitrix/pubweb/): the same RequestBatch as over a WebSocket, the sender
 // named by its signed CHANNEL_ID.

@@ -1,9 +1,3 @@
-// Package server is the HTTP face of pushpull: it binds the configured
-// listeners (TLS where configured), routes subscribe requests (long polling
-// and WebSocket, every protocol version), publishes (text, protobuf and
-// JSON-RPC from the backend, protobuf from clients), statistics, health,
-// metrics, the demo page and the backend API, answers what protocol 4-5
-// clients send on their connections, and runs the graceful shutdown.
 package server
 
 import (
@@ -291,26 +285,4 @@ func (s *Server) router(r config.Routes) http.Handler {
 		}
 		notFound(w)
 	})
-}
-
-// preflight answers a CORS preflight (OPTIONS) with the methods and
-// request headers the route allows; every answer already allows any origin.
-func preflight(w http.ResponseWriter, methods, headers string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain")
-	h.Set("Access-Control-Allow-Methods", methods)
-	h.Set("Access-Control-Allow-Headers", headers)
-	w.WriteHeader(http.StatusOK)
-}
-
-func notFound(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusNotFound)
-}
-
-// text answers with a plain-text status and body.
-func text(w http.ResponseWriter, code int, body string) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(body))
 }
