@@ -283,7 +283,7 @@ func TestSwarmServerClose(t *testing.T) {
 		for _, cs := range f.subs {
 			for _, c := range cs {
 				c.mu.Lock()
-				ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(3002), "restart")))
+				ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(protocol.CloseServerRestarted), "restart")))
 				c.mu.Unlock()
 			}
 		}

@@ -2,30 +2,25 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
 )
 
-// Publish answers, with the original server's texts.
-const (
-	msgEmptyBody   = "Empty post requests are not allowed."
-	msgBadQuery    = "Malformed query string."
-	msgNotStored   = "Message could not be stored."
-	publishTimeout = 10 * time.Second
-)
+// publishTimeout bounds the engine calls of one publish or client request.
+const publishTimeout = 10 * time.Second
 
-// publishRoute serves the backend's publish route: POST publishes, GET
-// reports which of the given channels are online.
+// publishRoute serves the backend's publish route: POST publishes (text,
+// or protocol 4's protobuf with binaryMode=true), GET reports which of the
+// given channels are online.
 func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
+		if r.URL.Query().Get("binaryMode") == "true" {
+			s.publishBinary(w, r)
+			return
+		}
 		s.publish(w, r)
 	case http.MethodGet:
 		s.online(w, r)
@@ -34,148 +29,15 @@ func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("binaryMode") == "true" {
-		s.publishBinary(w, r)
-		return
-	}
-	// A declared body over the limit is refused before the query is
-	// looked at.
-	if r.ContentLength > int64(s.cfg.Limits.MaxPayload) {
-		tooLarge(w)
-		return
-	}
-	t, ids, ok := s.channelsAsked(w, r, s.cfg.Security.SignedPublish)
-	if !ok {
-		return
-	}
-	for i, id := range ids {
-		ids[i] = t.ch(id)
-	}
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
-	m := &protocol.Message{
-		Channels: ids,
-		Body:     body,
-		Expiry:   parseExpiry(r.Header.Get("Message-Expiry")),
-	}
-	// The publish completes even if the caller hangs up: a message is
-	// either stored and delivered or refused, never half done.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := s.engine.Publish(ctx, m); err != nil {
-		s.metrics.publishErrors.Inc()
-		s.log.Warn("publish failed", "err", err, "channels", len(ids))
-		text(w, http.StatusServiceUnavailable, msgNotStored)
-		return
-	}
-	s.metrics.published.Inc()
-	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
-}
-
-// tooLarge answers 413 and closes the connection, as the original does.
-func tooLarge(w http.ResponseWriter) {
-	w.Header().Set("Connection", "close")
-	text(w, http.StatusRequestEntityTooLarge, "")
-}
-
-// readBody reads a request body within limits.maxPayload, answering 413
-// (and closing the connection) above it and 400 for an empty body.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := int64(s.cfg.Limits.MaxPayload)
-	if r.ContentLength > limit {
-		tooLarge(w)
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		tooLarge(w)
-		return nil, false
-	case err != nil:
-		text(w, http.StatusBadRequest, "Request body could not be read.")
-		return nil, false
-	case len(body) == 0:
-		text(w, http.StatusBadRequest, msgEmptyBody)
-		return nil, false
-	}
-	return body, true
-}
-
-// parseExpiry reads Message-Expiry: seconds; anything else means the
-// default lifetime.
-func parseExpiry(v string) uint32 {
-	n, err := strconv.ParseUint(v, 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
-}
-
-type onlineInfo struct {
-	Channel     string `json:"channel"`
-	Subscribers int    `json:"subscribers"`
-}
-
-// online answers which of the asked channels have subscribers:
-// {"infos":[{"channel":"<id>","subscribers":N},...]}.
-func (s *Server) online(w http.ResponseWriter, r *http.Request) {
-	t, ids, ok := s.channelsAsked(w, r, false)
-	if !ok {
-		return
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = t.ch(id)
-	}
-	counts, err := s.engine.Online(r.Context(), keys)
-	if err != nil {
-		text(w, http.StatusServiceUnavailable, "Online status is unavailable.")
-		return
-	}
-	infos := make([]onlineInfo, 0, len(ids))
-	for i, id := range ids {
-		if counts[i] > 0 {
-			infos = append(infos, onlineInfo{id, counts[i]})
+// publishAll publishes messages in order, stopping at the first failure.
+func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
+	for _, m := range msgs {
+		if err := s.engine.Publish(ctx, m); err != nil {
+			s.metrics.publishErrors.Inc()
+			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
+			return err
 		}
+		s.metrics.published.Inc()
 	}
-	writeJSON(w, map[string]any{"infos": infos})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		text(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-}
-
-// channelsAsked reads the client and the CHANNEL_ID list of a publish-route
-// request, answering the error itself when they are not valid.
-func (s *Server) channelsAsked(w http.ResponseWriter, r *http.Request, verify bool) (*tenant, []string, bool) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		text(w, http.StatusBadRequest, msgBadQuery)
-		return nil, nil, false
-	}
-	t, ok := s.tenantOf(r)
-	if !ok {
-		text(w, http.StatusUnauthorized, "Unknown client id.")
-		return nil, nil, false
-	}
-	ids, err := t.signer.ParseIDList(q.Get("CHANNEL_ID"), verify)
-	if err != nil {
-		text(w, http.StatusBadRequest, err.Error())
-		return nil, nil, false
-	}
-	return t, ids, true
+	return nil
 }

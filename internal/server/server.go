@@ -1,9 +1,3 @@
-// Package server is the HTTP face of pushpull: it binds the configured
-// listeners (TLS where configured), routes subscribe requests (long polling
-// and WebSocket, every protocol version), publishes (text, protobuf and
-// JSON-RPC from the backend, protobuf from clients), statistics, health,
-// metrics, the demo page and the backend API, answers what protocol 4-5
-// clients send on their connections, and runs the graceful shutdown.
 package server
 
 import (
@@ -104,12 +98,13 @@ func (c counters) WebSockets() int64 { return c.s.ws.Count() }
 func (c counters) Pollings() int64   { return c.s.poll.Count() }
 
 // Resync makes every client of this process resume from history: WebSocket
-// sessions close with 1012 (service restart), after which clients reconnect
-// with their last mid, and held long polls end with 304. The engine calls
-// it when this process's live feed lost messages it cannot replay.
+// sessions close with protocol.CloseServiceRestart (1012), after which
+// clients reconnect with their last mid, and held long polls end with 304.
+// The engine calls it when this process's live feed lost messages it cannot
+// replay.
 func (s *Server) Resync() {
 	s.log.Warn("live feed lost messages: clients resume from history")
-	s.ws.CloseAll(1012, "resync")
+	s.ws.CloseAll(protocol.CloseServiceRestart, "resync")
 	s.poll.Resync()
 }
 
@@ -185,7 +180,8 @@ func (s *Server) Addrs() []net.Addr {
 
 // Serve serves until ctx ends, then shuts down gracefully: listeners close,
 // held long polls and WebSocket clients get the server_restart command and
-// WebSockets close with 3002, in-flight publishes finish.
+// WebSockets close with protocol.CloseServerRestarted (3002), in-flight
+// publishes finish.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(s.servers))
 	for i, srv := range s.servers {
@@ -232,7 +228,7 @@ func (s *Server) shutdown() {
 		if restart != nil {
 			sess.Send(sess.MessageFrame(restart, sess.Channel))
 		}
-	}, ws.CloseServerRestarted, "server restart")
+	}, protocol.CloseServerRestarted, "server restart")
 	wg.Wait()
 	s.ws.Close()
 	s.log.Info("stopped")
@@ -289,26 +285,4 @@ func (s *Server) router(r config.Routes) http.Handler {
 		}
 		notFound(w)
 	})
-}
-
-// preflight answers a CORS preflight (OPTIONS) with the methods and
-// request headers the route allows; every answer already allows any origin.
-func preflight(w http.ResponseWriter, methods, headers string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain")
-	h.Set("Access-Control-Allow-Methods", methods)
-	h.Set("Access-Control-Allow-Headers", headers)
-	w.WriteHeader(http.StatusOK)
-}
-
-func notFound(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusNotFound)
-}
-
-// text answers with a plain-text status and body.
-func text(w http.ResponseWriter, code int, body string) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(body))
 }

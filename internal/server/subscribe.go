@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pushpull/pushpull/internal/transport/poll"
 	"github.com/pushpull/pushpull/protocol"
@@ -66,6 +68,88 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)
+}
+
+// subscriber is a parsed subscribe request of any version.
+type subscriber struct {
+	t       *tenant
+	format  format.Format // what its messages are written in
+	ids     []string      // hub channels: private ids, their public ids, the user channel
+	public  string        // the connection's own public id (bare hex), "" if none
+	user    string        // protocol 5 with a token: the user id, "" if none
+	mid     string
+	private []string // bare private ids, for listChannels
+}
+
+// parseSubscriber reads a subscribe request of any version: the client
+// (shared mode), the frame format, the resume mid, and the channels from
+// CHANNEL_ID or a token, with the public ids of pairs and the user's
+// channel. A non-zero status is the answer to a request that is refused.
+func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, int, string) {
+	t, ok := s.tenantOf(r)
+	if !ok {
+		return nil, http.StatusUnauthorized, "Unknown client id."
+	}
+	sub := &subscriber{t: t, format: format.Text}
+	switch {
+	case q.Get("jsonRpc") == "true":
+		sub.format = format.JSONRPC
+	case q.Get("binaryMode") == "true":
+		sub.format = format.Protobuf
+	case q.Get("format") == "json":
+		sub.format = format.JSON
+	}
+	if mid := q.Get("mid"); protocol.ValidMID(mid) {
+		sub.mid = mid
+	}
+	var channels []protocol.Channel
+	if token := q.Get("token"); token != "" {
+		if !t.signer.Enabled() {
+			return nil, http.StatusUnauthorized, "Tokens need a security key."
+		}
+		claims, err := protocol.VerifyJWT(token, t.key, time.Now())
+		if err != nil {
+			s.log.Debug("token refused", "err", err)
+			return nil, http.StatusUnauthorized, "Token is not valid."
+		}
+		for _, c := range claims.Channels {
+			id, pub, _ := strings.Cut(c, ":")
+			if !protocol.ValidID(id) || pub != "" && !protocol.ValidID(pub) {
+				return nil, http.StatusUnauthorized, "Token is not valid."
+			}
+			channels = append(channels, protocol.Channel{ID: id, Public: pub})
+		}
+		if claims.Subject != "" {
+			if _, err := strconv.ParseUint(claims.Subject, 10, 63); err != nil {
+				return nil, http.StatusUnauthorized, "Token is not valid."
+			}
+			sub.user = claims.Subject
+		}
+		if len(channels) == 0 && sub.user == "" {
+			return nil, http.StatusBadRequest, protocol.ErrNoChannel.Error()
+		}
+	} else {
+		var err error
+		if channels, err = t.signer.ParseChannels(q.Get("CHANNEL_ID")); err != nil {
+			return nil, http.StatusBadRequest, err.Error()
+		}
+	}
+	for _, c := range channels {
+		sub.private = append(sub.private, c.ID)
+		sub.ids = append(sub.ids, t.ch(c.ID))
+		if c.Public != "" {
+			// A publish to the public id reaches the connection too.
+			sub.ids = append(sub.ids, t.ch(c.Public))
+			if sub.public == "" {
+				sub.public = c.Public
+			}
+		}
+	}
+	if sub.user != "" {
+		sub.ids = append(sub.ids, t.userChannel(sub.user))
+	}
+	sub.ids = protocol.UniqueIDs(sub.ids)
+	return sub, 0, ""
 }
 
 // ExpiresNever is the Expires value the clients require on a 304 before

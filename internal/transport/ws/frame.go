@@ -8,18 +8,6 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Close codes the Bitrix clients understand.
-const (
-	CloseNormal          = 1000
-	CloseGoingAway       = 1001
-	CloseProtocolError   = 1002
-	CloseInvalidPayload  = 1007 // a text message that is not UTF-8
-	ClosePolicyViolation = 1008 // a message not completed in time
-	CloseTooBig          = 1009
-	CloseServerRestarted = 3002
-	CloseWrongChannel    = 4010
-)
-
 var (
 	errUnmasked   = errors.New("client frame is not masked")
 	errTooBig     = errors.New("frame exceeds the size limit")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushpull/pushpull/protocol"
 )
 
 // Options tune the WebSocket server.
@@ -127,7 +129,7 @@ func (s *Server) start(sess *Session) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		sess.Close(CloseServerRestarted, "server is shutting down")
+		sess.Close(protocol.CloseServerRestarted, "server is shutting down")
 		return
 	}
 	sess.next = s.sessions
@@ -264,7 +266,7 @@ func (s *Server) pinger() {
 				case sess.lastRead.Load() < deadline:
 					sess.shut()
 				case sess.partialSince.Load() != 0 && sess.partialSince.Load() <= frameDeadline:
-					sess.Close(ClosePolicyViolation, "message not completed in time")
+					sess.Close(protocol.ClosePolicy, "message not completed in time")
 				case keepalive != nil:
 					sess.Send(*keepalive)
 				case pingAll:

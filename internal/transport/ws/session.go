@@ -545,7 +545,7 @@ func (s *Session) message(op ws.OpCode, payload []byte) bool {
 func parseClose(payload []byte) (int, string, error) {
 	switch {
 	case len(payload) == 0:
-		return CloseNormal, "", nil
+		return protocol.CloseNormal, "", nil
 	case len(payload) == 1:
 		return 0, "", errBadFrame
 	}
@@ -571,12 +571,12 @@ func sendableCode(c int) bool {
 
 func (s *Session) protocolError(err error) {
 	s.in, s.fragment = nil, nil
-	code := CloseProtocolError
+	code := protocol.CloseProtocolError
 	switch {
 	case errors.Is(err, errTooBig):
-		code = CloseTooBig
+		code = protocol.CloseTooBig
 	case errors.Is(err, errNotUTF8):
-		code = CloseInvalidPayload
+		code = protocol.CloseInvalidPayload
 	}
 	s.Close(code, err.Error())
 }

@@ -262,53 +262,53 @@ func TestBadFramesCloseTheSession(t *testing.T) {
 		{"oversized", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame(make([]byte, 2048))))
 			return b
-		}, CloseTooBig},
+		}, protocol.CloseTooBig},
 		{"unmasked", func() []byte {
 			b, _ := ws.CompileFrame(ws.NewTextFrame([]byte("x")))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"reserved opcode", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpCode(0x3), true, nil)))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"continuation without start", func() []byte {
 			b, _ := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, []byte("x"))))
 			return b
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"huge length field", func() []byte {
 			b := []byte{0x81, 0xFF}
 			b = binary.BigEndian.AppendUint64(b, 1<<62)
 			return append(b, 1, 2, 3, 4)
-		}, CloseTooBig},
+		}, protocol.CloseTooBig},
 		{"ping over 125 bytes", func() []byte {
 			return masked(ws.NewFrame(ws.OpPing, true, make([]byte, 200)))
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"fragmented ping", func() []byte {
 			return masked(ws.NewFrame(ws.OpPing, false, []byte("x")))
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"close code 999", func() []byte {
 			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(999, "")))
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"close code 1005 sent", func() []byte {
 			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(1005, "")))
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"1-byte close body", func() []byte {
 			return masked(ws.NewCloseFrame([]byte{3}))
-		}, CloseProtocolError},
+		}, protocol.CloseProtocolError},
 		{"close reason not UTF-8", func() []byte {
 			return masked(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "\xff")))
-		}, CloseInvalidPayload},
+		}, protocol.CloseInvalidPayload},
 		{"fragments over the limit", func() []byte {
 			return append(masked(ws.NewFrame(ws.OpText, false, make([]byte, 1000))),
 				masked(ws.NewFrame(ws.OpContinuation, true, make([]byte, 100)))...)
-		}, CloseTooBig},
+		}, protocol.CloseTooBig},
 		{"text not UTF-8", func() []byte {
 			return masked(ws.NewTextFrame([]byte("ok \xc3\x28")))
-		}, CloseInvalidPayload},
+		}, protocol.CloseInvalidPayload},
 		{"fragmented text not UTF-8", func() []byte {
 			return append(masked(ws.NewFrame(ws.OpText, false, []byte{0xe2, 0x82})),
 				masked(ws.NewFrame(ws.OpContinuation, true, []byte{0x28}))...)
-		}, CloseInvalidPayload},
+		}, protocol.CloseInvalidPayload},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -432,12 +432,12 @@ func TestShutdownSendsLastMessageAndCloseCode(t *testing.T) {
 	h.waitSessions(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go h.srv.Shutdown(ctx, func(s *Session) { s.Send(TextFrame([]byte("restart"))) }, CloseServerRestarted, "restart")
+	go h.srv.Shutdown(ctx, func(s *Session) { s.Send(TextFrame([]byte("restart"))) }, protocol.CloseServerRestarted, "restart")
 	for _, c := range conns {
 		if got := readText(t, c); got != "restart" {
 			t.Fatalf("got %q", got)
 		}
-		if got := closeCode(t, c); got != CloseServerRestarted {
+		if got := closeCode(t, c); got != protocol.CloseServerRestarted {
 			t.Fatalf("close code %d", got)
 		}
 	}
@@ -612,8 +612,8 @@ func TestUnfinishedMessageIsClosed(t *testing.T) {
 	if _, err := conn.Write(full[:ws.HeaderSize(ws.Header{Length: 60000, Masked: true})+1]); err != nil {
 		t.Fatal(err)
 	}
-	if got := closeCode(t, conn); got != ClosePolicyViolation {
-		t.Fatalf("close code %d, want %d", got, ClosePolicyViolation)
+	if got := closeCode(t, conn); got != protocol.ClosePolicy {
+		t.Fatalf("close code %d, want %d", got, protocol.ClosePolicy)
 	}
 	h.waitSessions(t, 0)
 }

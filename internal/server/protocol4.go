@@ -118,6 +118,22 @@ func (s *Server) channelStats(ctx context.Context, w http.ResponseWriter, t *ten
 	}}})
 }
 
+// binaryRequest handles a protocol-4 client frame: a RequestBatch of
+// messages for public channels. A refused batch closes the connection
+// with the push server's code.
+func (c *conn) binaryRequest(data []byte) {
+	msgs, bad := clientMessages(c.sub.t, c.sub.public, data)
+	if bad != nil {
+		c.sess.Close(bad.code, bad.msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := c.s.publishAll(ctx, msgs); err != nil {
+		c.sess.Close(protocol.CloseInternalError, "message could not be stored")
+	}
+}
+
 func writeProto(w http.ResponseWriter, m proto.Message) {
 	b, err := proto.Marshal(m)
 	if err != nil {

@@ -12,14 +12,6 @@ import (
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
-// Close codes of the push server 2.x for refused client publishes.
-const (
-	closeUnparseable = 4013
-	closeNoReceivers = 4017
-	closePrivate     = 4020
-	closeSignature   = 4021
-)
-
 // refusal is why a client publish was refused, with the close code a
 // WebSocket client gets for it.
 type refusal struct {
@@ -30,10 +22,10 @@ type refusal struct {
 func (r *refusal) Error() string { return r.msg }
 
 var (
-	errUnparseable = &refusal{closeUnparseable, "unparseable request"}
-	errNoReceivers = &refusal{closeNoReceivers, "no receivers"}
-	errPrivate     = &refusal{closePrivate, "clients may not publish to private channels"}
-	errSignature   = &refusal{closeSignature, "bad channel signature"}
+	errUnparseable = &refusal{protocol.CloseUnparseable, "unparseable request"}
+	errNoReceivers = &refusal{protocol.CloseNoReceivers, "no receivers"}
+	errPrivate     = &refusal{protocol.ClosePrivate, "clients may not publish to private channels"}
+	errSignature   = &refusal{protocol.CloseSignature, "bad channel signature"}
 )
 
 // publicChannel checks a public id and its signature, both hex, as a
@@ -95,35 +87,6 @@ func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message,
 		return nil, errNoReceivers
 	}
 	return out, nil
-}
-
-// publishAll publishes messages in order, stopping at the first failure.
-func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
-	for _, m := range msgs {
-		if err := s.engine.Publish(ctx, m); err != nil {
-			s.metrics.publishErrors.Inc()
-			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
-			return err
-		}
-		s.metrics.published.Inc()
-	}
-	return nil
-}
-
-// binaryRequest handles a protocol-4 client frame: a RequestBatch of
-// messages for public channels. A refused batch closes the connection
-// with the push server's code.
-func (c *conn) binaryRequest(data []byte) {
-	msgs, bad := clientMessages(c.sub.t, c.sub.public, data)
-	if bad != nil {
-		c.sess.Close(bad.code, bad.msg)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if err := c.s.publishAll(ctx, msgs); err != nil {
-		c.sess.Close(1011, "message could not be stored")
-	}
 }
 
 // restRoute serves client publishes over HTTP (/bitrix/rest/,

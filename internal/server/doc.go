@@ -1,0 +1,25 @@
+// Package server is the HTTP face of pushpull: it binds the configured
+// listeners (TLS where configured), routes subscribe requests (long polling
+// and WebSocket, every protocol version), publishes (text, protobuf and
+// JSON-RPC from the backend, protobuf from clients), statistics, health,
+// metrics, the demo page and the backend API, answers what protocol 4-5
+// clients send on their connections, and runs the graceful shutdown.
+//
+// The files, by what they hold:
+//
+//	server.go        Server: New, Listen, Serve, the graceful stop, Resync, the router
+//	http.go          HTTP answers and bodies: texts, preflight, 404, 413, readBody, writeJSON
+//	tenant.go        tenants: the personal mode, the shared (cloud) mode by clientId
+//	gate.go          the publish gate every publish of the process goes through
+//	subscribe.go     the subscribe route: long poll or upgrade; parsing the request
+//	session.go       a protocol 4-5 WebSocket connection: client frames in order, end, presence
+//	publish.go       the publish route (POST, GET) and what every publish path shares
+//	clientpublish.go client publishes to public channels: refusals, signatures, the REST route
+//	protocol12.go    versions 1-2: push-stream cursors (tag and time) and their headers
+//	protocol3.go     version 3: the backend's text publish and the online GET
+//	protocol4.go     version 4: the backend's protobuf requests (publish, stats), client frames
+//	protocol5.go     version 5: JSON-RPC client calls, the backend's /api route
+//	stats.go         the statistics route
+//	probes.go        the liveness and readiness probes
+//	metrics.go       the Prometheus metrics
+package server
