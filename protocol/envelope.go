@@ -27,9 +27,7 @@ const (
 // byte sequence that is not UTF-8 is replaced by U+FFFD, as encoding/json
 // does, so no body can take a channel's subscribers down.
 func SanitizeBody(body []byte) []byte {
-	if !utf8.Valid(body) {
-		body = validUTF8(body)
-	}
+	body = RepairUTF8(body)
 	out := sanitizeLines(body)
 	if bytes.Contains(out, delimiterPrefix) {
 		out = bytes.ReplaceAll(out, delimiterPrefix, escapedDelimiterPrefix)
@@ -37,9 +35,13 @@ func SanitizeBody(body []byte) []byte {
 	return out
 }
 
-// validUTF8 replaces each byte of b that does not start a UTF-8 sequence
-// with U+FFFD, as encoding/json reads and writes strings.
-func validUTF8(b []byte) []byte {
+// RepairUTF8 returns b with each byte that does not start a UTF-8
+// sequence replaced by U+FFFD, as encoding/json reads and writes strings;
+// b itself when it is UTF-8.
+func RepairUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
 	out := make([]byte, 0, len(b)+8)
 	for len(b) > 0 {
 		r, n := utf8.DecodeRune(b)

@@ -14,7 +14,8 @@ var errDraining = errors.New("server is shutting down")
 
 // drainEngine is the engine every publish of this process goes through,
 // the backend API's included. It makes each body safe to embed in an
-// envelope (protocol.SanitizeBody), once, whichever route it came by.
+// envelope (protocol.SanitizeBody), and every JSON it carries UTF-8, once,
+// whichever route it came by.
 // It counts the publishes under way without holding a lock through them;
 // a graceful stop refuses new ones and waits for those under way, so every
 // publish answered 200 is queued to the subscribers before they are told
@@ -37,6 +38,11 @@ func (d *drainEngine) Publish(ctx context.Context, m *protocol.Message) error {
 	d.mu.Unlock()
 	defer d.inflight.Done()
 	m.Body = protocol.SanitizeBody(m.Body)
+	// The protocol-5 extras go into JSON-RPC text frames too.
+	m.Dictionary = protocol.RepairUTF8(m.Dictionary)
+	for u, p := range m.UserParams {
+		m.UserParams[u] = protocol.RepairUTF8(p)
+	}
 	return d.Engine.Publish(ctx, m)
 }
 
