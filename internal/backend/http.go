@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -69,11 +70,19 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
+	// The body must come whole in time: a client trickling it would hold
+	// its descriptor for ever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.o.MaxBody)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "request body not sent in time")
 			return
 		}
 		writeError(w, http.StatusBadRequest, "cannot read the request body")
@@ -94,6 +103,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized reports whether r carries the backend key as a bearer token.
 // The scheme is case-insensitive (RFC 9110 section 11.1).
+// bodyTimeout is how long a request body may take to arrive.
+const bodyTimeout = 30 * time.Second
+
 func (s *Service) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	return ok && strings.EqualFold(scheme, "Bearer") &&

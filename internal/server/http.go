@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"time"
 )
 
 // Answers, with the original server's texts.
@@ -50,11 +52,18 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		tooLarge(w)
 		return nil, false
 	}
+	// A body must come whole within bodyTimeout: a client trickling it
+	// would hold its descriptor for ever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout()))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		tooLarge(w)
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		text(w, http.StatusRequestTimeout, "Request body was not sent in time.")
 		return nil, false
 	case err != nil:
 		text(w, http.StatusBadRequest, "Request body could not be read.")
@@ -64,6 +73,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		return nil, false
 	}
 	return body, true
+}
+
+// defaultBodyTimeout is how long a request body may take to arrive.
+const defaultBodyTimeout = 30 * time.Second
+
+func (s *Server) bodyTimeout() time.Duration {
+	if s.bodyDeadline > 0 {
+		return s.bodyDeadline
+	}
+	return defaultBodyTimeout
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

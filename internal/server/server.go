@@ -26,14 +26,16 @@ import (
 
 // Server serves every configured listener.
 type Server struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	signer  *protocol.Signer
-	hub     *hub.Hub
-	engine  engine.Engine
-	ws      *ws.Server
-	poll    *poll.Handler
-	metrics *metrics
+	cfg *config.Config
+	// bodyDeadline overrides defaultBodyTimeout (tests).
+	bodyDeadline time.Duration
+	log          *slog.Logger
+	signer       *protocol.Signer
+	hub          *hub.Hub
+	engine       engine.Engine
+	ws           *ws.Server
+	poll         *poll.Handler
+	metrics      *metrics
 
 	personal *tenant            // the personal mode's only tenant
 	tenants  map[string]*tenant // shared mode: by clientId
@@ -115,11 +117,12 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 // addresses.
 func (s *Server) Listen() error {
 	for i, sc := range s.cfg.Servers {
-		ln, err := net.Listen("tcp", sc.Addr())
+		tcp, err := net.Listen("tcp", sc.Addr())
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("servers[%d] (%s): %w", i, sc.Addr(), err)
 		}
+		var ln net.Listener = &watchedListener{Listener: tcp, log: s.log}
 		if sc.SSL != nil {
 			tc, err := sc.SSL.TLSConfig()
 			if err != nil {
