@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/sdk"
 )
@@ -146,21 +147,17 @@ func (s *subscriber) next(t *testing.T) envelope {
 func waitOnline(t *testing.T, c *sdk.Client, user string) {
 	t.Helper()
 	ctx := testContext(t)
-	for {
-		st, err := c.Online(ctx, []string{user})
+	var st sdk.Status
+	testutil.WaitFor(t, "user "+user+" online", func() bool {
+		all, err := c.Online(ctx, []string{user})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st[user].Online {
-			if st[user].LastSeen == nil || *st[user].LastSeen != 0 {
-				t.Errorf("online user %s: last seen %v; want 0", user, st[user].LastSeen)
-			}
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("user %s is not online", user)
-		}
-		time.Sleep(10 * time.Millisecond)
+		st = all[user]
+		return st.Online
+	})
+	if st.LastSeen == nil || *st.LastSeen != 0 {
+		t.Errorf("online user %s: last seen %v; want 0", user, st.LastSeen)
 	}
 }
 

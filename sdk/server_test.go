@@ -2,14 +2,8 @@ package sdk_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/pushpull/pushpull/internal/app"
 	"github.com/pushpull/pushpull/internal/config"
@@ -34,15 +28,7 @@ type testServer struct {
 // leaves the backend API off.
 func startServer(key, backendKey string) (*testServer, error) {
 	cfg := config.Default()
-	sub, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	pub, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Servers[0].Port, cfg.Servers[1].Port = sub, pub
+	cfg.Servers[0].Port, cfg.Servers[1].Port = 0, 0 // free ports, which New binds
 	cfg.Security.Key, cfg.Security.BackendKey = key, backendKey
 	cfg.ShutdownTimeout = 5
 	if err := cfg.Validate(); err != nil {
@@ -55,42 +41,26 @@ func startServer(key, backendKey string) (*testServer, error) {
 		cancel()
 		return nil, err
 	}
+	// New has bound the listeners: a connection made before Run serves
+	// waits in the listen queue.
+	sub, pub := a.Addrs()[0].String(), a.Addrs()[1].String()
 	ts := &testServer{
 		Key:        key,
 		BackendKey: backendKey,
-		SubURL:     "http://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/sub/",
-		WSURL:      "ws://127.0.0.1:" + strconv.Itoa(sub) + "/bitrix/subws/",
-		BackendURL: "http://127.0.0.1:" + strconv.Itoa(pub) + "/pushpull/",
-		PubURL:     "http://127.0.0.1:" + strconv.Itoa(pub) + "/bitrix/pub/",
-		StatsURL:   "http://127.0.0.1:" + strconv.Itoa(pub) + "/server-stat/",
+		SubURL:     "http://" + sub + "/bitrix/sub/",
+		WSURL:      "ws://" + sub + "/bitrix/subws/",
+		BackendURL: "http://" + pub + "/pushpull/",
+		PubURL:     "http://" + pub + "/bitrix/pub/",
+		StatsURL:   "http://" + pub + "/server-stat/",
 		stop:       cancel,
 		done:       make(chan error, 1),
 	}
 	go func() { ts.done <- a.Run(ctx) }()
-	// Serve starts its listeners' loops in goroutines: wait until one answers.
-	for range 200 {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(pub) + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return ts, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	ts.Close()
-	return nil, errors.New("the test server does not answer")
+	return ts, nil
 }
 
 // Close stops the server and waits until it has stopped.
 func (s *testServer) Close() error {
 	s.stop()
 	return <-s.done
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

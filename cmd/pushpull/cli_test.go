@@ -30,11 +30,8 @@ type cliServer struct {
 
 func startCLIServer(t *testing.T) *cliServer {
 	t.Helper()
-	var ls []spawn.Listener
-	if err := spawn.RetryPorts(func() (err error) {
-		ls, err = serveInProcess(t)
-		return err
-	}); err != nil {
+	ls, err := serveInProcess(t)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// The listening lines come in config order: the sub server, then pub.
@@ -48,15 +45,10 @@ func startCLIServer(t *testing.T) *cliServer {
 	}
 }
 
-// serveInProcess runs serve on fresh loopback ports until the test ends
-// and returns the listeners it logged.
+// serveInProcess runs serve on free loopback ports (port 0) until the test
+// ends and returns the listeners it logged, which name the ports it bound.
 func serveInProcess(t *testing.T) ([]spawn.Listener, error) {
 	t.Helper()
-	ports, err := spawn.FreePorts(2)
-	if err != nil {
-		return nil, err
-	}
-	sub, pub := ports[0], ports[1]
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &spawn.Output{}
 	ended := make(chan struct{})
@@ -64,8 +56,7 @@ func serveInProcess(t *testing.T) ([]spawn.Listener, error) {
 	go func() {
 		defer close(ended)
 		serveErr = serve(ctx, []string{
-			"--sub-listen", "127.0.0.1:" + strconv.Itoa(sub),
-			"--pub-listen", "127.0.0.1:" + strconv.Itoa(pub),
+			"--sub-listen", "127.0.0.1:0", "--pub-listen", "127.0.0.1:0",
 			"--key", testKey, "--backend-key", testBackendKey, "--log-level", "info",
 		}, logs)
 	}()
@@ -90,6 +81,11 @@ func serveInProcess(t *testing.T) ([]spawn.Listener, error) {
 			t.Logf("server output:\n%s", logs)
 		}
 	})
+	for _, l := range ls {
+		if l.Port() == 0 {
+			t.Errorf("serve logged %s listening on %q, not the port it bound", l.Server, l.Addr)
+		}
+	}
 	return ls, nil
 }
 

@@ -31,7 +31,9 @@ type App struct {
 }
 
 // New builds the process for cfg and binds its listeners. ctx bounds the
-// engine's background work.
+// engine's background work. A server configured on port 0 gets the port
+// it bound written into cfg.Servers, so that what derives addresses from
+// the config (the URLs the backend hands out, the demo page) names it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, late: &lateServer{}}
 	h := hub.New()
@@ -57,6 +59,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		eng.Close()
 		return nil, err
 	}
+	for i, addr := range a.server.Addrs() {
+		if tcp, ok := addr.(*net.TCPAddr); ok && cfg.Servers[i].Port == 0 {
+			cfg.Servers[i].Port = tcp.Port
+		}
+	}
+	a.backend.SetClientURLs(cfg)
 	return a, nil
 }
 

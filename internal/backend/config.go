@@ -55,6 +55,14 @@ func FromConfig(cfg *config.Config, e engine.Engine, log *slog.Logger) (*Service
 	return New(o), nil
 }
 
+// SetClientURLs derives the URLs configs hand out from cfg again: the
+// process calls it once its servers listen, for those configured on port
+// 0, whose ports cfg holds only then. It must come before the service
+// serves.
+func (s *Service) SetClientURLs(cfg *config.Config) {
+	s.o.LongPollingURL, s.o.WebSocketURL, s.o.PublishURL, s.o.Hostname = clientURLs(cfg)
+}
+
 // clientURLs derives the URLs configs hand out from backend.publicURL, or
 // else from the first server serving sub routes: long polling on its first
 // sub route, WebSocket on the one named like "ws" (else its last), client

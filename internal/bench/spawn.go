@@ -74,12 +74,10 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 	file := filepath.Join(dir, "config.json")
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	server, ls, err := spawn.Serve(wait, 2, func() (*spawn.Process, error) {
-		if err := writeConfig(file, storage, opt.Key); err != nil {
-			return nil, err
-		}
-		return spawn.Start("pushpull serve", exec.Command(exe, "serve", "--config", file))
-	})
+	if err := writeConfig(file, storage, opt.Key); err != nil {
+		return s, err
+	}
+	server, ls, err := spawn.Serve(wait, 2, "pushpull serve", exec.Command(exe, "serve", "--config", file))
 	if err != nil {
 		return s, err
 	}
@@ -98,21 +96,17 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 	return s, nil
 }
 
-// writeConfig writes the server's config to file, on fresh free ports.
+// writeConfig writes the server's config to file, its servers on port 0:
+// the server reports the free ports it bound.
 func writeConfig(file string, storage map[string]any, key string) error {
-	ports, err := spawn.FreePorts(2)
-	if err != nil {
-		return err
-	}
-	subPort, pubPort := ports[0], ports[1]
 	// Two listeners as the original deploys them: the public subscribe
 	// port and the internal publish port. Only what the bench needs is
 	// written; the server's defaults fill in the rest.
 	cfg := map[string]any{
 		"servers": []config.Server{
-			{Name: "bench-sub", Hostname: "127.0.0.1", Port: subPort,
+			{Name: "bench-sub", Hostname: "127.0.0.1", Port: 0,
 				Routes: config.Routes{Sub: []string{"/bitrix/sub/", "/bitrix/subws/"}}},
-			{Name: "bench-pub", Hostname: "127.0.0.1", Port: pubPort,
+			{Name: "bench-pub", Hostname: "127.0.0.1", Port: 0,
 				Routes: config.Routes{Pub: []string{"/bitrix/pub/"}, Stat: []string{"/server-stat/"}}},
 		},
 		"storage": storage,

@@ -44,7 +44,7 @@ type Config struct {
 // Server is one listening socket and the routes it serves.
 type Server struct {
 	Name     string `json:"name"`
-	Port     int    `json:"port"`
+	Port     int    `json:"port" config:"required"` // 0: any free port
 	Hostname string `json:"hostname"`
 	Backlog  int    `json:"backlog"`
 	SSL      *SSL   `json:"ssl,omitempty"`

@@ -221,6 +221,10 @@ func TestDecodeTolerance(t *testing.T) {
 		{`{"servers": {"port": 1, "routes": {"sub": "/s/"}}}`, func(c *Config) bool {
 			return len(c.Servers) == 1 && c.Servers[0].Port == 1
 		}},
+		// Port 0 is any free port, for each server that names it.
+		{`{"servers": [{"port": 0, "routes": {"sub": "/s/"}}, {"port": "0", "hostname": "127.0.0.1", "routes": {"pub": "/p/"}}]}`, func(c *Config) bool {
+			return len(c.Servers) == 2 && c.Servers[0].Addr() == ":0" && c.Servers[1].Addr() == "127.0.0.1:0"
+		}},
 		{"\xef\xbb\xbf{\"security\": {\"key\": \"k\", \"algo\": \"\"}}", func(c *Config) bool {
 			return c.Security.Key == "k" && c.Security.Algo == "sha1"
 		}},
@@ -323,6 +327,8 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"servers": [{"ssl": true}]}`, "servers[0].ssl: want an object, got true"},
 		{`{"servers": [{"ssl": {"cert": false}}]}`, "servers[0].ssl.cert: want a string, got false"},
 		{`{"servers": [{"routes": []}]}`, "servers[0].routes: want an object, got a list"},
+		{`{"servers": [{"routes": {"sub": "/s/"}}]}`, "servers[0].port: missing"},
+		{`{"servers": [{"port": 1, "routes": {"sub": "/s/"}}, {"port": null, "routes": {"pub": "/p/"}}]}`, "servers[1].port: missing"},
 		{`{"security": {"clients": ["a"]}}`, "security.clients: want an object of clientId: key, got a list"},
 		{`{"security": {"clients": {"c1": {}}}}`, "security.clients.c1: want a string, got an object"},
 		{`{"security": {"signedPublish": "sure"}}`, `security.signedPublish: "sure" is not true or false`},
@@ -355,8 +361,9 @@ func TestDecodeReportsEveryError(t *testing.T) {
 		t.Errorf("errors = %q", lines)
 	}
 
-	// Errors at every depth, in the order of the keys, a bad value
-	// leaving the rest of its object to be read.
+	// Errors at every depth, in the order of the keys (then the required
+	// keys an object lacks), a bad value leaving the rest of its object to
+	// be read.
 	_, err = Decode([]byte(`{
 		"storage": {"type": [], "port": "x", "messageTLL": "y", "host": "h"},
 		"servers": [{"name": {}, "routes": {"sub": 1}, "ssl": {"key": false}}, 3],
@@ -371,6 +378,7 @@ func TestDecodeReportsEveryError(t *testing.T) {
 		"servers[0].name: want a string, got an object",
 		"servers[0].routes.sub: want a string or a list of strings, got a number",
 		"servers[0].ssl.key: want a string, got false",
+		"servers[0].port: missing",
 		"servers[1]: want an object, got a number",
 		`storage.messageTLL: "y" is not a number of seconds or a duration`,
 		`storage.port: "x" is not a number`,
@@ -387,8 +395,8 @@ func TestValidateErrors(t *testing.T) {
 		want   string
 	}{
 		{func(c *Config) { c.Servers = nil }, "servers: no servers"},
-		{func(c *Config) { c.Servers[1].Port = 70000 }, "servers[1].port: 70000 is not a port (1-65535)"},
-		{func(c *Config) { c.Servers[0].Port = 0 }, "servers[0].port: 0 is not a port (1-65535)"},
+		{func(c *Config) { c.Servers[1].Port = 70000 }, "servers[1].port: 70000 is not a port (0-65535)"},
+		{func(c *Config) { c.Servers[0].Port = -1 }, "servers[0].port: -1 is not a port (0-65535)"},
 		{func(c *Config) { c.Servers[0].Backlog = -1 }, "servers[0].backlog: must be >= 0"},
 		{func(c *Config) { c.Servers[0].Routes = Routes{} }, "servers[0].routes: no routes"},
 		{func(c *Config) { c.Servers[1].Routes.Stat = []string{"server-stat/"} },
@@ -448,7 +456,7 @@ func TestValidateReportsEveryError(t *testing.T) {
 	c.Storage.Type = "mongo"
 	c.Log.Format = "xml"
 	err := c.Validate()
-	want := "servers[1].port: 70000 is not a port (1-65535)\n" +
+	want := "servers[1].port: 70000 is not a port (0-65535)\n" +
 		`storage.type: "mongo" is not memory or redis` + "\n" +
 		`log.format: "xml" is not text or json`
 	if err == nil || err.Error() != want {
@@ -466,12 +474,18 @@ func TestDuplicateAddressesByWildcard(t *testing.T) {
 		{"127.0.0.1", "::", false},
 		{"[::1]", "::1", false},
 		{"LOCALHOST", "localhost", false},
+		{"127.0.0.1", "127.0.0.1", false},
 	} {
 		c := Default()
 		c.Servers[0].Hostname, c.Servers[1].Hostname = tc.a, tc.b
 		c.Servers[1].Port = c.Servers[0].Port
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s and %s on one port: err = %v", tc.a, tc.b, err)
+		}
+		// Port 0 gives each server a free port of its own.
+		c.Servers[0].Port, c.Servers[1].Port = 0, 0
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s and %s on port 0: %v", tc.a, tc.b, err)
 		}
 	}
 }
@@ -482,13 +496,13 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "bad.json")
-	writeFile(t, path, `{"servers": [{"port": 0, "routes": {}}], "storage": {"type": "mongo"}}`)
+	writeFile(t, path, `{"servers": [{"port": -1, "routes": {}}], "storage": {"type": "mongo"}}`)
 	_, err = Load(path)
 	if err == nil {
 		t.Fatal("no error")
 	}
 	want := []string{
-		path + ": servers[0].port: 0 is not a port (1-65535)",
+		path + ": servers[0].port: -1 is not a port (0-65535)",
 		path + ": servers[0].routes: no routes",
 		path + `: storage.type: "mongo" is not memory or redis`,
 	}
@@ -754,6 +768,22 @@ func TestParseListen(t *testing.T) {
 		t.Errorf("err %v servers %+v", err, c)
 	}
 
+	// Port 0 is a free port for each: two listeners, whether the two
+	// servers were one or two.
+	for _, file := range []string{"", path} {
+		args := []string{"--sub-listen", "127.0.0.1:0", "--pub-listen", "127.0.0.1:0"}
+		if file != "" {
+			args = append(args, "--config", file)
+		}
+		c, err = Parse(args, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(c); len(got) != 2 || c.Servers[0].Addr() != "127.0.0.1:0" || c.Servers[1].Addr() != "127.0.0.1:0" {
+			t.Errorf("--config %q, both flags on port 0: servers = %q", file, got)
+		}
+	}
+
 	// Only the first server of a kind moves.
 	c, err = Parse([]string{"--config", "testdata/appliance-v3.json", "--sub-listen", "127.0.0.1:7010"}, env(nil), io.Discard)
 	if err != nil || c.Servers[0].Port != 7010 || c.Servers[1].Port != 8011 {
@@ -775,7 +805,9 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--redis", ","}, nil, "--redis: no address"},
 		{[]string{"--redis", "host:port"}, nil, `--redis: "host:port": "port" is not a port (1-65535)`},
 		{[]string{"--sub-listen", "8080"}, nil, `--sub-listen: "8080" is not host:port`},
-		{[]string{"--pub-listen", ":99999"}, nil, `--pub-listen: ":99999": "99999" is not a port (1-65535)`},
+		{[]string{"--pub-listen", ":99999"}, nil, `--pub-listen: ":99999": "99999" is not a port (0-65535)`},
+		{[]string{"--sub-listen", ":-1"}, nil, `--sub-listen: ":-1": "-1" is not a port (0-65535)`},
+		{[]string{"--redis", "host:0"}, nil, `--redis: "host:0": "0" is not a port (1-65535)`},
 		{[]string{"--config", path, "--sub-listen", ":80"}, nil, "--sub-listen: no server serves sub routes"},
 		{[]string{"serve"}, nil, `unexpected argument "serve"`},
 		{[]string{"--algo", "crc32"}, nil, `security.algo: "crc32" is not sha1, sha256, sha512 or md5`},

@@ -146,8 +146,8 @@ func join(path, key string) string {
 }
 
 // object reads the JSON object m into dst, a struct, key by key in sorted
-// order (so errors come in a stable order), and records the keys it does
-// not know.
+// order (so errors come in a stable order), records the keys it does not
+// know and reports the required ones m lacks (null is not given).
 func (d *decoder) object(dst reflect.Value, m map[string]any, path string) {
 	fs := fields(dst.Type())
 	for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -164,6 +164,11 @@ func (d *decoder) object(dst reflect.Value, m map[string]any, path string) {
 			}
 		default:
 			d.value(dst.Field(f.index), f, m[k], p)
+		}
+	}
+	for _, f := range fs {
+		if f.required && m[f.key] == nil && (f.alias == "" || m[f.alias] == nil) {
+			d.fail(join(path, f.key), "missing")
 		}
 	}
 }

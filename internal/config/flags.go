@@ -207,7 +207,7 @@ func setRedis(c *Config, v string) error {
 	case strings.HasPrefix(addrs[0], "/"):
 		s.Socket = addrs[0]
 	default:
-		host, port, err := splitHostPort(addrs[0], 6379)
+		host, port, err := splitHostPort(addrs[0], 6379, 1)
 		if err != nil {
 			return err
 		}
@@ -216,8 +216,9 @@ func setRedis(c *Config, v string) error {
 	return nil
 }
 
-// splitHostPort splits "host:port"; a bare host gets defaultPort.
-func splitHostPort(addr string, defaultPort int) (string, int, error) {
+// splitHostPort splits "host:port" with a port of at least lowest; a bare
+// host gets defaultPort, or is refused when defaultPort is 0.
+func splitHostPort(addr string, defaultPort, lowest int) (string, int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		if defaultPort == 0 || strings.Count(addr, ":") == 1 {
@@ -226,8 +227,8 @@ func splitHostPort(addr string, defaultPort int) (string, int, error) {
 		return strings.Trim(addr, "[]"), defaultPort, nil
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return "", 0, fmt.Errorf("%q: %q is not a port (1-65535)", addr, port)
+	if err != nil || n < lowest || n > 65535 {
+		return "", 0, fmt.Errorf("%q: %q is not a port (%d-65535)", addr, port, lowest)
 	}
 	return host, n, nil
 }
@@ -236,7 +237,8 @@ func splitHostPort(addr string, defaultPort int) (string, int, error) {
 // of the first server serving sub (pub) routes. When both name one address
 // the two servers become one serving all their routes; when they name two
 // addresses for a server serving both, it is split in two, the sub routes
-// on one and the rest on the other.
+// on one and the rest on the other. Port 0 is a free port for each server:
+// two addresses on it are two listeners.
 func (c *Config) listen(subAddr, pubAddr string) error {
 	if subAddr == "" && pubAddr == "" {
 		return nil
@@ -253,7 +255,7 @@ func (c *Config) listen(subAddr, pubAddr string) error {
 		if si < 0 {
 			return errors.New("--sub-listen: no server serves sub routes")
 		}
-		if sh, sp, err = splitHostPort(subAddr, 0); err != nil {
+		if sh, sp, err = splitHostPort(subAddr, 0, 0); err != nil {
 			return fmt.Errorf("--sub-listen: %w", err)
 		}
 	}
@@ -261,11 +263,11 @@ func (c *Config) listen(subAddr, pubAddr string) error {
 		if pi < 0 {
 			return errors.New("--pub-listen: no server serves pub routes")
 		}
-		if ph, pp, err = splitHostPort(pubAddr, 0); err != nil {
+		if ph, pp, err = splitHostPort(pubAddr, 0, 0); err != nil {
 			return fmt.Errorf("--pub-listen: %w", err)
 		}
 	}
-	same := subAddr != "" && pubAddr != "" && normalHost(sh) == normalHost(ph) && sp == pp
+	same := subAddr != "" && pubAddr != "" && normalHost(sh) == normalHost(ph) && sp == pp && sp != 0
 	switch {
 	case subAddr != "" && pubAddr != "" && si == pi && !same:
 		// Split: the public routes (sub, rest for client publishes, the

@@ -17,14 +17,17 @@ import (
 //	            took an empty host or port
 //	alias=NAME  NAME is read as the key too, unless the key itself is
 //	            present (the appliance's templates spell TTL "TLL")
+//	required    an object of the file must give the key (servers[].port,
+//	            whose 0 means any free port rather than "not given")
 
 // A field is one key of a config object.
 type field struct {
-	key     string // JSON name
-	index   int    // of the field in its struct
-	lower   bool
-	nonzero bool
-	alias   string
+	key      string // JSON name
+	index    int    // of the field in its struct
+	lower    bool
+	nonzero  bool
+	required bool
+	alias    string
 }
 
 // fields lists the keys of the struct type t in the order of its fields.
@@ -44,6 +47,8 @@ func fields(t reflect.Type) []field {
 				f.lower = true
 			case "nonzero":
 				f.nonzero = true
+			case "required":
+				f.required = true
 			case "alias":
 				f.alias = arg
 			default:

@@ -38,9 +38,10 @@ func (c *Config) validate(files bool) error {
 	byPort := map[int][]listener{}
 	for i, s := range c.Servers {
 		p := fmt.Sprintf("servers[%d]", i)
-		if s.Port < 1 || s.Port > 65535 {
-			v.fail(p+".port", "%d is not a port (1-65535)", s.Port)
-		} else {
+		switch {
+		case s.Port < 0 || s.Port > 65535:
+			v.fail(p+".port", "%d is not a port (0-65535)", s.Port)
+		case s.Port > 0: // port 0 is a free port of its own: it shares no address
 			host := normalHost(s.Hostname)
 			for _, o := range byPort[s.Port] {
 				if o.host == host || wildcard(o.host) || wildcard(host) {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/js"
@@ -31,11 +32,15 @@ type Defaults struct {
 
 // Handler serves the page under prefix (for example "/demo/"): the page
 // at prefix, its script, the client modules under prefix+"client/", and
-// prefix+"defaults.json" computed from cfg.
+// prefix+"defaults.json" computed from cfg at the first request, when the
+// servers listen and cfg holds the ports of those configured on port 0.
 func Handler(prefix string, cfg *config.Config) http.HandlerFunc {
 	page, _ := fs.Sub(static, "static")
 	client := js.Dist()
-	defaults, _ := json.Marshal(defaultsFor(prefix, cfg))
+	defaults := sync.OnceValue(func() []byte {
+		b, _ := json.Marshal(defaultsFor(prefix, cfg))
+		return b
+	})
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			notFound(w)
@@ -52,7 +57,7 @@ func Handler(prefix string, cfg *config.Config) http.HandlerFunc {
 			serve(w, r, page, "app.js", "text/javascript; charset=utf-8")
 		case name == "defaults.json":
 			h.Set("Content-Type", "application/json")
-			_, _ = w.Write(defaults)
+			_, _ = w.Write(defaults())
 		case strings.HasPrefix(name, "client/") && strings.HasSuffix(name, ".js"):
 			serve(w, r, client, strings.TrimPrefix(name, "client/"), "text/javascript; charset=utf-8")
 		default:

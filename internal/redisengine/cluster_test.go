@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
@@ -29,7 +30,7 @@ func startCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := raw(t, a)
-		eventually(t, "cluster state ok on "+a, func() bool {
+		testutil.WaitFor(t, "cluster state ok on "+a, func() bool {
 			info, err := c.Do(context.Background(), c.B().ClusterInfo().Build()).ToString()
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
@@ -83,7 +84,7 @@ func TestCluster(t *testing.T) {
 	if on, err := b.Online(ctx, []string{chC, "dddddddddddddddddddddddddddddddd"}); err != nil || !slices.Equal(on, []int{1, 0}) {
 		t.Fatalf("Online = %v, %v", on, err)
 	}
-	eventually(t, "stats of both", func() bool {
+	testutil.WaitFor(t, "stats of both", func() bool {
 		st, err := b.Stats(ctx)
 		return err == nil && len(st) == 2
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -129,14 +130,14 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("message key PTTL %d, %v", ttl, err)
 	}
 
-	eventually(t, "expiry", func() bool {
+	testutil.WaitFor(t, "expiry", func() bool {
 		got, err := e2.Since(ctx, []string{chA}, "")
 		return err == nil && slices.Equal(mids(got), []string{keep.MID})
 	})
 	// Last asks Redis whether a key still exists, Since reads the expiry
 	// stored in the message: the two may disagree for the milliseconds
 	// between the script's clock and this process's.
-	eventually(t, "Last past the expired", func() bool {
+	testutil.WaitFor(t, "Last past the expired", func() bool {
 		last, err := e2.Last(ctx, []string{chA})
 		return err == nil && last == keep.MID
 	})
@@ -392,11 +393,11 @@ func TestOnline(t *testing.T) {
 		return n
 	}
 	before := pttl()
-	eventually(t, "online key refreshed", func() bool { return pttl() > before })
+	testutil.WaitFor(t, "online key refreshed", func() bool { return pttl() > before })
 	for _, rec := range recs {
 		a.hub.Unsubscribe(rec, []string{chA})
 	}
-	eventually(t, "channel offline", func() bool {
+	testutil.WaitFor(t, "channel offline", func() bool {
 		got, err := b.Online(ctx, []string{chA})
 		return err == nil && got[0] == 0
 	})
@@ -413,7 +414,7 @@ func TestStats(t *testing.T) {
 	waitReady(t, b)
 	ctx := context.Background()
 	rc := raw(t, r.Addr())
-	eventually(t, "stats entries", func() bool {
+	testutil.WaitFor(t, "stats entries", func() bool {
 		n, _ := rc.Do(ctx, rawCmd("HLEN", "stats")).AsInt64()
 		return n == 2
 	})

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -54,7 +55,7 @@ func TestRedisRestart(t *testing.T) {
 
 	release := holdSubscriptions(sub)
 	r.Kill()
-	eventually(t, "not ready while Redis is down", func() bool { return sub.Ready(ctx) != nil })
+	testutil.WaitFor(t, "not ready while Redis is down", func() bool { return sub.Ready(ctx) != nil })
 	if err := pub.Publish(ctx, &protocol.Message{Channels: []string{chA}, Body: []byte(`"lost"`)}); err == nil {
 		t.Fatal("a publish succeeded with Redis down")
 	}
@@ -74,7 +75,7 @@ func TestRedisRestart(t *testing.T) {
 
 	// A refused publish may have been stored all the same (the reply was
 	// lost, not the command): such a message may be delivered too.
-	eventually(t, "every accepted message delivered", func() bool {
+	testutil.WaitFor(t, "every accepted message delivered", func() bool {
 		return containsAll(mids(rec.messages()), accepted)
 	})
 	if got := mids(rec.messages()); !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
@@ -112,7 +113,7 @@ func TestGapResync(t *testing.T) {
 	if err := raw(t, r.Addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
+	testutil.WaitFor(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
 	for range 6 {
 		publish(t, pub, `2`, chA)
 	}
@@ -131,7 +132,7 @@ func TestGapResync(t *testing.T) {
 	if err := raw(t, r.Addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
+	testutil.WaitFor(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
 	var gap []string
 	for range 5 {
 		gap = append(gap, publish(t, pub, `4`, chA).MID)

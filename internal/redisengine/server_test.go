@@ -12,6 +12,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -104,22 +105,10 @@ func opts(addrs ...string) Options {
 	return Options{Client: rueidis.ClientOption{InitAddress: addrs}, Log: slog.New(slog.DiscardHandler)}
 }
 
-// eventually polls cond until it holds, failing the test after a while.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitReady(t testing.TB, e *testEngine) {
 	t.Helper()
 	var err error
-	eventually(t, "ready", func() bool {
+	testutil.WaitFor(t, "ready", func() bool {
 		err = e.Ready(context.Background())
 		return err == nil
 	})

@@ -2,10 +2,10 @@
 // themselves (pushpull serve, redis-server), learns the addresses a server
 // bound from the "listening" lines it logs, and stops them.
 //
-// Reading the address a server reports, rather than dialing a port chosen
-// for it, means a caller never talks to another process that took the port
-// first; a server that lost a port it was given fails with "address already
-// in use", and Serve starts it again on other ports.
+// A pushpull server is configured on port 0 and reports the ports it
+// bound, so no port is chosen for it that another process could take
+// first. redis-server cannot report a port 0 one: it is given free ports
+// (FreePorts) and started again on others when it lost one (RetryPorts).
 package spawn
 
 import (

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ErrPortTaken says a server could not bind a port it was given: another
-// process took it between its choosing and the server's start.
+// ErrPortTaken says a program could not bind a port it was given: another
+// process took it between its choosing and the program's start.
 var ErrPortTaken = errors.New("a port it was given was taken by another process")
 
 // Process is a program started by Start.
@@ -164,13 +164,14 @@ func tail(out string) string {
 	return out
 }
 
-// attempts bounds how often RetryPorts starts a server that lost a port.
+// attempts bounds how often RetryPorts starts a program that lost a port.
 const attempts = 5
 
 // RetryPorts calls start until it returns nil or an error other than a
-// lost port (ErrPortTaken, or EADDRINUSE from a server run in this
-// process), at most five times, and returns its last error. start picks
-// fresh ports each time.
+// lost port (ErrPortTaken, or EADDRINUSE from a listener in this process),
+// at most five times, and returns its last error. start picks fresh ports
+// (FreePorts) each time. It is for programs that cannot bind port 0 and
+// report what they bound, as redis-server cannot.
 func RetryPorts(start func() error) error {
 	var err error
 	for range attempts {
@@ -182,33 +183,27 @@ func RetryPorts(start func() error) error {
 	return err
 }
 
-// Serve starts a pushpull server with start and waits until it has logged
-// a listening line for each of its n servers. A server that lost a port is
-// started again (start picks fresh ports); one that fails otherwise, or
-// does not listen before ctx ends, is stopped and its error, with the end
-// of its output, returned.
-func Serve(ctx context.Context, n int, start func() (*Process, error)) (*Process, []Listener, error) {
-	var p *Process
-	var ls []Listener
-	err := RetryPorts(func() error {
-		var err error
-		if p, err = start(); err != nil {
-			return err
-		}
-		if ls, err = p.WaitListening(ctx, n); err != nil {
-			_ = p.Stop(5 * time.Second)
-		}
-		return err
-	})
+// Serve starts cmd, a pushpull server whose servers are configured on
+// port 0, and waits until it has logged a listening line for each of its
+// n servers, which say the ports it bound. One that fails, or does not
+// listen before ctx ends, is stopped and its error, with the end of its
+// output, returned.
+func Serve(ctx context.Context, n int, name string, cmd *exec.Cmd) (*Process, []Listener, error) {
+	p, err := Start(name, cmd)
 	if err != nil {
+		return nil, nil, err
+	}
+	ls, err := p.WaitListening(ctx, n)
+	if err != nil {
+		_ = p.Stop(5 * time.Second)
 		return nil, nil, err
 	}
 	return p, ls, nil
 }
 
-// FreePorts returns n loopback TCP ports that were free a moment ago. The
-// server's config refuses port 0, so callers choose its ports: another
-// process may take one first, which Serve and RetryPorts survive.
+// FreePorts returns n loopback TCP ports that were free a moment ago, for
+// a program that cannot bind port 0 and report what it bound: another
+// process may take one first, which RetryPorts survives.
 func FreePorts(n int) ([]int, error) {
 	ports := make([]int, n)
 	for i := range ports {

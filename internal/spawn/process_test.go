@@ -37,7 +37,7 @@ func child(mode string) {
 		fmt.Fprintln(os.Stderr, "pushpull: servers[0] (127.0.0.1:8010): listen tcp 127.0.0.1:8010: bind: address already in use")
 		os.Exit(1)
 	case "broken":
-		fmt.Fprintln(os.Stderr, "pushpull: servers[0].port: 0 is not a port (1-65535)")
+		fmt.Fprintln(os.Stderr, "pushpull: servers[0].port: -1 is not a port (0-65535)")
 		os.Exit(1)
 	}
 	if mode == "deaf" {
@@ -57,21 +57,29 @@ func child(mode string) {
 	<-stop
 }
 
-func startChild(t *testing.T, mode string) (*Process, error) {
+// childCmd is the command of a child in mode; it is killed when the test
+// ends.
+func childCmd(t *testing.T, mode string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode)
-	p, err := Start("child "+mode, cmd)
-	if err == nil {
-		t.Cleanup(func() { _ = p.Cmd.Process.Kill() })
-	}
-	return p, err
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	return cmd
+}
+
+func startChild(t *testing.T, mode string) (*Process, error) {
+	t.Helper()
+	return Start("child "+mode, childCmd(t, mode))
 }
 
 // Serve returns the addresses the server reports, which accept
 // connections; Stop ends it with SIGTERM.
 func TestServe(t *testing.T) {
-	p, ls, err := Serve(t.Context(), 2, func() (*Process, error) { return startChild(t, "serve") })
+	p, ls, err := Serve(t.Context(), 2, "child", childCmd(t, "serve"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,31 +104,44 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// A server that lost a port is started again; one failing for another
-// reason is not, and its error carries its output.
-func TestServeRetries(t *testing.T) {
+// A server failing to start gives its error with its output.
+func TestServeFails(t *testing.T) {
+	_, _, err := Serve(t.Context(), 2, "child", childCmd(t, "broken"))
+	if err == nil || errors.Is(err, ErrPortTaken) || !strings.Contains(err.Error(), "is not a port") {
+		t.Fatalf("broken server: %v; want its error, not ErrPortTaken", err)
+	}
+}
+
+// A program that lost a port is started again; one failing for another
+// reason is not.
+func TestRetryPorts(t *testing.T) {
 	var modes []string
-	start := func(fail string) func() (*Process, error) {
-		return func() (*Process, error) {
+	start := func(fail string) func() error {
+		return func() error {
 			mode := "serve"
 			if len(modes) == 0 {
 				mode = fail
 			}
 			modes = append(modes, mode)
-			return startChild(t, mode)
+			p, err := startChild(t, mode)
+			if err != nil {
+				return err
+			}
+			_, err = p.WaitListening(t.Context(), 2)
+			return err
 		}
 	}
-	if _, ls, err := Serve(t.Context(), 2, start("taken")); err != nil || len(ls) != 2 {
-		t.Fatalf("after a taken port: %+v, %v", ls, err)
+	if err := RetryPorts(start("taken")); err != nil {
+		t.Fatalf("after a taken port: %v", err)
 	}
 	if strings.Join(modes, ",") != "taken,serve" {
 		t.Errorf("started %v; want taken, then serve", modes)
 	}
 
 	modes = nil
-	_, _, err := Serve(t.Context(), 2, start("broken"))
+	err := RetryPorts(start("broken"))
 	if err == nil || errors.Is(err, ErrPortTaken) || !strings.Contains(err.Error(), "is not a port") {
-		t.Fatalf("broken server: %v; want its error, not ErrPortTaken", err)
+		t.Fatalf("broken program: %v; want its error, not ErrPortTaken", err)
 	}
 	if len(modes) != 1 {
 		t.Errorf("started %v; want one attempt", modes)
@@ -141,20 +162,16 @@ func TestServeRetries(t *testing.T) {
 func TestStopAndDeadline(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	var p *Process
-	_, _, err := Serve(ctx, 3, func() (*Process, error) {
-		var err error
-		p, err = startChild(t, "serve")
-		return p, err
-	})
+	cmd := childCmd(t, "serve")
+	_, _, err := Serve(ctx, 3, "child", cmd)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("a third listener that never comes: %v; want context.Canceled", err)
 	}
-	if p.Exited() == nil {
+	if cmd.ProcessState == nil {
 		t.Error("the server that did not listen in time still runs")
 	}
 
-	p, ls, err := Serve(t.Context(), 2, func() (*Process, error) { return startChild(t, "deaf") })
+	p, ls, err := Serve(t.Context(), 2, "child", childCmd(t, "deaf"))
 	if err != nil || len(ls) != 2 {
 		t.Fatal(ls, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/store"
@@ -377,28 +378,28 @@ func TestMemoryChannelTTLWithoutExpire(t *testing.T) {
 	sameMessages(t, "the new index", since(t, s, "", a), m2)
 }
 
+// Run frees expired messages on its own, at its first tick past their
+// lifetime. The bubble's clock moves only when every goroutine in it
+// waits, so the ticks come exactly on time.
 func TestMemoryRun(t *testing.T) {
-	c := newClock()
-	s := store.NewMemory(store.TTLs{Message: time.Second, Channel: time.Hour}, c.now)
-	save(t, s, 0, chanID(1))
-	c.advance(time.Second)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		s.Run(ctx, time.Millisecond)
-		close(done)
-	}()
-	// Run frees expired messages on its own; wait for it, however long the
-	// scheduler takes.
-	for {
-		if m, _ := s.Len(); m == 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	<-done
-	checkLen(t, s, 0, 0)
+	synctest.Test(t, func(t *testing.T) {
+		s := store.NewMemory(store.TTLs{Message: time.Second, Channel: time.Hour}, time.Now)
+		save(t, s, 0, chanID(1))
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			s.Run(ctx, 100*time.Millisecond)
+			close(done)
+		}()
+		time.Sleep(900 * time.Millisecond)
+		synctest.Wait()
+		checkLen(t, s, 1, 1)
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		checkLen(t, s, 0, 0)
+		cancel()
+		<-done
+	})
 }
 
 // TestMemoryDuplicateChannels: a message naming a channel twice is still

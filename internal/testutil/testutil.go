@@ -1,5 +1,5 @@
-// Package testutil holds what the tests of several packages share: free
-// loopback ports, a buffer safe for a child's output, and self-signed TLS
+// Package testutil holds what the tests of several packages share: waits
+// for a condition, a buffer safe for a child's output, and self-signed TLS
 // certificates. Real redis-server processes are in the redistest package
 // below it.
 package testutil
@@ -20,17 +20,6 @@ import (
 	"testing"
 	"time"
 )
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // SyncBuffer is a bytes.Buffer that a process's output and a test may
 // use at once.

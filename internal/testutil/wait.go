@@ -1,4 +1,3 @@
-// Package testutil holds what the tests of every package share.
 package testutil
 
 import (

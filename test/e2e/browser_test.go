@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // installDeps checks for Node.js 20+ and installs dir's locked
@@ -87,7 +85,6 @@ func TestBrowser(t *testing.T) {
 		"PUSHPULL_KEY="+key,
 		"PUSHPULL_BACKEND=http://127.0.0.1:"+strconv.Itoa(srv.Ports[1])+"/pushpull/",
 		"PUSHPULL_BACKEND_KEY="+backendKey,
-		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(testutil.FreePort(t)),
 		"PUSHPULL_CLOSED_PORT="+strconv.Itoa(closedPort(t)),
 		"PUSHPULL_CHROMIUM="+chromium,
 	)

@@ -52,9 +52,10 @@ type Server struct {
 // server. cfg is a map holding only what the test sets (the server fills
 // in its defaults), or anything else that marshals to the config JSON,
 // such as a config.Default() with its ports set to 0. Without "servers"
-// one server on 127.0.0.1 serves the stock routes; a server with port 0
-// gets a free port. The process is stopped with SIGTERM when the test
-// ends, and its output is added to the test log if the test failed.
+// one server on 127.0.0.1 serves the stock routes; a server given no port
+// is on port 0, a free port the process reports. The process is stopped
+// with SIGTERM when the test ends, and its output is added to the test log
+// if the test failed.
 func startServer(t testing.TB, cfg any) *Server {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
@@ -71,14 +72,13 @@ func startServer(t testing.TB, cfg any) *Server {
 	if len(servers) == 0 {
 		servers = []any{map[string]any{"name": "e2e"}}
 	}
-	var free []map[string]any // the servers given port 0
 	for i, v := range servers {
 		sc, ok := v.(map[string]any)
 		if !ok {
 			t.Fatalf("config: servers[%d] is not an object", i)
 		}
-		if p, _ := sc["port"].(float64); p == 0 {
-			free = append(free, sc)
+		if _, ok := sc["port"]; !ok {
+			sc["port"] = 0
 		}
 		if _, ok := sc["hostname"]; !ok {
 			sc["hostname"] = "127.0.0.1"
@@ -89,24 +89,13 @@ func startServer(t testing.TB, cfg any) *Server {
 	}
 	conf["servers"] = servers
 	file := filepath.Join(t.TempDir(), "config.json")
-	s, err := startProcess(t, len(servers), func() (*exec.Cmd, error) {
-		// The config refuses port 0, so the harness picks the ports, again
-		// for each start.
-		ports, err := spawn.FreePorts(len(free))
-		if err != nil {
-			return nil, err
-		}
-		for i, sc := range free {
-			sc["port"] = ports[i]
-		}
-		if raw, err = json.MarshalIndent(conf, "", "  "); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(file, raw, 0o600); err != nil {
-			return nil, err
-		}
-		return exec.Command(binary, "serve", "--config", file), nil
-	})
+	if raw, err = json.MarshalIndent(conf, "", "  "); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := startProcess(t, len(servers), exec.Command(binary, "serve", "--config", file))
 	if err != nil {
 		t.Fatalf("%v\nconfig:\n%s", err, raw)
 	}
@@ -137,21 +126,14 @@ func startServer(t testing.TB, cfg any) *Server {
 	return s
 }
 
-// startProcess starts pushpull with the command command returns and waits
-// until it has reported listening on its n servers. command is called
-// again, to pick fresh ports, when the server lost a port it was given to
-// another process. The process is stopped when the test ends.
-func startProcess(t testing.TB, n int, command func() (*exec.Cmd, error)) (*Server, error) {
+// startProcess starts cmd, pushpull serving n servers, and waits until it
+// has reported listening on them. The process is stopped when the test
+// ends.
+func startProcess(t testing.TB, n int, cmd *exec.Cmd) (*Server, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	proc, listeners, err := spawn.Serve(ctx, n, func() (*spawn.Process, error) {
-		cmd, err := command()
-		if err != nil {
-			return nil, err
-		}
-		return spawn.Start("pushpull", cmd)
-	})
+	proc, listeners, err := spawn.Serve(ctx, n, "pushpull", cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/pushpull/pushpull/internal/spawn"
 	"github.com/pushpull/pushpull/internal/testutil"
 )
 
@@ -239,21 +238,13 @@ func TestFlagsOverrideConfig(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"security":{"key":"from-file"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var sub, pub int
-	_, err := startProcess(t, 2, func() (*exec.Cmd, error) {
-		ports, err := spawn.FreePorts(2)
-		if err != nil {
-			return nil, err
-		}
-		sub, pub = ports[0], ports[1]
-		cmd := exec.Command(binary, "serve", "--config", file,
-			"--sub-listen", fmt.Sprintf("127.0.0.1:%d", sub), "--pub-listen", fmt.Sprintf("127.0.0.1:%d", pub))
-		cmd.Env = append(os.Environ(), "PUSHPULL_KEY=from-env")
-		return cmd, nil
-	})
+	cmd := exec.Command(binary, "serve", "--config", file, "--sub-listen", "127.0.0.1:0", "--pub-listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "PUSHPULL_KEY=from-env")
+	srv, err := startProcess(t, 2, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sub, pub := srv.Ports[0], srv.Ports[1]
 	ch := newChannelID(t)
 	url := fmt.Sprintf("ws://127.0.0.1:%d/bitrix/subws/?CHANNEL_ID=%s", sub, signed("from-env", ch))
 	c, err := dialWS(t, url)

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -91,13 +92,9 @@ func (h *harness) dial(t *testing.T) net.Conn {
 // waitSessions waits until the server holds n sessions.
 func (h *harness) waitSessions(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.srv.Count() != n || h.hub.Count("c") != int(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("sessions = %d, subscribers = %d, want %d", h.srv.Count(), h.hub.Count("c"), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, fmt.Sprintf("%d sessions subscribed", n), func() bool {
+		return h.srv.Count() == n && h.hub.Count("c") == int(n)
+	})
 }
 
 // lastMID numbers the messages the tests publish.
@@ -198,10 +195,9 @@ func TestClientPingGetsPong(t *testing.T) {
 	}
 }
 
-func TestClientMessagesReachHandler(t *testing.T) {
-	h := newHarness(t, Options{}, false)
-	conn := h.dial(t)
-	// One message in two fragments, then one whole, in a single write.
+// clientFrames is one message in two fragments, then one whole: "hello",
+// "world".
+func clientFrames() []byte {
 	var buf []byte
 	for _, f := range []ws.Frame{
 		ws.NewFrame(ws.OpText, false, []byte("hel")),
@@ -211,29 +207,43 @@ func TestClientMessagesReachHandler(t *testing.T) {
 		b, _ := ws.CompileFrame(ws.MaskFrame(f))
 		buf = append(buf, b...)
 	}
-	// Split mid-frame to exercise the carry-over of partial frames.
-	if _, err := conn.Write(buf[:5]); err != nil {
+	return buf
+}
+
+func TestClientMessagesReachHandler(t *testing.T) {
+	h := newHarness(t, Options{}, false)
+	conn := h.dial(t)
+	if _, err := conn.Write(clientFrames()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	if _, err := conn.Write(buf[5:]); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got []string
+	testutil.WaitFor(t, "two messages", func() bool {
 		h.mu.Lock()
-		got := append([]string(nil), h.messages...)
-		h.mu.Unlock()
-		if len(got) == 2 {
-			if got[0] != "hello" || got[1] != "world" {
-				t.Fatalf("messages = %q", got)
-			}
-			return
+		defer h.mu.Unlock()
+		got = append(got[:0], h.messages...)
+		return len(got) >= 2
+	})
+	if len(got) != 2 || got[0] != "hello" || got[1] != "world" {
+		t.Fatalf("messages = %q", got)
+	}
+}
+
+// Frames split across reads, at every byte, arrive whole: a partial frame
+// is carried over to the next read.
+func TestPartialFramesCarryOver(t *testing.T) {
+	srv := NewServer(Options{})
+	defer srv.Close()
+	buf := clientFrames()
+	for cut := range len(buf) + 1 {
+		var got []string
+		sess := &Session{srv: srv, conn: discardConn{}, fd: -1}
+		sess.onMessage = func(_ *Session, _ ws.OpCode, p []byte) { got = append(got, string(p)) }
+		var r bytes.Reader
+		sess.received(append([]byte(nil), buf[:cut]...), &r)
+		sess.received(append([]byte(nil), buf[cut:]...), &r)
+		if len(got) != 2 || got[0] != "hello" || got[1] != "world" {
+			t.Fatalf("split at byte %d: messages = %q", cut, got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("messages = %q", got)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -396,22 +406,41 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	slow := h.dial(t) // never reads
 	fast := h.dial(t)
 	h.waitSessions(t, 2)
-	done := make(chan int)
+	received := make(chan string)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
-		n := 0
+		defer close(received)
 		for {
-			_ = fast.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := wsutil.ReadServerText(fast); err != nil {
-				done <- n
+			_ = fast.SetReadDeadline(time.Now().Add(testutil.Timeout))
+			b, err := wsutil.ReadServerText(fast)
+			if err != nil {
 				return
 			}
-			n++
+			select {
+			case received <- string(b):
+			case <-stop:
+				return
+			}
 		}
 	}()
+	next := func() string {
+		t.Helper()
+		m, ok := <-received
+		if !ok {
+			t.Fatal("the reading client lost its connection")
+		}
+		return m
+	}
+	// Each message goes out once the reading client has the one before,
+	// so only the client that never reads falls behind: its socket
+	// buffers fill, then its queue.
 	big := strings.Repeat("x", 64<<10)
-	for i := 0; i < 400 && h.srv.Metrics().SlowConsumers.Load() == 0; i++ {
+	for i := 0; i < 2000 && h.srv.Metrics().SlowConsumers.Load() == 0; i++ {
 		publish(h.hub, big)
-		time.Sleep(time.Millisecond)
+		if next() != big {
+			t.Fatal("the reading client got another message")
+		}
 	}
 	if h.srv.Metrics().SlowConsumers.Load() != 1 {
 		t.Fatal("the client that never reads was not disconnected")
@@ -420,9 +449,8 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	_ = slow
 	// The reading client is unaffected and still receives.
 	publish(h.hub, "after")
-	fast.Close()
-	if n := <-done; n == 0 {
-		t.Fatal("the reading client received nothing")
+	if got := next(); got != "after" {
+		t.Fatalf("the reading client got %q; want the message after", got)
 	}
 }
 
