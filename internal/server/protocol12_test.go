@@ -18,6 +18,7 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/transport/poll"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
@@ -356,9 +357,7 @@ func TestLegacyLive(t *testing.T) {
 		f.h.Serve(w, r, f.request([]string{chB, chA}, &c))
 		done <- w
 	}()
-	for f.hub.Count(chA) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "the request to subscribe", func() bool { return f.hub.Count(chA) != 0 })
 	m := f.publish(1, chA)
 	w := <-done
 	if w.Code != http.StatusOK {
