@@ -140,21 +140,32 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		if err != nil {
 			return nil, jsonrpc.InvalidParams("userId must be a user id")
 		}
-		c.follow(t.statusChannel(strconv.FormatUint(user, 10)), req.Method == methodSubscribe)
+		if !c.follow(t.statusChannel(strconv.FormatUint(user, 10)), req.Method == methodSubscribe) {
+			return nil, jsonrpc.InvalidParams(errTooManyFollowed)
+		}
 		return struct{}{}, nil
 	}
 	return nil, jsonrpc.ErrMethodNotFound
 }
 
-// follow subscribes the connection to a status channel, or unsubscribes it.
-func (c *conn) follow(ch string, on bool) {
+// maxFollowed bounds the users whose status one connection follows: each
+// is a hub subscription here and, on Redis, a key kept alive.
+const maxFollowed = 1000
+
+var errTooManyFollowed = "a connection follows at most " + strconv.Itoa(maxFollowed) + " users' statuses"
+
+// follow subscribes the connection to a status channel, or unsubscribes
+// it; false when the connection already follows maxFollowed users.
+func (c *conn) follow(ch string, on bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return
+		return true
 	}
 	_, have := c.statuses[ch]
 	switch {
+	case on && !have && len(c.statuses) >= maxFollowed:
+		return false
 	case on && !have:
 		if c.statuses == nil {
 			c.statuses = make(map[string]struct{})
@@ -165,6 +176,7 @@ func (c *conn) follow(ch string, on bool) {
 		delete(c.statuses, ch)
 		c.s.hub.Unsubscribe(c.sess, []string{ch})
 	}
+	return true
 }
 
 type clientPublishParams struct {

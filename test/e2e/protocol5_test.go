@@ -145,6 +145,7 @@ func TestProtocol5(t *testing.T) {
 			t.Run("methods", func(t *testing.T) { rpcMethods(t, srv) })
 			t.Run("client-publish", func(t *testing.T) { rpcClientPublish(t, srv) })
 			t.Run("presence", func(t *testing.T) { rpcPresence(t, srv, srv) })
+			t.Run("follow-cap", func(t *testing.T) { rpcFollowCap(t, srv) })
 			t.Run("backend", func(t *testing.T) { rpcBackend(t, srv) })
 			t.Run("tokens", func(t *testing.T) { rpcTokens(t, srv) })
 		})
@@ -312,6 +313,32 @@ func rpcPresence(t *testing.T, srv, other *Server) {
 	}
 	if r := watcher.call(t, "unsubscribeStatusChange", map[string]any{"userId": json.Number(user)}); r["error"] != nil {
 		t.Errorf("unsubscribeStatusChange: %v", r)
+	}
+}
+
+// One connection follows at most 1,000 users' statuses: the next follow
+// is refused with -32602 and a reason; unfollowing one makes room.
+func rpcFollowCap(t *testing.T, srv *Server) {
+	c := dialRPC(t, srv, "", []string{newChannelID(t)})
+	follow := func(method string, user int) map[string]json.RawMessage {
+		return c.call(t, method, map[string]any{"userId": user})
+	}
+	for u := 1; u <= 1000; u++ {
+		if r := follow("subscribeStatusChange", u); r["error"] != nil {
+			t.Fatalf("follow %d: %v", u, r)
+		}
+	}
+	if r := follow("subscribeStatusChange", 1001); errorCode(r) != -32602 || !strings.Contains(string(r["error"]), "at most") {
+		t.Fatalf("follow 1001: %s; want -32602 with the limit", r["error"])
+	}
+	if r := follow("subscribeStatusChange", 7); r["error"] != nil {
+		t.Fatalf("following a user already followed: %v", r)
+	}
+	if r := follow("unsubscribeStatusChange", 7); r["error"] != nil {
+		t.Fatalf("unfollow: %v", r)
+	}
+	if r := follow("subscribeStatusChange", 1001); r["error"] != nil {
+		t.Fatalf("follow after an unfollow: %v", r)
 	}
 }
 
