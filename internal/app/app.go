@@ -53,6 +53,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		eng.Close()
 		return nil, err
 	}
+	if err := a.keepBackendState(); err != nil {
+		a.backend.Close()
+		eng.Close()
+		return nil, err
+	}
 	a.server.SetBackend(a.backend)
 	if err := a.server.Listen(); err != nil {
 		a.backend.Close()
@@ -137,6 +142,36 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 // set before main runs.
 var processStart = time.Now()
 
+// keepBackendState makes the backend API's memory state (users' channels,
+// watch tags, last-seen times) survive a graceful restart beside the memory
+// store's snapshot, so that publishes by user and tag reach the clients
+// that reconnect with the channels they hold.
+func (a *App) keepBackendState() error {
+	path := a.cfg.Storage.Snapshot
+	mem, ok := a.backend.State().(*backend.Memory)
+	if path == "" || !ok {
+		return nil
+	}
+	path += ".backend"
+	if loaded, err := mem.LoadSnapshot(path); err != nil {
+		return fmt.Errorf("storage.snapshot: %w", err)
+	} else if loaded {
+		a.log.Info("backend state restored", "snapshot", path)
+	}
+	saveStore := a.late.snapshot
+	a.late.snapshot = func() {
+		if saveStore != nil {
+			saveStore()
+		}
+		if err := mem.SaveSnapshot(path); err != nil {
+			a.log.Error("backend state not saved", "snapshot", path, "err", err)
+			return
+		}
+		a.log.Info("backend state saved", "snapshot", path)
+	}
+	return nil
+}
+
 // waitPastStartSecond returns once the wall clock is in a second after
 // the one the process began in (at once for a process up for a while).
 func waitPastStartSecond() {
@@ -152,7 +187,7 @@ func waitPastStartSecond() {
 // goroutines may call it before the server exists.
 type lateServer struct {
 	s        atomic.Pointer[server.Server]
-	snapshot func() // saves the memory store; nil without a snapshot file
+	snapshot func() // saves the memory store and the backend state; nil without a snapshot file
 }
 
 func (l *lateServer) WebSockets() int64 {

@@ -66,6 +66,10 @@ type Service struct {
 	o Options
 }
 
+// State returns where the service keeps its channels, watches and
+// last-seen times.
+func (s *Service) State() State { return s.o.State }
+
 // New returns a service for o.
 func New(o Options) *Service {
 	if o.Now == nil {

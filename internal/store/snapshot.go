@@ -7,10 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/snapshotfile"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -107,26 +106,9 @@ func (s *Memory) ReadSnapshot(r io.Reader) error {
 	return nil
 }
 
-// SaveSnapshot writes the snapshot to path atomically: to a temporary file
-// beside it, synced, then renamed over it.
+// SaveSnapshot writes the snapshot to path atomically.
 func (s *Memory) SaveSnapshot(path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := s.WriteSnapshot(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return snapshotfile.Save(path, s.WriteSnapshot)
 }
 
 // LoadSnapshot reads the snapshot at path, if there is one, and removes
@@ -134,19 +116,5 @@ func (s *Memory) SaveSnapshot(path string) error {
 // were the file left in place, a crash later (which writes no snapshot)
 // would bring those ids back at the next start and issue them again.
 func (s *Memory) LoadSnapshot(path string) (loaded bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if err := s.ReadSnapshot(f); err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil {
-		return false, fmt.Errorf("%s: read, but not removed, so its ids could be issued twice: %w", path, err)
-	}
-	return true, nil
+	return snapshotfile.Load(path, s.ReadSnapshot)
 }

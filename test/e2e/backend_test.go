@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -313,4 +314,46 @@ func channelParam(t *testing.T, raw string) string {
 	}
 	private, _, _ := strings.Cut(u.Query().Get("CHANNEL_ID"), "/")
 	return private
+}
+
+// With storage.snapshot, the backend API's state survives a graceful
+// restart as the messages do: a client reconnecting with the channel it
+// was given before is still reached by publishes to its user and its
+// watched tags.
+func TestBackendStateSurvivesRestart(t *testing.T) {
+	routes := map[string]any{
+		"sub":     []any{"/bitrix/sub/", "/bitrix/subws/"},
+		"pub":     []any{"/bitrix/pub/"},
+		"backend": "/pushpull/",
+	}
+	cfg := map[string]any{
+		"servers":  []any{map[string]any{"name": "all", "routes": routes}},
+		"security": map[string]any{"key": "e2e-secret-key", "backendKey": backendKey},
+		"storage":  map[string]any{"snapshot": filepath.Join(t.TempDir(), "history.snapshot")},
+	}
+	first := startServer(t, cfg)
+	base := "http://127.0.0.1:" + strconv.Itoa(first.Ports[0]) + "/pushpull/"
+	var given struct {
+		Channels map[string]struct{ ID string } `json:"channels"`
+	}
+	backendCall(t, base, "config", map[string]any{"userId": 7}, &given)
+	backendCall(t, base, "watch", map[string]any{"userId": 7, "tags": []string{"chat42"}, "ttl": 600}, nil)
+	first.ExitExpected = true
+	first.stop(t)
+
+	second := startServer(t, cfg)
+	base = "http://127.0.0.1:" + strconv.Itoa(second.Ports[0]) + "/pushpull/"
+	_, wsURL := subQuery(second, given.Channels["private"].ID, "")
+	c := mustDialWS(t, wsURL)
+	id, _, _ := strings.Cut(given.Channels["private"].ID, ".")
+	waitOnline(t, second, id, true)
+	var byUser, byTag publishAnswer
+	backendCall(t, base, "publish", map[string]any{"users": []int{7}, "message": map[string]any{"module_id": "im", "command": "to-user", "params": map[string]any{}}}, &byUser)
+	backendCall(t, base, "publish", map[string]any{"batch": []any{map[string]any{"tags": []string{"chat42"}, "message": map[string]any{"module_id": "im", "command": "to-tag", "params": map[string]any{}}}}}, &byTag)
+	for _, want := range []string{"to-user", "to-tag"} {
+		env := c.NextEnvelopes(t, 1)
+		if !strings.Contains(string(env[0].Text), `"command":"`+want+`"`) {
+			t.Fatalf("after the restart got %s; want the %s message (answers %+v %+v)", env[0].Text, want, byUser, byTag)
+		}
+	}
 }
