@@ -106,6 +106,11 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 		// one, brings its own start back.
 		waitPastStartSecond()
 		mem := store.NewMemory(ttl, nil)
+		mem.SetLimits(store.Limits{
+			ChannelMessages: cfg.Storage.MaxChannelMessages,
+			ChannelBytes:    int64(cfg.Storage.MaxChannelBytes),
+			Bytes:           int64(cfg.Storage.MaxBytes),
+		})
 		if path := cfg.Storage.Snapshot; path != "" {
 			loaded, err := mem.LoadSnapshot(path)
 			if err != nil {

@@ -118,6 +118,13 @@ type Storage struct {
 	// and read from at start, so a restart keeps history (pushpull; memory
 	// storage only; "" = off).
 	Snapshot string `json:"snapshot,omitempty"`
+
+	// Bounds of the memory store (pushpull; 0 = unbounded): a channel past
+	// its bounds loses its oldest messages, the store past its budget the
+	// oldest of all.
+	MaxChannelMessages int `json:"maxChannelMessages"`
+	MaxChannelBytes    int `json:"maxChannelBytes"`
+	MaxBytes           int `json:"maxBytes"`
 }
 
 // Polling tunes long polling (pushpull).
@@ -204,6 +211,10 @@ func Default() *Config {
 			OnlineDelta: 10,
 			Host:        "127.0.0.1",
 			Port:        6379,
+
+			MaxChannelMessages: 10000,
+			MaxChannelBytes:    16 << 20,
+			MaxBytes:           512 << 20,
 		},
 		Polling: Polling{Timeout: 40},
 		WebSocket: WebSocket{

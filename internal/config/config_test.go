@@ -688,6 +688,7 @@ func TestParseRedis(t *testing.T) {
 		}
 		got := c.Storage
 		got.MessageTTL, got.ChannelTTL, got.OnlineTTL, got.OnlineDelta = 0, 0, 0, 0
+		got.MaxChannelMessages, got.MaxChannelBytes, got.MaxBytes = 0, 0, 0
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: storage = %+v, want %+v", tc.args, got, tc.want)
 		}

@@ -80,6 +80,18 @@ func (c *Config) validate(files bool) error {
 
 	v.positive("polling.timeout", c.Polling.Timeout)
 	v.positive("websocket.pingInterval", c.WebSocket.PingInterval)
+	for _, b := range []struct {
+		path string
+		n    int
+	}{
+		{"storage.maxChannelMessages", c.Storage.MaxChannelMessages},
+		{"storage.maxChannelBytes", c.Storage.MaxChannelBytes},
+		{"storage.maxBytes", c.Storage.MaxBytes},
+	} {
+		if b.n < 0 {
+			v.fail(b.path, "must be >= 0 (0: unbounded)")
+		}
+	}
 	v.positiveInt("websocket.maxQueueBytes", c.WebSocket.MaxQueueBytes)
 	v.positiveInt("websocket.maxFrameBytes", c.WebSocket.MaxFrameBytes)
 	v.positiveInt("limits.maxPayload", c.Limits.MaxPayload)

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushpull/pushpull/internal/store"
 )
 
 // metrics are the Prometheus series the server exports. Hot-path counts
@@ -54,6 +56,20 @@ func newMetrics(s *Server) *metrics {
 			Name: "pushpull_slow_consumers_total", Help: "WebSocket clients dropped because their queue was full.",
 		}, func() float64 { return float64(wsm.SlowConsumers.Load()) }),
 	)
+	if st, ok := s.gate.Engine.(interface{ Usage() store.Usage }); ok {
+		// The memory store's bounds at work.
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pushpull_store_messages", Help: "Messages the memory store keeps.",
+			}, func() float64 { return float64(st.Usage().Messages) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pushpull_store_bytes", Help: "Bytes of the messages the memory store keeps (storage.maxBytes bounds it).",
+			}, func() float64 { return float64(st.Usage().Bytes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "pushpull_store_evicted_total", Help: "Messages the memory store dropped before they expired, to stay within its bounds.",
+			}, func() float64 { return float64(st.Usage().Evicted) }),
+		)
+	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }

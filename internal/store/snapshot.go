@@ -2,7 +2,6 @@ package store
 
 import (
 	"bufio"
-	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,9 +35,9 @@ func (s *Memory) WriteSnapshot(w io.Writer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	live := make([]*protocol.Message, 0, len(s.expiry))
-	for _, m := range s.expiry {
-		if !m.Expired(now) {
-			live = append(live, m)
+	for _, e := range s.expiry {
+		if !e.m.Expired(now) {
+			live = append(live, e.m)
 		}
 	}
 	live = sortUnique(live)
@@ -86,22 +85,18 @@ func (s *Memory) ReadSnapshot(r io.Reader) error {
 		if m.Expired(now) || m.ID > s.counter {
 			continue
 		}
-		for _, c := range m.Channels {
+		s.keep(m, func(c string) *history {
 			h := s.channels[c]
 			if h == nil {
 				exp, ok := hdr.Channels[c]
 				if !ok || !now.Before(exp) {
-					continue
+					return nil
 				}
 				h = &history{expires: exp}
 				s.channels[c] = h
 			}
-			if n := len(h.slots); n > 0 && h.slots[n-1].m == m {
-				continue
-			}
-			h.slots = append(h.slots, slot{m.ID, m})
-		}
-		heap.Push(&s.expiry, m)
+			return h
+		})
 	}
 	return nil
 }
