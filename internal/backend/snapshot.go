@@ -80,4 +80,6 @@ func (m *Memory) ReadSnapshot(r io.Reader) error {
 func (m *Memory) SaveSnapshot(path string) error { return snapshotfile.Save(path, m.WriteSnapshot) }
 
 // LoadSnapshot reads the state at path, if there is one, and removes it.
-func (m *Memory) LoadSnapshot(path string) (bool, error) { return snapshotfile.Load(path, m.ReadSnapshot) }
+func (m *Memory) LoadSnapshot(path string) (bool, error) {
+	return snapshotfile.Load(path, m.ReadSnapshot)
+}
