@@ -1,0 +1,77 @@
+package redisengine
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	gws "github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
+	"github.com/pushpull/pushpull/internal/transport/ws"
+	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/format"
+)
+
+// A client that resumes while this process recovers a pub/sub gap reads
+// the gap from Redis as history; the recovery then brings the same
+// messages to the hub. The WebSocket sends each once, in order.
+func TestResumeDuringGapRecoveryNoRepeats(t *testing.T) {
+	r := redistest.Start(t)
+	pub, sub := pubSub(t, r.Addr())
+	ctx := context.Background()
+	wss := ws.NewServer(ws.Options{})
+	defer wss.Close()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		sess, err := wss.Upgrade(w, req, ws.FormatEncoder(format.Text))
+		if err != nil {
+			return
+		}
+		sub.hub.Subscribe(sess, []string{chA})
+		sess.Start(nil, func() { sub.hub.Unsubscribe(sess, []string{chA}) })
+		history, err := sub.Since(req.Context(), []string{chA}, req.URL.Query().Get("mid"))
+		if err != nil {
+			sess.Close(protocol.CloseInternalError, "history unavailable")
+			return
+		}
+		sess.Live(history, func(*protocol.Message) string { return chA })
+	}))
+	defer hs.Close()
+
+	rec := newRecorder(sub.hub, chA)
+	first := publish(t, pub, `{"n":1}`, chA)
+	rec.wait(t, 1)
+	release := holdSubscriptions(sub)
+	if err := raw(t, r.Addr()).Do(ctx, rawCmd("CLIENT", "KILL", "TYPE", "pubsub")).Error(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "not ready after losing the subscription", func() bool { return sub.Ready(ctx) != nil })
+	var want []string
+	for _, b := range []string{`{"n":2}`, `{"n":3}`, `{"n":4}`} {
+		want = append(want, publish(t, pub, b, chA).MID)
+	}
+	conn, _, _, err := gws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/?mid="+first.MID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	testutil.WaitFor(t, "the client to subscribe", func() bool { return sub.hub.Count(chA) == 2 })
+	release() // the recovery delivers 2-4 again, to the hub
+	waitReady(t, sub)
+	want = append(want, publish(t, pub, `{"n":5}`, chA).MID)
+	for i, mid := range want {
+		_ = conn.SetReadDeadline(time.Now().Add(testutil.Timeout))
+		b, err := wsutil.ReadServerText(conn)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !strings.Contains(string(b), `"mid":"`+mid+`"`) {
+			t.Fatalf("message %d is %s; want mid %s (nothing repeated)", i, b, mid)
+		}
+	}
+}
