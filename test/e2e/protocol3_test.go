@@ -661,8 +661,15 @@ func TestOnlineAndStats(t *testing.T) {
 	mustDialWS(t, srv.WSURL+"?CHANNEL_ID="+a)
 	lp, _ := subQuery(srv, b, "")
 	pending := startLongPoll(t, lp)
-	waitOnline(t, srv, a, true)
-	waitOnline(t, srv, b, true)
+	// A dial returns with the handshake; the server subscribes the
+	// connection and counts it right after.
+	testutil.WaitFor(t, "both connections and the long poll counted", func() bool {
+		counts := online(t, srv, a, b)
+		var st []struct{ WebSockets, Pollings int }
+		r := request(t, http.MethodGet, srv.StatURL, "", nil)
+		return counts[a] == 2 && counts[b] == 1 && json.Unmarshal([]byte(r.Body), &st) == nil &&
+			len(st) == 1 && st[0].WebSockets == 2 && st[0].Pollings == 1
+	})
 
 	r := request(t, http.MethodGet, srv.PubURL+"?CHANNEL_ID="+a+"/"+b+"/"+offline, "", nil)
 	if r.Status != http.StatusOK {
