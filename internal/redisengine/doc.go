@@ -83,6 +83,17 @@
 // so clients resume from their last mid. Ready fails from the moment a
 // subscription is lost until the next one is recovered.
 //
+// A subscription can also go silent: its socket open and answering, but
+// delivering nothing (a proxy or a failover that dropped it). Each
+// process therefore sends itself a probe every Options.ProbeInterval on
+// <prefix>pushpull:probe:<processUniqueId> (SUBSCRIBE beside the pattern;
+// in a cluster SSUBSCRIBE in the same slot). A probe not back within
+// Options.ProbeTimeout turns readiness red, closes the connection and
+// subscribes anew, recovering the gap as above. A session never sends a
+// message at or below the last one it sent, so history a client read at
+// connect time and the same messages coming again through the recovery
+// reach it once.
+//
 // # Durability
 //
 // What Redis loses, nobody can replay. For no accepted message to be lost

@@ -57,7 +57,12 @@ type Options struct {
 	OnResync func()
 
 	Timeout time.Duration // bound of each Redis call without an earlier deadline (default 5 s)
-	Log     *slog.Logger  // default slog.Default()
+	// ProbeInterval is how often the process sends a probe through its
+	// own pub/sub subscription (default 1 s); a probe not back within
+	// ProbeTimeout (default 3 s) means the subscription silently stopped
+	// delivering: readiness goes red and it is rebuilt, the gap recovered.
+	ProbeInterval, ProbeTimeout time.Duration
+	Log                         *slog.Logger // default slog.Default()
 }
 
 // OptionsFromConfig derives Options from the configuration: storage.addrs,
@@ -132,6 +137,12 @@ func (o *Options) defaults() {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = time.Second
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 3 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

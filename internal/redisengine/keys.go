@@ -63,6 +63,10 @@ func (l layout) subscription() string {
 	return escapeGlob(l.prefix) + "pushserver:*"
 }
 
+// probe is the channel a process sends probes to through its own
+// subscription: outside the pattern of subscription, in the same slot.
+func (l layout) probe(uid string) string { return l.prefix + "pushpull:probe:" + uid }
+
 // escapeGlob quotes the characters PSUBSCRIBE patterns give a meaning.
 func escapeGlob(s string) string {
 	if !strings.ContainsAny(s, `*?[]\`) {

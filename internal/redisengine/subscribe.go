@@ -92,19 +92,23 @@ func (s *subscriber) once(ctx context.Context) error {
 
 	dc, release := c.client.Dedicate()
 	defer release()
-	confirmed := make(chan struct{}, 1)
+	confirmed := make(chan struct{}, 2)
 	ended := make(chan string, 1)
-	subKind, endKind := "psubscribe", "punsubscribe"
-	if c.keys.cluster {
-		subKind, endKind = "ssubscribe", "sunsubscribe"
-	}
+	probed := make(chan struct{}, 1)
+	probe := c.keys.probe(s.e.opt.ProcessUniqueID)
 	closed := dc.SetPubSubHooks(rueidis.PubSubHooks{
-		OnMessage: func(m rueidis.PubSubMessage) { s.receive(m.Message) },
+		OnMessage: func(m rueidis.PubSubMessage) {
+			if m.Channel == probe {
+				notify(probed, struct{}{})
+				return
+			}
+			s.receive(m.Message)
+		},
 		OnSubscription: func(ps rueidis.PubSubSubscription) {
 			switch ps.Kind {
-			case subKind:
+			case "psubscribe", "subscribe", "ssubscribe":
 				notify(confirmed, struct{}{})
-			case endKind:
+			case "punsubscribe", "unsubscribe", "sunsubscribe":
 				// A cluster moves a sharded channel's slot, or a
 				// client killed the subscription: messages are lost
 				// until a new one is made.
@@ -112,44 +116,87 @@ func (s *subscriber) once(ctx context.Context) error {
 			}
 		},
 	})
-	var cmd rueidis.Completed
+	// The messages, and this process's probe channel: two subscriptions
+	// on one connection (one slot in a cluster).
+	var cmds rueidis.Commands
 	if c.keys.cluster {
-		cmd = dc.B().Ssubscribe().Channel(c.keys.subscription()).Build()
+		cmds = rueidis.Commands{dc.B().Ssubscribe().Channel(c.keys.subscription(), probe).Build()}
 	} else {
-		cmd = dc.B().Psubscribe().Pattern(c.keys.subscription()).Build()
+		cmds = rueidis.Commands{dc.B().Psubscribe().Pattern(c.keys.subscription()).Build(), dc.B().Subscribe().Channel(probe).Build()}
 	}
 	sctx, cancel := s.e.bound(ctx)
-	err = dc.Do(sctx, cmd).Error()
+	for _, r := range dc.DoMulti(sctx, cmds...) {
+		if err == nil {
+			err = r.Error()
+		}
+	}
 	cancel()
 	if err != nil {
 		return err
 	}
 	timeout := time.NewTimer(s.e.opt.Timeout)
 	defer timeout.Stop()
-	select {
-	case <-confirmed:
-	case err := <-closed:
-		return connErr(err)
-	case k := <-ended:
-		return fmt.Errorf("subscription ended (%s)", k)
-	case <-timeout.C:
-		return errors.New("subscription not confirmed")
-	case <-ctx.Done():
-		return ctx.Err()
+	for range 2 {
+		select {
+		case <-confirmed:
+		case err := <-closed:
+			return connErr(err)
+		case k := <-ended:
+			return fmt.Errorf("subscription ended (%s)", k)
+		case <-timeout.C:
+			return errors.New("subscription not confirmed")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if err := s.recover(ctx, c); err != nil {
 		return err
 	}
 	s.setState(nil)
-	select {
-	case err := <-closed:
-		return connErr(err)
-	case k := <-ended:
-		return fmt.Errorf("subscription ended (%s)", k)
-	case <-ctx.Done():
-		return ctx.Err()
+	return s.watch(ctx, c, dc, probe, probed, closed, ended)
+}
+
+// watch keeps an established subscription until it ends, sending a probe
+// through it every ProbeInterval: a connection that silently stops
+// delivering (its socket open, health checks green) is caught when a probe
+// does not come back within ProbeTimeout, and closed so that a new one is
+// made and the gap recovered.
+func (s *subscriber) watch(ctx context.Context, c *connection, dc rueidis.DedicatedClient, probe string,
+	probed <-chan struct{}, closed <-chan error, ended <-chan string) error {
+	tick := time.NewTicker(s.e.opt.ProbeInterval)
+	defer tick.Stop()
+	var waiting time.Time // when the oldest probe not yet back was sent
+	for {
+		select {
+		case err := <-closed:
+			return connErr(err)
+		case k := <-ended:
+			return fmt.Errorf("subscription ended (%s)", k)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-probed:
+			waiting = time.Time{}
+		case now := <-tick.C:
+			if !waiting.IsZero() && now.Sub(waiting) > s.e.opt.ProbeTimeout {
+				s.setState(errSilent)
+				go dc.Close() // waits for calls under way, which a wedged connection may never end
+				return errSilent
+			}
+			if waiting.IsZero() {
+				waiting = now
+			}
+			cmd := c.client.B().Publish().Channel(probe).Message("probe").Build()
+			if c.keys.cluster {
+				cmd = c.client.B().Spublish().Channel(probe).Message("probe").Build()
+			}
+			pctx, cancel := s.e.bound(ctx)
+			_ = c.client.Do(pctx, cmd).Error() // a failed probe is a probe not back
+			cancel()
+		}
 	}
 }
+
+var errSilent = errors.New("redis pub/sub: the subscription delivers nothing (a probe did not come back)")
 
 func notify[T any](ch chan T, v T) {
 	select {
