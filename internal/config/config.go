@@ -142,6 +142,11 @@ type WebSocket struct {
 // Limits bound requests (pushpull).
 type Limits struct {
 	MaxPayload int `json:"maxPayload"` // largest publish body in bytes (default 1,000,000)
+	// ClientMessages is how many messages per second one client (a
+	// connection, or a sender's public channel on the REST route) may
+	// publish, with bursts of up to ClientBurst (pushpull).
+	ClientMessages int `json:"clientMessagesPerSecond"`
+	ClientBurst    int `json:"clientBurst"`
 }
 
 // Backend tunes the backend API (pushpull): the configs it hands out and
@@ -222,7 +227,7 @@ func Default() *Config {
 			MaxQueueBytes: 1 << 20,
 			MaxFrameBytes: 64 << 10,
 		},
-		Limits:          Limits{MaxPayload: 1000000},
+		Limits:          Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100},
 		ShutdownTimeout: 10,
 		Log:             Log{Level: "info", Format: "text"},
 		Backend: Backend{

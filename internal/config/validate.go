@@ -87,6 +87,8 @@ func (c *Config) validate(files bool) error {
 		{"storage.maxChannelMessages", c.Storage.MaxChannelMessages},
 		{"storage.maxChannelBytes", c.Storage.MaxChannelBytes},
 		{"storage.maxBytes", c.Storage.MaxBytes},
+		{"limits.clientMessagesPerSecond", c.Limits.ClientMessages},
+		{"limits.clientBurst", c.Limits.ClientBurst},
 	} {
 		if b.n < 0 {
 			v.fail(b.path, "must be >= 0 (0: unbounded)")

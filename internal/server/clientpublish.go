@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
 
 	"google.golang.org/protobuf/proto"
@@ -131,6 +132,12 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		text(w, http.StatusBadRequest, bad.msg)
+		return
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if !s.clientRate.allow(senderKey(sender, host), len(msgs)) {
+		w.Header().Set("Retry-After", "1")
+		text(w, http.StatusTooManyRequests, s.clientRate.errTooFast())
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)

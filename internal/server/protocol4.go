@@ -127,6 +127,10 @@ func (c *conn) binaryRequest(data []byte) {
 		c.sess.Close(bad.code, bad.msg)
 		return
 	}
+	if !c.s.clientRate.allow(senderKey(c.sub.public, c.id), len(msgs)) {
+		c.sess.Close(protocol.ClosePolicy, c.s.clientRate.errTooFast())
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	if err := c.s.publishAll(ctx, msgs); err != nil {

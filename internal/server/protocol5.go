@@ -121,6 +121,9 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			return nil, jsonrpc.InvalidParams("body must be an object")
 		}
 		m.Body = p.Body
+		if !c.s.clientRate.allow(senderKey(c.sub.public, c.id), 1) {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeServerError, Message: c.s.clientRate.errTooFast()}
+		}
 		if err := c.s.publishAll(ctx, []*protocol.Message{m}); err != nil {
 			return nil, jsonrpc.ErrInternal
 		}

@@ -26,7 +26,8 @@ import (
 
 // Server serves every configured listener.
 type Server struct {
-	cfg *config.Config
+	cfg        *config.Config
+	clientRate *clientLimiter // how fast clients may publish
 	// bodyDeadline overrides defaultBodyTimeout (tests).
 	bodyDeadline time.Duration
 	log          *slog.Logger
@@ -75,6 +76,8 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 		hub:    h,
 		engine: gate,
 		gate:   gate,
+
+		clientRate: newClientLimiter(cfg.Limits.ClientMessages, cfg.Limits.ClientBurst),
 		ws: ws.NewServer(ws.Options{
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,

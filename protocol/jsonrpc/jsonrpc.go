@@ -21,6 +21,9 @@ const (
 	CodeMethodNotFound = -32601
 	CodeInvalidParams  = -32602
 	CodeInternalError  = -32603
+	// CodeServerError is the first of the codes the specification leaves
+	// to servers: pushpull answers it to a client over its rate.
+	CodeServerError = -32000
 )
 
 // Error is the error member of a response.

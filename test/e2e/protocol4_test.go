@@ -561,3 +561,25 @@ func waitOnlineAs(t *testing.T, srv *Server, clientID, channel string) {
 		return strings.Contains(r.Body, channel)
 	})
 }
+
+// A client may publish limits.clientMessagesPerSecond messages a second
+// with bursts of limits.clientBurst: a request past the burst is answered
+// 429 with Retry-After, and one within it goes through.
+func TestClientPublishRate(t *testing.T) {
+	srv := start45(t, map[string]any{"type": "memory"}, map[string]any{
+		"limits": map[string]any{"clientMessagesPerSecond": 1, "clientBurst": 3},
+	})
+	a, b := newPair(t), newPair(t)
+	msg := &pb.IncomingMessage{Receivers: []*pb.Receiver{publicReceiver(b.pub, b.publicSig(key45))},
+		Body: proto.String(`{"module_id":"chat","command":"x","params":{}}`), Expiry: proto.Uint32(0)}
+	four, _ := proto.Marshal(&pb.RequestBatch{Requests: []*pb.Request{{Command: &pb.Request_IncomingMessages{
+		IncomingMessages: &pb.IncomingMessagesRequest{Messages: []*pb.IncomingMessage{msg, msg, msg, msg}},
+	}}}})
+	url := srv.url("/bitrix/rest/") + "?CHANNEL_ID=" + a.entry(key45)
+	if r := postBinary(t, url, four); r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "per second") {
+		t.Fatalf("four messages with a burst of three: %d %v %q; want 429 with Retry-After and the rate", r.Status, r.Header, r.Body)
+	}
+	if r := postBinary(t, url, clientBatch(`{"module_id":"chat","command":"y","params":{}}`, publicReceiver(b.pub, b.publicSig(key45)))); r.Status != http.StatusOK {
+		t.Fatalf("one message: %d %q; want 200", r.Status, r.Body)
+	}
+}
