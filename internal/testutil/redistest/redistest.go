@@ -63,11 +63,13 @@ func Binary(t testing.TB, name string) string {
 }
 
 // FreePort returns a loopback port that is free, and whose cluster bus port
-// (port + 10000) is free too.
+// (port + 10000) is free too. Both lie below Linux's ephemeral range
+// (32768-60999), so that no outgoing connection takes one as its local
+// port while a test has stopped its server to start it again.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
-		port := 20000 + rand.IntN(30000)
+		port := 12000 + rand.IntN(10768)
 		ok := true
 		for _, p := range []int{port, port + 10000} {
 			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
