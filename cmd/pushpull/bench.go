@@ -9,16 +9,20 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/bench"
 )
 
-const benchUsage = `usage: pushpull bench idle|fanout|unicast|all [flags]
+const benchUsage = `usage: pushpull bench idle|fanout|unicast|all|chaos [flags]
 
 Measures a pushpull server on this machine: memory per idle WebSocket
 (idle), delivery latency to many subscribers of one channel (fanout), and
-server CPU per delivered message (unicast). By default each scenario starts
+server CPU per delivered message (unicast). chaos runs servers through
+faults (restarts, kill -9, Redis killed, a process killed among two) while
+subscribers resume by mid and drop their connections, and reports accepted,
+missing, duplicated and backwards deliveries per fault. By default each scenario starts
 its own server (this executable, "serve") on free loopback ports; with --pid,
 --sub and --pub it measures a running one instead.
 
@@ -57,6 +61,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	var chaos bench.ChaosOptions
+	var faults string
+	fs.StringVar(&faults, "faults", "", "chaos: comma-separated runs (default all: "+strings.Join(bench.ChaosFaults, ",")+")")
+	fs.DurationVar(&chaos.Phase, "phase", 8*time.Second, "chaos: how long each run publishes")
 
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		scenario, args = args[0], args[1:]
@@ -116,6 +124,22 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if r, err = bench.Unicast(ctx, o); r != nil {
 			result = r
 			bench.WriteDelivery(text, r)
+		}
+	case "chaos":
+		chaos.Executable = o.Executable
+		if faults != "" {
+			chaos.Faults = strings.Split(faults, ",")
+		}
+		if !quiet {
+			chaos.Log = os.Stderr
+		}
+		rows := bench.Chaos(ctx, chaos)
+		result = rows
+		bench.WriteChaos(text, rows)
+		for _, r := range rows {
+			if r.Error != "" || r.Missing+r.Duplicated+r.Backwards > 0 {
+				err = errors.New("a run lost, repeated or reordered messages, or did not finish")
+			}
 		}
 	case "all":
 		rep := bench.All(ctx, o, text)

@@ -62,6 +62,9 @@ type Options struct {
 	// ProbeTimeout (default 3 s) means the subscription silently stopped
 	// delivering: readiness goes red and it is rebuilt, the gap recovered.
 	ProbeInterval, ProbeTimeout time.Duration
+
+	beforeSubscribe func() // test seam: runs before each subscription, the first included
+
 	Log                         *slog.Logger // default slog.Default()
 }
 
@@ -245,6 +248,7 @@ func (e *Engine) dialLoop() {
 // start runs the background work once connected.
 func (e *Engine) start() {
 	if !e.opt.PublishMode {
+		e.sub.markStart(e.ctx)
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()

@@ -85,3 +85,34 @@ func TestResumeDuringGapRecoveryNoRepeats(t *testing.T) {
 		}
 	}
 }
+
+// A process that starts while others publish serves clients before its
+// first subscription is made: what is published in between reaches them
+// all the same, recovered from the id that was newest when it started.
+func TestFirstSubscriptionRecoversSinceStart(t *testing.T) {
+	r := redistest.Start(t)
+	po := opts(r.Addr())
+	po.PublishMode = true
+	pub := newEngine(t, po)
+	waitReady(t, pub)
+	first := publish(t, pub, `{"n":1}`, chA)
+
+	hold := make(chan struct{})
+	so := opts(r.Addr())
+	so.beforeSubscribe = func() { <-hold }
+	sub := newEngine(t, so)
+	rec := newRecorder(sub.hub, chA)
+	// A client resuming now finds nothing new in history and goes live.
+	if h, err := sub.Since(context.Background(), []string{chA}, first.MID); err != nil || len(h) != 0 {
+		t.Fatalf("history after the first message: %v %v", mids(h), err)
+	}
+	var want []string
+	for _, b := range []string{`{"n":2}`, `{"n":3}`} {
+		want = append(want, publish(t, pub, b, chA).MID)
+	}
+	close(hold)
+	waitReady(t, sub)
+	if got := mids(rec.wait(t, 2)); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("delivered %v; want %v, published before the first subscription", got, want)
+	}
+}

@@ -41,6 +41,7 @@ var errNotSubscribed = errors.New("redis: pub/sub not subscribed")
 func (s *subscriber) init(e *Engine) {
 	s.e = e
 	s.state = errNotSubscribed
+	s.beforeSubscribe = e.opt.beforeSubscribe
 }
 
 func (s *subscriber) ready() error {
@@ -53,6 +54,46 @@ func (s *subscriber) setState(err error) {
 	s.mu.Lock()
 	s.state = err
 	s.mu.Unlock()
+}
+
+// markStart takes the newest id in Redis as delivered, before the first
+// subscription and before this process serves any client: a client that
+// connects before the subscription is made reads history up to some id,
+// and the first subscription then recovers everything after this one, so
+// nothing published in between is lost to it. If Redis does not answer,
+// the first subscription starts from what comes.
+func (s *subscriber) markStart(ctx context.Context) {
+	c, err := s.e.client()
+	if err != nil {
+		return
+	}
+	rctx, cancel := s.e.bound(ctx)
+	defer cancel()
+	start, counter, err := readCounter(rctx, c)
+	if err != nil || start == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.start, s.last, s.joined = start, counter, true
+	s.mu.Unlock()
+}
+
+// readCounter reads the start date and the message counter.
+func readCounter(ctx context.Context, c *connection) (start int64, counter uint64, err error) {
+	vals, err := c.client.Do(ctx, c.client.B().Mget().Key(c.keys.startDate(), c.keys.counter()).Build()).ToArray()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read counter: %w", err)
+	}
+	if len(vals) != 2 {
+		return 0, 0, errors.New("read counter: unexpected reply")
+	}
+	if v, err := vals[0].ToString(); err == nil {
+		start, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, err := vals[1].ToString(); err == nil {
+		counter, _ = strconv.ParseUint(v, 10, 64)
+	}
+	return start, counter, nil
 }
 
 // run keeps a subscription until ctx ends.
@@ -257,20 +298,9 @@ func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
 func (s *subscriber) recover(ctx context.Context, c *connection) error {
 	rctx, cancel := s.e.bound(ctx)
 	defer cancel()
-	vals, err := c.client.Do(rctx, c.client.B().Mget().Key(c.keys.startDate(), c.keys.counter()).Build()).ToArray()
+	start, counter, err := readCounter(rctx, c)
 	if err != nil {
-		return fmt.Errorf("read counter: %w", err)
-	}
-	if len(vals) != 2 {
-		return errors.New("read counter: unexpected reply")
-	}
-	var start int64
-	var counter uint64
-	if v, err := vals[0].ToString(); err == nil {
-		start, _ = strconv.ParseInt(v, 10, 64)
-	}
-	if v, err := vals[1].ToString(); err == nil {
-		counter, _ = strconv.ParseUint(v, 10, 64)
+		return err
 	}
 
 	s.mu.Lock()
