@@ -65,7 +65,7 @@ type Options struct {
 
 	beforeSubscribe func() // test seam: runs before each subscription, the first included
 
-	Log                         *slog.Logger // default slog.Default()
+	Log *slog.Logger // default slog.Default()
 }
 
 // OptionsFromConfig derives Options from the configuration: storage.addrs,
