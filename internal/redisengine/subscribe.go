@@ -70,9 +70,11 @@ func (s *subscriber) markStart(ctx context.Context) {
 	rctx, cancel := s.e.bound(ctx)
 	defer cancel()
 	start, counter, err := readCounter(rctx, c)
-	if err != nil || start == 0 {
+	if err != nil {
 		return
 	}
+	// With nothing published yet (start 0), the first subscription
+	// recovers from the first id of whatever numbering begins meanwhile.
 	s.mu.Lock()
 	s.start, s.last, s.joined = start, counter, true
 	s.mu.Unlock()

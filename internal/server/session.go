@@ -74,6 +74,15 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 			sess.Close(protocol.CloseInternalError, "history unavailable")
 			return
 		}
+		// The client has everything up to its mid: a message at or below
+		// it that reaches this process late (its pub/sub behind another
+		// process's) is not sent again. A mid ahead of every stored one
+		// (from another installation) holds back nothing newer than those.
+		after := sub.mid
+		if newest, err := s.engine.Last(ctx, sub.ids); err == nil && newest < after {
+			after = newest
+		}
+		sess.ResumeAfter(after)
 	}
 	sess.Live(history, func(m *protocol.Message) string { return protocol.FirstChannel(m, sub.ids) })
 }

@@ -142,9 +142,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	// A 304 tells a client without a mid the newest mid to resume after.
 	// It is read now, while subscribed: anything newer reaches this
 	// request, or the client's next one through history.
-	newest := req.MID
-	if newest == "" {
-		newest, _ = h.Engine.Last(ctx, req.Channels)
+	newest, _ := h.Engine.Last(ctx, req.Channels)
+	// The answer holds only what comes after the client's mid, unless
+	// that mid is ahead of every stored one (from another installation):
+	// then what comes after the newest.
+	after := req.MID
+	if after != "" && newest < after {
+		after = newest
+	}
+	if req.MID != "" {
+		newest = req.MID
 	}
 
 	var got []format.Delivery
@@ -159,7 +166,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 			got = append(got, format.Delivery{Msg: m, Channel: protocol.FirstChannel(m, req.Channels)})
 		}
 	}
-	got = unique(append(got, wt.take()...), req.MID)
+	got = unique(append(got, wt.take()...), after)
 	if len(got) == 0 {
 		timer := time.NewTimer(h.Timeout)
 		defer timer.Stop()
@@ -169,9 +176,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 			case <-wt.wake:
 				// Live messages the client already has (a broker's gap
 				// recovery can bring them again) keep the request held.
-				got = unique(wt.take(), req.MID)
+				got = unique(wt.take(), after)
 			case <-timer.C:
-				got = unique(wt.take(), req.MID)
+				got = unique(wt.take(), after)
 				break hold
 			case <-ctx.Done():
 				return

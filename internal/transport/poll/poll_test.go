@@ -95,3 +95,18 @@ func TestServeNotModified(t *testing.T) {
 		t.Fatalf("status %d newest %q; want 304 naming %s", w.Code, pos.newest, m.MID)
 	}
 }
+
+// A mid ahead of every stored one (another installation's) holds back
+// nothing newer than what is stored.
+func TestServeAfterFutureMID(t *testing.T) {
+	h, e, hb := newHandler(time.Hour)
+	publish(t, e, `{"n":1}`)
+	future := protocol.FormatMID(9999999999, 1)
+	done := serve(h, Request{Channels: []string{ch}, MID: future, Format: format.Text, Position: &position{}})
+	testutil.WaitFor(t, "the request to subscribe", func() bool { return hb.Count(ch) != 0 })
+	next := publish(t, e, `{"n":2}`)
+	w := <-done
+	if w.Code != http.StatusOK || w.Body.String() != string(format.Text.AppendMessage(nil, next, ch)) {
+		t.Fatalf("status %d body %q; want message 2", w.Code, w.Body)
+	}
+}

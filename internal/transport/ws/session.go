@@ -3,6 +3,7 @@ package ws
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,17 @@ func (s *Session) Flush(inline bool) {
 	} else {
 		s.srv.schedule(s)
 	}
+}
+
+// ResumeAfter tells a session, before Live, the id of the last message
+// the client already has: nothing at or below it is sent, however late it
+// is delivered.
+func (s *Session) ResumeAfter(mid string) {
+	s.mu.Lock()
+	if mid > s.lastMID {
+		s.lastMID, s.lastIdx = mid, math.MaxInt
+	}
+	s.mu.Unlock()
 }
 
 // Live queues history (the messages the client missed, oldest first, with

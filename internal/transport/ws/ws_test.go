@@ -645,3 +645,37 @@ func TestUnfinishedMessageIsClosed(t *testing.T) {
 	}
 	h.waitSessions(t, 0)
 }
+
+// A session resumed after a mid sends nothing at or below it, even when
+// history is empty and messages the client has reach this process late.
+func TestResumeAfterDropsWhatTheClientHas(t *testing.T) {
+	srv := NewServer(Options{})
+	defer srv.Close()
+	hb := hub.New()
+	ready := make(chan *Session, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := srv.Upgrade(w, r, encodeText)
+		if err != nil {
+			return
+		}
+		hb.Subscribe(sess, []string{"c"})
+		sess.Start(nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
+		ready <- sess
+	}))
+	defer hs.Close()
+	conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess := <-ready
+	mid := func(n uint64) string { return protocol.FormatMID(3, n) }
+	sess.ResumeAfter(mid(5))
+	publishMID(hb, mid(4), "4 late") // held, then dropped
+	sess.Live(nil, nil)
+	publishMID(hb, mid(5), "5 late")
+	publishMID(hb, mid(6), "6")
+	if got := readText(t, conn); got != "6" {
+		t.Fatalf("got %q, want 6 alone", got)
+	}
+}
