@@ -116,6 +116,11 @@ func decode(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 	if len(body) == 0 || !json.Valid(body) {
 		return nil, errBadText
 	}
+	// Another server sharing the Redis (the original, or an older
+	// pushpull) may have stored bytes that are not UTF-8: repaired here,
+	// as the publish gate repairs what this server accepts, so that no
+	// stored message can make clients fail their WebSocket.
+	body = protocol.RepairUTF8(body)
 	var expiry uint32
 	if s.Expiry > 0 && s.Expiry <= math.MaxUint32 {
 		expiry = uint32(s.Expiry)
@@ -144,11 +149,11 @@ func decode(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 			if m.UserParams == nil {
 				m.UserParams = make(map[string]json.RawMessage, len(s.UserParams))
 			}
-			m.UserParams[u] = p
+			m.UserParams[u] = protocol.RepairUTF8(p)
 		}
 	}
 	if protocol.IsJSONObject(s.Dictionary) {
-		m.Dictionary = s.Dictionary
+		m.Dictionary = protocol.RepairUTF8(s.Dictionary)
 	}
 	return m, nil
 }

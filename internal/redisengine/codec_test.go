@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/store"
@@ -78,6 +79,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !protocol.ValidMID(m.MID) {
 			t.Fatalf("accepted id %q", m.MID)
+		}
+		if !utf8.Valid(m.Body) || !utf8.Valid(m.Dictionary) {
+			t.Fatalf("decoded a message that is not UTF-8: %q %q", m.Body, m.Dictionary)
 		}
 		// What decodes encodes back to the same message.
 		again, err := decode([]byte(encode(m)), store.DefaultTTLs)
