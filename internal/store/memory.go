@@ -193,20 +193,25 @@ func (s *Memory) evictOldest() {
 		if e.index < 0 {
 			continue // expired or evicted already
 		}
-		for _, c := range e.m.Channels {
-			if h := s.channels[c]; h != nil {
-				h.remove(e)
-				if h.empty() {
-					delete(s.channels, c)
-				}
-			}
-		}
-		e.refs = 0
-		s.release(e)
+		s.forget(e)
 		s.evicted++
 		break
 	}
 	s.compactOrder()
+}
+
+// forget drops e from every channel index and releases it.
+func (s *Memory) forget(e *entry) {
+	for _, c := range e.m.Channels {
+		if h := s.channels[c]; h != nil {
+			h.remove(e)
+			if h.empty() {
+				delete(s.channels, c)
+			}
+		}
+	}
+	e.refs = 0
+	s.release(e)
 }
 
 // release forgets e: out of the expiry heap and the byte count.
@@ -331,17 +336,7 @@ func (s *Memory) Expire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.expiry) > 0 && s.expiry[0].m.Expired(now) {
-		e := s.expiry[0]
-		for _, c := range e.m.Channels {
-			if h := s.channels[c]; h != nil {
-				h.remove(e)
-				if h.empty() {
-					delete(s.channels, c)
-				}
-			}
-		}
-		e.refs = 0
-		s.release(e)
+		s.forget(s.expiry[0])
 	}
 	for c, h := range s.channels {
 		if !now.Before(h.expires) {
