@@ -91,6 +91,12 @@ type Security struct {
 	// they send "Authorization: Bearer <backendKey>". Empty disables the
 	// API, whose routes then answer 404.
 	BackendKey string `json:"backendKey,omitempty"`
+	// TrustedOrigins are the browser origins ("https://admin.example",
+	// or "*") allowed on the trusted routes: publish, api, stat, health,
+	// ready, metrics and backend (pushpull). Those routes refuse other
+	// requests a browser sends on a page's behalf; the pages of this
+	// process's own demo route are always allowed.
+	TrustedOrigins []string `json:"trustedOrigins,omitempty"`
 }
 
 // Storage selects and tunes the store. TTLs are in seconds.

@@ -66,6 +66,11 @@ func (c *Config) validate(files bool) error {
 	if c.Security.SignedPublish && c.Security.Key == "" {
 		v.fail("security.signedPublish", "needs security.key")
 	}
+	for i, o := range c.Security.TrustedOrigins {
+		if o != "*" && !IsOrigin(o) {
+			v.fail(fmt.Sprintf("security.trustedOrigins[%d]", i), "%q is not an origin (scheme://host[:port], no path) or *", o)
+		}
+	}
 	for id, key := range c.Security.Clients {
 		if id == "" || strings.ContainsAny(id, "|/?&#% ") {
 			v.fail("security.clients", "%q is not a client id", id)
@@ -252,6 +257,15 @@ func (v *validator) backend(b Backend) {
 			v.fail("backend.publicURL", "%q is not an http(s) URL", b.PublicURL)
 		}
 	}
+}
+
+// IsOrigin reports whether o is a browser origin as the Origin header
+// carries it: http or https, a host, an optional port, nothing else.
+func IsOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery &&
+		o == u.Scheme+"://"+u.Host
 }
 
 func normalHost(h string) string {

@@ -248,47 +248,55 @@ func serverRestart() *protocol.Message {
 	return &protocol.Message{Body: []byte(body)}
 }
 
-// route is one path prefix and its handler.
+// route is one path prefix and its handler; trusted routes serve
+// backends and monitoring, not browsers (see origin.go).
 type route struct {
-	prefix string
-	h      http.HandlerFunc
+	prefix  string
+	h       http.HandlerFunc
+	trusted bool
 }
 
 func (s *Server) router(r config.Routes) http.Handler {
 	var routes []route
-	add := func(prefixes []string, h http.HandlerFunc) {
+	add := func(prefixes []string, h http.HandlerFunc, trusted bool) {
 		for _, p := range prefixes {
-			routes = append(routes, route{p, h})
+			routes = append(routes, route{p, h, trusted})
 		}
 	}
+	const browser, trusted = false, true
 	if s.cfg.PublishMode {
 		if len(r.Sub) > 0 {
 			s.log.Warn("publishMode: subscribe routes are not served", "routes", r.Sub)
 		}
 	} else {
-		add(r.Sub, s.subscribe)
+		add(r.Sub, s.subscribe, browser)
 	}
-	add(r.Pub, s.publishRoute)
-	add(r.API, s.apiRoute)
-	add(r.Rest, s.restRoute)
-	add(r.Stat, s.stats)
-	add(r.Health, s.health)
-	add(r.Ready, s.ready)
-	add(r.Metrics, s.metrics.serve)
+	add(r.Pub, s.publishRoute, trusted)
+	add(r.API, s.apiRoute, trusted)
+	add(r.Rest, s.restRoute, browser)
+	add(r.Stat, s.stats, trusted)
+	add(r.Health, s.health, trusted)
+	add(r.Ready, s.ready, trusted)
+	add(r.Metrics, s.metrics.serve, trusted)
 	for _, p := range r.Demo {
-		add([]string{p}, demo.Handler(p, s.cfg))
+		add([]string{p}, demo.Handler(p, s.cfg), browser)
 	}
 	if s.backend != nil {
-		add(r.Backend, s.backend.ServeHTTP)
+		add(r.Backend, s.backend.ServeHTTP, trusted)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
 		for _, rt := range routes {
 			if strings.HasPrefix(req.URL.Path, rt.prefix) {
+				if !rt.trusted {
+					openCORS(w)
+				} else if !s.admit(w, req) {
+					return
+				}
 				rt.h(w, req)
 				return
 			}
 		}
+		openCORS(w)
 		notFound(w)
 	})
 }

@@ -576,14 +576,17 @@ func TestCORS(t *testing.T) {
 	}
 
 	base := strings.TrimSuffix(srv.SubURL, "/bitrix/sub/")
-	for _, c := range []struct{ method, url string }{
-		{http.MethodGet, base + "/no/such/route"},
-		{http.MethodGet, base + "/"},
-		{http.MethodPost, srv.SubURL + "?CHANNEL_ID=" + newChannelID(t)},
-		{http.MethodOptions, srv.PubURL},
-		{http.MethodPut, srv.PubURL + "?CHANNEL_ID=" + newChannelID(t)},
-		{http.MethodPut, srv.SubURL},
-		{http.MethodDelete, base + "/no/such/route"},
+	for _, c := range []struct {
+		method, url string
+		cors        string // the trusted publish route sends none
+	}{
+		{http.MethodGet, base + "/no/such/route", "*"},
+		{http.MethodGet, base + "/", "*"},
+		{http.MethodPost, srv.SubURL + "?CHANNEL_ID=" + newChannelID(t), "*"},
+		{http.MethodOptions, srv.PubURL, ""},
+		{http.MethodPut, srv.PubURL + "?CHANNEL_ID=" + newChannelID(t), ""},
+		{http.MethodPut, srv.SubURL, "*"},
+		{http.MethodDelete, base + "/no/such/route", "*"},
 	} {
 		body := ""
 		if c.method == http.MethodPost || c.method == http.MethodPut {
@@ -593,26 +596,49 @@ func TestCORS(t *testing.T) {
 		if r.Status != http.StatusNotFound {
 			t.Errorf("%s %s: status %d; want 404", c.method, c.url, r.Status)
 		}
-		if got := r.Header.Get("Access-Control-Allow-Origin"); got != "*" {
-			t.Errorf("%s %s: Access-Control-Allow-Origin %q; want *", c.method, c.url, got)
+		if got := r.Header.Get("Access-Control-Allow-Origin"); got != c.cors {
+			t.Errorf("%s %s: Access-Control-Allow-Origin %q; want %q", c.method, c.url, got, c.cors)
 		}
 		if r.Body != "" {
 			t.Errorf("%s %s: body %q; want none", c.method, c.url, r.Body)
 		}
 	}
 
-	// Every answer carries Access-Control-Allow-Origin.
+	// The trusted routes (publish, online, stats) answer backends without
+	// CORS headers, so no page can read them, and refuse what a browser
+	// sends on a page's behalf, so no page can forge a publish.
 	id := newChannelID(t)
+	c := mustDialWS(t, srv.WSURL+"?CHANNEL_ID="+id)
+	defer c.Close()
+	waitOnline(t, srv, id, true)
 	for _, r := range []struct {
 		what string
 		r    Response
+		want int
 	}{
-		{"publish", request(t, http.MethodPost, srv.PubURL+"?CHANNEL_ID="+id, command("test", "x", 1), nil)},
-		{"online", request(t, http.MethodGet, srv.PubURL+"?CHANNEL_ID="+id, "", nil)},
-		{"stats", request(t, http.MethodGet, srv.StatURL, "", nil)},
+		{"publish", request(t, http.MethodPost, srv.PubURL+"?CHANNEL_ID="+id, command("test", "backend", 1), nil), http.StatusOK},
+		{"online", request(t, http.MethodGet, srv.PubURL+"?CHANNEL_ID="+id, "", nil), http.StatusOK},
+		{"stats", request(t, http.MethodGet, srv.StatURL, "", nil), http.StatusOK},
+		{"forged publish", request(t, http.MethodPost, srv.PubURL+"?CHANNEL_ID="+id, command("test", "forged", 2),
+			map[string]string{"Origin": "https://intranet.example", "Content-Type": "text/plain"}), http.StatusForbidden},
+		{"form publish", request(t, http.MethodPost, srv.PubURL+"?CHANNEL_ID="+id, command("test", "forged", 3),
+			map[string]string{"Sec-Fetch-Site": "cross-site"}), http.StatusForbidden},
+		{"page reading stats", request(t, http.MethodGet, srv.StatURL, "", map[string]string{"Origin": "https://intranet.example"}), http.StatusForbidden},
 	} {
-		if got := r.r.Header.Get("Access-Control-Allow-Origin"); got != "*" {
-			t.Errorf("%s: Access-Control-Allow-Origin %q; want *", r.what, got)
+		if r.r.Status != r.want {
+			t.Errorf("%s: status %d; want %d (%q)", r.what, r.r.Status, r.want, r.r.Body)
+		}
+		if got := r.r.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q; want none", r.what, got)
+		}
+	}
+	// Only the backend's messages arrive, no forged one between them.
+	last := command("test", "last", 4)
+	publish(t, srv, []string{id}, last)
+	env := c.NextEnvelopes(t, 2)
+	for i, want := range []string{`"command":"backend"`, `"command":"last"`} {
+		if !strings.Contains(string(env[i].Text), want) {
+			t.Errorf("message %d: %s; want %s, and no forged one", i+1, env[i].Text, want)
 		}
 	}
 }
