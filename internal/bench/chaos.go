@@ -21,6 +21,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/pushpull/pushpull/internal/spawn"
+	"github.com/pushpull/pushpull/internal/wedge"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -45,7 +46,7 @@ type ChaosOptions struct {
 // ChaosFaults are the runs of the chaos scenario: the setup and the fault.
 var ChaosFaults = []string{
 	"memory/drops", "memory/sigterm", "memory/fast-restart",
-	"redis/drops", "redis/kill9", "redis/redis-kill9", "redis/process-killed",
+	"redis/drops", "redis/kill9", "redis/redis-kill9", "redis/process-killed", "redis/wedged-pubsub",
 }
 
 // ChaosRow is one run's outcome.
@@ -361,6 +362,7 @@ type chaosCluster struct {
 	redis    *spawn.Process
 	redisArg []string
 	procs    []*chaosProc
+	proxy    *wedge.Proxy // between the last process and Redis
 }
 
 type chaosProc struct {
@@ -386,21 +388,28 @@ func (o *ChaosOptions) startCluster(ctx context.Context, setup string) (*chaosCl
 	if c.redisBin == "" {
 		c.redisBin = "redis-server"
 	}
-	storage := map[string]any{"type": "memory", "snapshot": filepath.Join(dir, "history.snapshot")}
-	procs := 1
+	storages := []map[string]any{{"type": "memory", "snapshot": filepath.Join(dir, "history.snapshot")}}
 	if setup == "redis" {
-		port, err := c.startRedis(ctx)
+		redisPort, err := c.startRedis(ctx)
 		if err != nil {
 			c.stop()
 			return nil, err
 		}
-		storage = map[string]any{"type": "redis", "host": "127.0.0.1", "port": port}
-		procs = 2
+		// The second process reaches Redis through a proxy that can
+		// wedge its pub/sub connection.
+		if c.proxy, err = wedge.Start("127.0.0.1:" + strconv.Itoa(redisPort)); err != nil {
+			c.stop()
+			return nil, err
+		}
+		storages = []map[string]any{
+			{"type": "redis", "host": "127.0.0.1", "port": redisPort},
+			{"type": "redis", "host": "127.0.0.1", "port": port(c.proxy.Addr())},
+		}
 	} else if setup != "memory" {
 		c.stop()
 		return nil, fmt.Errorf("unknown setup %q", setup)
 	}
-	for i := range procs {
+	for i, storage := range storages {
 		p := &chaosProc{config: filepath.Join(dir, "config"+strconv.Itoa(i)+".json")}
 		if err := writeChaosConfig(p.config, storage, 0, 0); err != nil {
 			c.stop()
@@ -518,6 +527,18 @@ func (c *chaosCluster) inject(ctx context.Context, fault string) error {
 		_ = c.redis.Signal(syscall.SIGKILL)
 		<-c.redis.Done()
 		return c.restartRedis(ctx)
+	case "wedged-pubsub":
+		if c.proxy == nil {
+			return errors.New("wedged-pubsub needs the redis setup")
+		}
+		c.proxy.Wedge()
+		// The process's probes must find it and rebuild it.
+		wait, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := last.p.WaitLine(wait, "a probe did not come back"); err != nil {
+			return fmt.Errorf("the wedged subscription was not detected: %w", err)
+		}
+		return nil
 	case "process-killed":
 		if len(c.procs) < 2 {
 			return errors.New("process-killed needs two processes")
@@ -535,6 +556,9 @@ func (c *chaosCluster) stop() {
 		if p.p != nil {
 			_ = p.p.Stop(5 * time.Second)
 		}
+	}
+	if c.proxy != nil {
+		c.proxy.Close()
 	}
 	if c.redis != nil {
 		_ = c.redis.Stop(5 * time.Second)

@@ -12,12 +12,13 @@ import (
 // that resume by mid and drop their connections; it exits non-zero when
 // any run lost, repeated or reordered a message. A short run of the faults
 // that keep history: a SIGTERM restart with a snapshot, a process killed
-// and restarted on Redis, and Redis itself killed (appendfsync always).
+// and restarted on Redis, Redis itself killed (appendfsync always), and a
+// process's pub/sub connection wedged (open, but silent).
 func TestChaosScenario(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binary, "bench", "chaos", "--quiet", "--phase", "3s",
-		"--faults", "memory/sigterm,redis/kill9,redis/redis-kill9").CombinedOutput()
+		"--faults", "memory/sigterm,redis/kill9,redis/redis-kill9,redis/wedged-pubsub").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench chaos: %v\n%s", err, out)
 	}
@@ -31,7 +32,7 @@ func TestChaosScenario(t *testing.T) {
 			}
 		}
 	}
-	if rows != 3 {
-		t.Fatalf("want 3 rows in:\n%s", out)
+	if rows != 4 {
+		t.Fatalf("want 4 rows in:\n%s", out)
 	}
 }
