@@ -25,15 +25,16 @@ func FromConfig(cfg *config.Config, e engine.Engine, log *slog.Logger) (*Service
 		return nil, err
 	}
 	o := Options{
-		Engine:     e,
-		Signer:     signer,
-		Key:        cfg.Security.BackendKey,
-		Version:    cfg.Backend.Version,
-		WriteTTL:   config.Seconds(cfg.Backend.ChannelWriteTTL),
-		StorageTTL: config.Seconds(cfg.Backend.ChannelStorageTTL),
-		WatchTTL:   config.Seconds(cfg.Backend.WatchTTL),
-		MaxBody:    cfg.Limits.MaxPayload,
-		Log:        log,
+		Engine:      e,
+		Signer:      signer,
+		Key:         cfg.Security.BackendKey,
+		Version:     cfg.Backend.Version,
+		WriteTTL:    config.Seconds(cfg.Backend.ChannelWriteTTL),
+		StorageTTL:  config.Seconds(cfg.Backend.ChannelStorageTTL),
+		WatchTTL:    config.Seconds(cfg.Backend.WatchTTL),
+		MaxBody:     cfg.Limits.MaxPayload,
+		BodyTimeout: config.Seconds(cfg.Limits.RequestTimeout),
+		Log:         log,
 	}
 	if cfg.Security.Key != "" {
 		o.JWTKey = []byte(cfg.Security.Key)

@@ -72,7 +72,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body must come whole in time: a client trickling it would hold
 	// its descriptor for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.o.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.o.MaxBody)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -103,9 +103,6 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized reports whether r carries the backend key as a bearer token.
 // The scheme is case-insensitive (RFC 9110 section 11.1).
-// bodyTimeout is how long a request body may take to arrive.
-const bodyTimeout = 30 * time.Second
-
 func (s *Service) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	return ok && strings.EqualFold(scheme, "Bearer") &&

@@ -56,9 +56,10 @@ type Options struct {
 	PublishURL     string // client publish (protocols 4, 5); "" for none
 	Hostname       string // server.hostname, and the JWT issuer
 
-	MaxBody int // largest request body (bytes)
-	Log     *slog.Logger
-	Now     func() time.Time // nil: time.Now
+	MaxBody     int           // largest request body (bytes)
+	BodyTimeout time.Duration // how long a request body may take to arrive (30 s)
+	Log         *slog.Logger
+	Now         func() time.Time // nil: time.Now
 }
 
 // Service is the backend API.
@@ -80,6 +81,9 @@ func New(o Options) *Service {
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 1 << 20
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 30 * time.Second
 	}
 	return &Service{o: o}
 }

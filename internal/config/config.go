@@ -153,6 +153,9 @@ type Limits struct {
 	// publish, with bursts of up to ClientBurst (pushpull).
 	ClientMessages int `json:"clientMessagesPerSecond"`
 	ClientBurst    int `json:"clientBurst"`
+	// RequestTimeout is how long, in seconds, a request body or a client's
+	// WebSocket message may take to arrive whole once begun (pushpull).
+	RequestTimeout float64 `json:"requestTimeout"`
 }
 
 // Backend tunes the backend API (pushpull): the configs it hands out and
@@ -233,7 +236,7 @@ func Default() *Config {
 			MaxQueueBytes: 1 << 20,
 			MaxFrameBytes: 64 << 10,
 		},
-		Limits:          Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100},
+		Limits:          Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30},
 		ShutdownTimeout: 10,
 		Log:             Log{Level: "info", Format: "text"},
 		Backend: Backend{

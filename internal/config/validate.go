@@ -84,6 +84,7 @@ func (c *Config) validate(files bool) error {
 	v.backend(c.Backend)
 
 	v.positive("polling.timeout", c.Polling.Timeout)
+	v.positive("limits.requestTimeout", c.Limits.RequestTimeout)
 	v.positive("websocket.pingInterval", c.WebSocket.PingInterval)
 	for _, b := range []struct {
 		path string

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/config"
 )
 
 // Answers, with the original server's texts.
@@ -52,9 +54,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		tooLarge(w)
 		return nil, false
 	}
-	// A body must come whole within bodyTimeout: a client trickling it
-	// would hold its descriptor for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout()))
+	// A body must come whole within limits.requestTimeout: a client
+	// trickling it would hold its descriptor for ever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(config.Seconds(s.cfg.Limits.RequestTimeout)))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	switch {
@@ -73,16 +75,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		return nil, false
 	}
 	return body, true
-}
-
-// defaultBodyTimeout is how long a request body may take to arrive.
-const defaultBodyTimeout = 30 * time.Second
-
-func (s *Server) bodyTimeout() time.Duration {
-	if s.bodyDeadline > 0 {
-		return s.bodyDeadline
-	}
-	return defaultBodyTimeout
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -15,7 +15,9 @@ import (
 // A request body that does not arrive whole in time is answered 408 and
 // the connection closed: a slow sender holds no descriptor for ever.
 func TestSlowBodyTimesOut(t *testing.T) {
-	s := &Server{cfg: config.Default(), bodyDeadline: 200 * time.Millisecond}
+	cfg := config.Default()
+	cfg.Limits.RequestTimeout = 0.2
+	s := &Server{cfg: cfg}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.readBody(w, r); ok {
 			w.WriteHeader(http.StatusOK)

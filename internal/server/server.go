@@ -28,15 +28,13 @@ import (
 type Server struct {
 	cfg        *config.Config
 	clientRate *clientLimiter // how fast clients may publish
-	// bodyDeadline overrides defaultBodyTimeout (tests).
-	bodyDeadline time.Duration
-	log          *slog.Logger
-	signer       *protocol.Signer
-	hub          *hub.Hub
-	engine       engine.Engine
-	ws           *ws.Server
-	poll         *poll.Handler
-	metrics      *metrics
+	log        *slog.Logger
+	signer     *protocol.Signer
+	hub        *hub.Hub
+	engine     engine.Engine
+	ws         *ws.Server
+	poll       *poll.Handler
+	metrics    *metrics
 
 	personal *tenant            // the personal mode's only tenant
 	tenants  map[string]*tenant // shared mode: by clientId
@@ -82,6 +80,7 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,
 			MaxFrameBytes: cfg.WebSocket.MaxFrameBytes,
+			FrameTimeout:  config.Seconds(cfg.Limits.RequestTimeout),
 			// Protocol-5 clients reconnect when no "ping" came for 20 s.
 			KeepaliveInterval: 10 * time.Second,
 		}),
