@@ -147,7 +147,7 @@ func TestPublishSubscribe(t *testing.T) {
 		t.Fatalf("publish to the channel: %v", err)
 	}
 	raw := `{"module_id":"im","command":"notify","params":{"n":2}}`
-	if err := publishCmd(ctx, []string{"--backend", srv.BackendURL, "--key", testBackendKey, "--user", "42,43", "--raw"},
+	if err := publishCmd(ctx, []string{"--backend", srv.BackendURL, "--key", testBackendKey, "--user", "42,43", "--raw", "--expiry", "60"},
 		strings.NewReader(raw), &pubOut, &errs); err != nil {
 		t.Fatalf("publish to user 42: %v", err)
 	}

@@ -95,6 +95,7 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 	ttl := store.TTLs{
 		Message: config.Seconds(cfg.Storage.MessageTTL),
 		Channel: config.Seconds(cfg.Storage.ChannelTTL),
+		Default: cfg.Storage.DefaultLifetime(),
 	}
 	uid := cfg.UniqueID()
 	switch cfg.Storage.Type {

@@ -189,6 +189,7 @@ func (l *chaosLedger) publish(ctx context.Context, pubURL, ch string) {
 	for n := int64(1); ctx.Err() == nil; n++ {
 		body := fmt.Sprintf(`{"module_id":"chaos","command":"n","params":{"n":%d}}`, n)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, pubURL+"?CHANNEL_ID="+ch, strings.NewReader(body))
+		req.Header.Set("Message-Expiry", "86400") // kept for resuming clients, as the Bitrix module asks
 		resp, err := client.Do(req)
 		if err != nil {
 			time.Sleep(20 * time.Millisecond) // the server is restarting

@@ -106,6 +106,11 @@ type Storage struct {
 	ChannelTTL  float64 `json:"channelTTL" config:"alias=channelTLL"`
 	OnlineTTL   float64 `json:"onlineTTL" config:"alias=onlineTLL"`
 	OnlineDelta float64 `json:"onlineDelta"`
+	// DefaultExpiry is the life in seconds of a message published without
+	// an expiry (no Message-Expiry, or expiry 0); 0 (the default, as the
+	// original 2.0) delivers it to the clients connected and stores
+	// nothing (pushpull).
+	DefaultExpiry float64 `json:"defaultExpiry"`
 
 	// Redis connection (type redis).
 	Host     string   `json:"host,omitempty" config:"nonzero"`
@@ -176,6 +181,15 @@ type Backend struct {
 	// WatchTTL is how long a watch tag lasts when the caller names no
 	// TTL, in seconds.
 	WatchTTL float64 `json:"watchTTL"`
+}
+
+// DefaultLifetime is storage.defaultExpiry as store.TTLs.Default takes
+// it: -1 (transient) for 0.
+func (s Storage) DefaultLifetime() time.Duration {
+	if s.DefaultExpiry <= 0 {
+		return -1
+	}
+	return Seconds(s.DefaultExpiry)
 }
 
 // Log selects logging (pushpull).

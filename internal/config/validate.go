@@ -218,6 +218,9 @@ func (v *validator) storage(c *Config) {
 	v.positive("storage.messageTTL", s.MessageTTL)
 	v.positive("storage.channelTTL", s.ChannelTTL)
 	v.positive("storage.onlineTTL", s.OnlineTTL)
+	if !(s.DefaultExpiry >= 0 && s.DefaultExpiry <= maxSeconds) {
+		v.fail("storage.defaultExpiry", "must be between 0 and %d", maxSeconds)
+	}
 	if s.OnlineDelta < 0 || s.OnlineDelta > maxSeconds {
 		v.fail("storage.onlineDelta", "must be between 0 and %d", maxSeconds)
 	}

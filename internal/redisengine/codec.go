@@ -139,7 +139,7 @@ func decode(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 		Expiry:   expiry,
 	}
 	if !created.IsZero() {
-		m.Expires = created.Add(ttl.Lifetime(expiry))
+		m.Expires = ttl.Expires(created, expiry)
 	}
 	if s.Sender != nil && (s.Sender.Type == 1 || s.Sender.Type == 2) {
 		m.Sender = protocol.Sender{Type: protocol.SenderType(s.Sender.Type), ID: s.Sender.ID}

@@ -126,7 +126,7 @@ func TestOptionsFromConfig(t *testing.T) {
 	o := OptionsFromConfig(c)
 	if !slices.Equal(o.Client.InitAddress, []string{"redis:7000"}) || o.Client.Password != "pw" || o.Client.Username != "u" ||
 		o.Client.SelectDB != 2 || o.Client.TLSConfig == nil || o.Prefix != "x:" || !o.PublishMode || o.ProcessUniqueID != "p" ||
-		o.TTLs != (store.TTLs{Message: 10 * time.Second, Channel: 20 * time.Second}) || o.OnlineTTL != 30*time.Second ||
+		o.TTLs != (store.TTLs{Message: 10 * time.Second, Channel: 20 * time.Second, Default: store.Transient}) || o.OnlineTTL != 30*time.Second ||
 		o.OnlineDelta != 1500*time.Millisecond || o.Client.Sentinel.MasterSet != "" {
 		t.Fatalf("options %+v", o)
 	}

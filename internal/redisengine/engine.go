@@ -97,7 +97,7 @@ func OptionsFromConfig(c *config.Config) Options {
 			SelectDB:    s.DB,
 		},
 		Prefix:          s.Prefix,
-		TTLs:            store.TTLs{Message: seconds(s.MessageTTL), Channel: seconds(s.ChannelTTL)},
+		TTLs:            store.TTLs{Message: seconds(s.MessageTTL), Channel: seconds(s.ChannelTTL), Default: s.DefaultLifetime()},
 		OnlineTTL:       seconds(s.OnlineTTL),
 		OnlineDelta:     seconds(s.OnlineDelta),
 		ProcessUniqueID: c.ProcessUniqueID,
@@ -303,11 +303,13 @@ local mid = start .. string.format('%016d', id)
 // JSON after the mid, pub/sub channel ("" to store only), PUBLISH or SPUBLISH.
 var publishLua = rueidis.NewLuaScript(assignLua + `
 local body = '{"id":"' .. mid .. ARGV[5]
-redis.call('SET', ARGV[2] .. mid, body, 'PX', ARGV[3])
-for i = 3, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, mid)
-  if redis.call('PTTL', KEYS[i]) == -1 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+if ARGV[3] ~= '0' then
+  redis.call('SET', ARGV[2] .. mid, body, 'PX', ARGV[3])
+  for i = 3, #KEYS do
+    redis.call('ZADD', KEYS[i], 0, mid)
+    if redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[4])
+    end
   end
 end
 if ARGV[6] ~= '' then
@@ -368,7 +370,7 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 	args := []string{
 		strconv.FormatInt(created.Unix(), 10),
 		k.messagePrefix(),
-		strconv.FormatInt(max(lifetime.Milliseconds(), 1), 10),
+		strconv.FormatInt(max(lifetime.Milliseconds(), 0), 10), // 0: transient, not stored
 		strconv.FormatInt(max(e.opt.TTLs.Channel.Milliseconds(), 1), 10),
 		encodeTail(m, created),
 		pub,
@@ -380,7 +382,7 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 	}
 	m.ID, m.MID = id, mid
 	m.Created = time.UnixMilli(created.UnixMilli())
-	m.Expires = m.Created.Add(lifetime)
+	m.Expires = e.opt.TTLs.Expires(m.Created, m.Expiry)
 	return nil
 }
 
@@ -399,7 +401,7 @@ func (e *Engine) Reserve(ctx context.Context, m *protocol.Message) error {
 		return fmt.Errorf("redis reserve: %w", err)
 	}
 	m.ID, m.MID, m.Created = id, mid, now
-	m.Expires = now.Add(e.opt.TTLs.Lifetime(m.Expiry))
+	m.Expires = e.opt.TTLs.Expires(now, m.Expiry)
 	return nil
 }
 

@@ -110,7 +110,7 @@ func (s *Memory) assign(m *protocol.Message) {
 	m.ID = s.counter
 	m.MID = protocol.FormatMID(s.start, m.ID)
 	m.Created = s.now()
-	m.Expires = m.Created.Add(s.ttl.Lifetime(m.Expiry))
+	m.Expires = s.ttl.Expires(m.Created, m.Expiry)
 }
 
 // Reserve implements Store.
@@ -126,6 +126,9 @@ func (s *Memory) Save(_ context.Context, m *protocol.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.assign(m)
+	if m.Expires.IsZero() {
+		return nil // transient: an id, nothing kept
+	}
 	s.keep(m, func(c string) *history {
 		h := s.channels[c]
 		if h == nil || !m.Created.Before(h.expires) {

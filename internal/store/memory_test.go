@@ -102,6 +102,41 @@ func TestLifetime(t *testing.T) {
 	if got := store.DefaultTTLs.Lifetime(0); got != 24*time.Hour {
 		t.Errorf("default Lifetime(0) = %v, want 24h", got)
 	}
+	for _, tt := range []struct {
+		def  time.Duration
+		want time.Duration
+	}{{store.Transient, 0}, {30 * time.Second, 30 * time.Second}, {time.Hour, 100 * time.Second}} {
+		ttl.Default = tt.def
+		if got := ttl.Lifetime(0); got != tt.want {
+			t.Errorf("Default %v: Lifetime(0) = %v, want %v", tt.def, got, tt.want)
+		}
+		if got := ttl.Lifetime(5); got != 5*time.Second {
+			t.Errorf("Default %v: Lifetime(5) = %v, want 5s", tt.def, got)
+		}
+	}
+}
+
+// With Default Transient, a message without an expiry gets the next id
+// and is kept nowhere; one with an expiry is kept as before.
+func TestMemoryTransient(t *testing.T) {
+	c := newClock()
+	s := store.NewMemory(store.TTLs{Message: time.Hour, Channel: time.Hour, Default: store.Transient}, c.now)
+	ch := chanID(1)
+	kept := save(t, s, 60, ch)
+	live := save(t, s, 0, ch)
+	if live.ID != kept.ID+1 || !live.Expires.IsZero() || live.Expired(c.now().Add(48*time.Hour)) {
+		t.Fatalf("transient message: id %d after %d, expires %v; want the next id and no expiry", live.ID, kept.ID, live.Expires)
+	}
+	got, err := s.Since(ctx, []string{ch}, "")
+	if err != nil || len(got) != 1 || got[0].MID != kept.MID {
+		t.Fatalf("Since = %v, %v; want only the kept message", got, err)
+	}
+	if last, _ := s.Last(ctx, []string{ch}); last != kept.MID {
+		t.Errorf("Last = %q; want the kept message's %q", last, kept.MID)
+	}
+	if u := s.Usage(); u.Messages != 1 {
+		t.Errorf("usage %+v; want one message kept", u)
+	}
 }
 
 func TestMemorySaveAssigns(t *testing.T) {

@@ -29,17 +29,42 @@ type Store interface {
 type TTLs struct {
 	Message time.Duration // a message is kept at most this long (messageTTL)
 	Channel time.Duration // a channel's index lives this long after its first write (channelTTL)
+	// Default is the life of a message published without an expiry: 0
+	// means Message (the push server 1.0), Transient that it is delivered
+	// to the clients connected and never stored (the original 2.0).
+	Default time.Duration
 }
+
+// Transient as TTLs.Default: messages without an expiry are not stored.
+const Transient time.Duration = -1
 
 // DefaultTTLs are the original server's defaults: one day each.
 var DefaultTTLs = TTLs{Message: 24 * time.Hour, Channel: 24 * time.Hour}
 
 // Lifetime is how long a message published with expiry seconds is kept:
-// min(expiry, ttl), with 0 meaning ttl.
+// min(expiry, Message), with expiry 0 meaning Default. A lifetime of 0
+// means the message is transient.
 func (t TTLs) Lifetime(expiry uint32) time.Duration {
 	d := time.Duration(expiry) * time.Second
-	if expiry == 0 || d > t.Message {
-		return t.Message
+	if expiry == 0 {
+		switch {
+		case t.Default < 0:
+			return 0
+		case t.Default == 0:
+			return t.Message
+		}
+		d = t.Default
 	}
-	return d
+	return min(d, t.Message)
+}
+
+// Expires is when a message created at created with expiry seconds
+// expires: zero (never, for delivery) when it is transient, which no
+// store keeps.
+func (t TTLs) Expires(created time.Time, expiry uint32) time.Time {
+	d := t.Lifetime(expiry)
+	if d <= 0 {
+		return time.Time{}
+	}
+	return created.Add(d)
 }

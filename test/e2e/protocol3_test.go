@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 // Raw-protocol tests of version 3 (text envelopes, mid cursor): PROTOCOL.md
@@ -640,6 +641,50 @@ func TestCORS(t *testing.T) {
 		if !strings.Contains(string(env[i].Text), want) {
 			t.Errorf("message %d: %s; want %s, and no forged one", i+1, env[i].Text, want)
 		}
+	}
+}
+
+// A message published without an expiry (or with Message-Expiry: 0) is
+// transient by default, as in the original 2.0: the clients connected get
+// it, in id order with the rest, and a client resuming is not sent it.
+func TestTransientWithoutExpiry(t *testing.T) {
+	for _, engine := range []string{"memory", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			storage := map[string]any{"defaultExpiry": 0} // the default, said here over the harness's
+			if engine == "redis" {
+				r := redistest.Start(t)
+				storage = map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port, "defaultExpiry": 0}
+			}
+			srv := startServer(t, map[string]any{"storage": storage, "polling": map[string]any{"timeout": 1}})
+			id := newChannelID(t)
+			c := mustDialWS(t, srv.WSURL+"?CHANNEL_ID="+id)
+			waitOnline(t, srv, id, true)
+			keep := map[string]string{"Message-Expiry": "60"}
+			bodies := []string{command("test", "first", 0), command("test", "live", 1), command("test", "kept", 2), command("test", "live0", 3)}
+			publishWith(t, srv, []string{id}, bodies[0], keep)
+			publish(t, srv, []string{id}, bodies[1])
+			publishWith(t, srv, []string{id}, bodies[2], keep)
+			publishWith(t, srv, []string{id}, bodies[3], map[string]string{"Message-Expiry": "0"})
+			env := c.NextEnvelopes(t, 4)
+			for i := range env {
+				checkEnvelope(t, "", env[i], id, bodies[i])
+				if i > 0 && env[i].ID <= env[i-1].ID {
+					t.Errorf("ids %d then %d; want increasing", env[i-1].ID, env[i].ID)
+				}
+			}
+
+			lp, wsURL := subQuery(srv, id, "mid="+env[0].MID)
+			r := longPoll(t, lp)
+			if got := parseEnvelopes(t, r.Body); r.Status != http.StatusOK || len(got) != 1 || got[0].MID != env[2].MID {
+				t.Errorf("long poll from the first message: %d %q; want only the kept message %s", r.Status, r.Body, env[2].MID)
+			}
+			w := mustDialWS(t, wsURL)
+			last := command("test", "last", 4)
+			publishWith(t, srv, []string{id}, last, keep)
+			got := w.NextEnvelopes(t, 2)
+			checkEnvelope(t, "", got[0], id, bodies[2])
+			checkEnvelope(t, "", got[1], id, last)
+		})
 	}
 }
 

@@ -88,6 +88,17 @@ func startServer(t testing.TB, cfg any) *Server {
 		}
 	}
 	conf["servers"] = servers
+	// The tests publish as a backend of the push server 1.0 did, mostly
+	// without an expiry, and expect history; the transient default of the
+	// original 2.0 has tests of its own that say so.
+	storage, _ := conf["storage"].(map[string]any)
+	if storage == nil {
+		storage = map[string]any{}
+		conf["storage"] = storage
+	}
+	if _, ok := storage["defaultExpiry"]; !ok {
+		storage["defaultExpiry"] = 86400
+	}
 	file := filepath.Join(t.TempDir(), "config.json")
 	if raw, err = json.MarshalIndent(conf, "", "  "); err != nil {
 		t.Fatalf("config: %v", err)
