@@ -36,6 +36,14 @@ func (f Format) String() string {
 // Binary reports whether the format's WebSocket messages are binary.
 func (f Format) Binary() bool { return f == Protobuf }
 
+// Joinable reports whether the payloads of several WebSocket messages,
+// concatenated, are one valid payload that carries them all, in order:
+// text envelopes follow one another, and concatenated protobuf
+// ResponseBatches are one batch of all their responses. The original 2.0
+// sends messages bound for one socket close together that way, and the
+// stock clients read them.
+func (f Format) Joinable() bool { return f == Text || f == Protobuf }
+
 // SharedKey is the part of the channel a message came through that its
 // encoding depends on: subscribers whose SharedKey is the same get the same
 // bytes, so a fan-out encodes once per format and key. Protocol 4 names no

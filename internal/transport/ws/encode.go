@@ -10,10 +10,16 @@ import (
 	"github.com/pushpull/pushpull/protocol/format"
 )
 
-// Encoder turns a message into the complete frame a session sends. It is
-// called once per subscriber of a broadcast and returns a shared encoding
-// (see hub.Prepared).
-type Encoder func(p *hub.Prepared, channel string) []byte
+// Encoder makes the frames of a session's messages.
+type Encoder struct {
+	// Frame turns a message into the complete frame a session sends. It
+	// is called once per subscriber of a broadcast and returns a shared
+	// encoding (see hub.Prepared).
+	Frame func(p *hub.Prepared, channel string) []byte
+	// Join lets the session send the data frames queued together as one
+	// frame of their payloads concatenated (see format.Joinable).
+	Join bool
+}
 
 // FormatEncoder returns the encoder of sessions that speak f: one frame per
 // message, encoded once per broadcast, format and format.SharedKey.
@@ -22,8 +28,11 @@ func FormatEncoder(f format.Format) Encoder { return formatEncoders[f] }
 var formatEncoders = func() (out [format.Count]Encoder) {
 	for f := range format.Count {
 		frame := frameEncoder(f)
-		out[f] = func(p *hub.Prepared, channel string) []byte {
-			return p.Encoded(hub.Key{Format: int(f), Channel: f.SharedKey(channel)}, frame)
+		out[f] = Encoder{
+			Frame: func(p *hub.Prepared, channel string) []byte {
+				return p.Encoded(hub.Key{Format: int(f), Channel: f.SharedKey(channel)}, frame)
+			},
+			Join: f.Joinable(),
 		}
 	}
 	return out
@@ -51,7 +60,19 @@ func frameEncoder(f format.Format) func(m *protocol.Message, channel string) []b
 // whose payload is b[maxHeader:] into the room before it, and returns the
 // frame.
 func putHeader(b []byte, op ws.OpCode) []byte {
-	n := len(b) - maxHeader
+	return b[headerBefore(b[:maxHeader], op, len(b)-maxHeader):]
+}
+
+// putLength returns the header of a final, unmasked frame of opcode op
+// with an n-byte payload, written at the end of hdr (maxHeader bytes).
+func putLength(hdr []byte, op ws.OpCode, n int) []byte {
+	return hdr[headerBefore(hdr, op, n):]
+}
+
+// headerBefore writes the header of a final, unmasked frame of opcode op
+// with an n-byte payload so that it ends at maxHeader in b, and returns
+// where it starts.
+func headerBefore(b []byte, op ws.OpCode, n int) int {
 	var start int
 	switch {
 	case n < 126:
@@ -67,11 +88,11 @@ func putHeader(b []byte, op ws.OpCode) []byte {
 		binary.BigEndian.PutUint64(b[2:], uint64(n))
 	}
 	b[start] = 0x80 | byte(op)
-	return b[start:]
+	return start
 }
 
 // MessageFrame is the frame of m for a session outside any broadcast (a
 // message sent to one connection).
 func (s *Session) MessageFrame(m *protocol.Message, channel string) []byte {
-	return s.encode(hub.NewPrepared(m), channel)
+	return s.encode.Frame(hub.NewPrepared(m), channel)
 }

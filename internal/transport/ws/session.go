@@ -113,7 +113,7 @@ func channelIndex(m *protocol.Message, channel string) int {
 // Deliver implements hub.Subscriber: it only queues. The frame is the
 // broadcast's shared encoding, made before the session's lock is taken.
 func (s *Session) Deliver(p *hub.Prepared, channel string) hub.Flusher {
-	frame := s.encode(p, channel)
+	frame := s.encode.Frame(p, channel)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -175,7 +175,7 @@ func (s *Session) Live(history []*protocol.Message, channelOf func(*protocol.Mes
 		if p.Msg.MID != "" {
 			last, lastIdx = p.Msg.MID, idx
 		}
-		frames = append(frames, s.encode(p, channel))
+		frames = append(frames, s.encode.Frame(p, channel))
 	}
 	for _, m := range history {
 		add(hub.NewPrepared(m), channelOf(m))
@@ -339,6 +339,10 @@ func (s *Session) flush(blocking bool) {
 		for _, b := range bufs {
 			n += len(b)
 		}
+		frames := len(bufs)
+		if s.encode.Join && len(bufs) > 1 {
+			bufs, frames = join(bufs)
+		}
 		var err error
 		if blocking || s.raw == nil {
 			s.setStalled(true) // a blocking write cannot tell a full socket from a slow one
@@ -348,7 +352,7 @@ func (s *Session) flush(blocking bool) {
 			rest, err = s.writeNonBlocking(bufs)
 			if err == nil && len(rest) > 0 {
 				s.setStalled(true)
-				go s.finishBlocking(rest, n, bufs)
+				go s.finishBlocking(rest, n, frames, bufs)
 				return
 			}
 		}
@@ -356,18 +360,18 @@ func (s *Session) flush(blocking bool) {
 			s.shut()
 			return
 		}
-		s.written(n, bufs)
+		s.written(n, frames, bufs)
 	}
 }
 
 // finishBlocking writes what a non-blocking flush left over, then keeps
 // flushing in blocking mode.
-func (s *Session) finishBlocking(rest [][]byte, n int, bufs [][]byte) {
+func (s *Session) finishBlocking(rest [][]byte, n, frames int, bufs [][]byte) {
 	if err := s.writeBlocking(rest); err != nil {
 		s.shut()
 		return
 	}
-	s.written(n, bufs)
+	s.written(n, frames, bufs)
 	s.flush(true)
 }
 
@@ -377,8 +381,9 @@ func (s *Session) setStalled(v bool) {
 	s.mu.Unlock()
 }
 
-func (s *Session) written(n int, bufs [][]byte) {
-	s.srv.metrics.Frames.Add(int64(len(bufs)))
+// written accounts for n queued bytes written as frames frames from bufs.
+func (s *Session) written(n, frames int, bufs [][]byte) {
+	s.srv.metrics.Frames.Add(int64(frames))
 	clear(bufs)
 	s.mu.Lock()
 	s.stalled = false

@@ -39,11 +39,11 @@ type harness struct {
 	messages []string // text messages clients sent
 }
 
-func encodeText(p *hub.Prepared, channel string) []byte {
+var encodeText = Encoder{Frame: func(p *hub.Prepared, channel string) []byte {
 	return p.Encoded(hub.Key{Channel: channel}, func(m *protocol.Message, _ string) []byte {
 		return TextFrame(m.Body)
 	})
-}
+}}
 
 func newHarness(t *testing.T, opts Options, useTLS bool) *harness {
 	t.Helper()
@@ -579,7 +579,7 @@ func TestFormatFrames(t *testing.T) {
 			if f.Binary() {
 				want = frame(ws.OpBinary, f.AppendMessage(nil, m, "c"))
 			}
-			if got := FormatEncoder(f)(hub.NewPrepared(m), "c"); string(got) != string(want) {
+			if got := FormatEncoder(f).Frame(hub.NewPrepared(m), "c"); string(got) != string(want) {
 				t.Fatalf("%v frame of a %d-byte body differs from gobwas/ws's", f, n)
 			}
 		}
@@ -677,5 +677,108 @@ func TestResumeAfterDropsWhatTheClientHas(t *testing.T) {
 	publishMID(hb, mid(6), "6")
 	if got := readText(t, conn); got != "6" {
 		t.Fatalf("got %q, want 6 alone", got)
+	}
+}
+
+// join makes one frame of each run of data frames of one opcode, at every
+// header length class, leaves control frames where they are, and keeps
+// joined payloads within maxJoined.
+func TestJoin(t *testing.T) {
+	text := func(n int) []byte { return TextFrame(bytes.Repeat([]byte{'a' + byte(n%26)}, n)) }
+	ping := frame(ws.OpPing, nil)
+	bin := BinaryFrame([]byte{1, 2, 3})
+	big := TextFrame(bytes.Repeat([]byte{'z'}, maxJoined))
+	frames := [][]byte{text(1), text(125), text(126), text(70000), ping, text(3), bin, bin, text(5), big, text(2), text(4)}
+	type msg struct {
+		op      ws.OpCode
+		payload string
+	}
+	read := func(bufs [][]byte) []msg {
+		var buf bytes.Buffer
+		for _, b := range bufs {
+			buf.Write(b)
+		}
+		var out []msg
+		for buf.Len() > 0 {
+			h, err := ws.ReadHeader(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := make([]byte, h.Length)
+			if _, err := io.ReadFull(&buf, p); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, msg{h.OpCode, string(p)})
+		}
+		return out
+	}
+	payload := func(fs ...[]byte) string {
+		var s string
+		for _, f := range fs {
+			s += read([][]byte{f})[0].payload
+		}
+		return s
+	}
+	joined, count := join(frames)
+	got := read(joined)
+	want := []msg{
+		{ws.OpText, payload(frames[0], frames[1], frames[2], frames[3])},
+		{ws.OpPing, ""},
+		{ws.OpText, payload(frames[5])},
+		{ws.OpBinary, payload(bin, bin)},
+		{ws.OpText, payload(frames[8])}, // the next would pass maxJoined
+		{ws.OpText, payload(big)},
+		{ws.OpText, payload(frames[10], frames[11])},
+	}
+	if count != len(want) || len(got) != len(want) {
+		t.Fatalf("join made %d frames (said %d); want %d", len(got), count, len(want))
+	}
+	for i := range want {
+		if got[i].op != want[i].op || got[i].payload != want[i].payload {
+			t.Errorf("frame %d: opcode %v, %d bytes; want %v, %d bytes", i, got[i].op, len(got[i].payload), want[i].op, len(want[i].payload))
+		}
+	}
+	if same, n := join([][]byte{text(1), ping, text(2)}); n != 3 || len(same) != 3 {
+		t.Errorf("nothing to join: %d frames, %d buffers; want 3, 3", n, len(same))
+	}
+}
+
+// A session of a joinable format sends what was queued together as one
+// frame: one frame of three envelopes for three messages queued at once.
+func TestJoinedDelivery(t *testing.T) {
+	srv := NewServer(Options{})
+	h := hub.New()
+	ready := make(chan *Session, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, err := srv.Upgrade(w, r, FormatEncoder(format.Text))
+		if err != nil {
+			return
+		}
+		h.Subscribe(sess, []string{"c"})
+		sess.Start(func(*Session, ws.OpCode, []byte) {}, func() { h.Unsubscribe(sess, []string{"c"}) })
+		sess.Live(nil, nil)
+		ready <- sess
+	}))
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	conn, _, _, err := ws.Dialer{}.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess := <-ready
+	var flush hub.Flusher
+	for i := 1; i <= 3; i++ {
+		m := &protocol.Message{MID: protocol.FormatMID(1, uint64(i)), Channels: []string{"c"}, Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
+		if f := sess.Deliver(hub.NewPrepared(m), "c"); f != nil {
+			flush = f
+		}
+	}
+	if flush == nil {
+		t.Fatal("no flusher for the first delivery")
+	}
+	flush.Flush(true)
+	got := readText(t, conn)
+	if n := strings.Count(got, protocol.EnvelopeStart); n != 3 || !strings.Contains(got, `{"n":1}`) || strings.Index(got, `{"n":2}`) > strings.Index(got, `{"n":3}`) {
+		t.Fatalf("one frame of %d envelopes: %s; want all three, in order", n, got)
 	}
 }
