@@ -15,16 +15,22 @@ import (
 	"github.com/pushpull/pushpull/internal/bench"
 )
 
-const benchUsage = `usage: pushpull bench idle|fanout|unicast|all|chaos [flags]
+const benchUsage = `usage: pushpull bench idle|fanout|unicast|all|chaos|hostile [flags]
 
 Measures a pushpull server on this machine: memory per idle WebSocket
 (idle), delivery latency to many subscribers of one channel (fanout), and
 server CPU per delivered message (unicast). chaos runs servers through
 faults (restarts, kill -9, Redis killed, a process killed among two) while
 subscribers resume by mid and drop their connections, and reports accepted,
-missing, duplicated and backwards deliveries per fault. By default each scenario starts
-its own server (this executable, "serve") on free loopback ports; with --pid,
---sub and --pub it measures a running one instead.
+missing, duplicated and backwards deliveries per fault. hostile attacks one
+server (bodies that are not UTF-8, a flood of large client publishes,
+connections following too many users, request bodies and WebSocket frames
+trickled a byte a second) while a bystander subscribes and its backend
+publishes to it, and reports per attack how it was refused, what the
+bystander missed, and the server's memory peak against its store bound.
+By default each scenario starts its own server (this executable, "serve") on
+free loopback ports; with --pid, --sub and --pub it measures a running one
+instead.
 
 flags:
 `
@@ -50,7 +56,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Target.PubURL, "pub", "", "publish URL of a running server, e.g. http://127.0.0.1:8895/bitrix/pub/")
 	fs.StringVar(&o.Target.StatURL, "stat", "", "stat URL of a running server (default: /server-stat/ on the publish host)")
 	fs.StringVar(&o.Key, "key", "", "security key: channel ids are signed with HMAC-SHA1")
-	fs.IntVar(&o.Conns, "conns", bench.DefaultConns, "idle: WebSocket connections")
+	fs.IntVar(&o.Conns, "conns", bench.DefaultConns, "idle: WebSocket connections; hostile: slow-body and trickled-frame connections, 1000 unless given")
 	fs.IntVar(&o.Subs, "subs", bench.DefaultSubs, "fanout, unicast: subscribers")
 	fs.IntVar(&o.Messages, "messages", 0, fmt.Sprintf("messages to publish (default fanout %d, unicast %d)", bench.DefaultFanoutMsgs, bench.DefaultUnicastMsgs))
 	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout: publishes per second")
@@ -64,7 +70,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var chaos bench.ChaosOptions
 	var faults string
 	fs.StringVar(&faults, "faults", "", "chaos: comma-separated runs (default all: "+strings.Join(bench.ChaosFaults, ",")+")")
-	fs.DurationVar(&chaos.Phase, "phase", 8*time.Second, "chaos: how long each run publishes")
+	fs.DurationVar(&chaos.Phase, "phase", 8*time.Second, "chaos: how long each run publishes; hostile: how long each case attacks")
+	var hostile bench.HostileOptions
+	var cases string
+	fs.StringVar(&cases, "cases", "", "hostile: comma-separated cases (default all: "+strings.Join(bench.HostileCases, ",")+")")
+	fs.IntVar(&hostile.Attackers, "attackers", 16, "hostile: store-flood clients")
+	fs.IntVar(&hostile.Followers, "followers", 20, "hostile: follow-flood connections")
 
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		scenario, args = args[0], args[1:]
@@ -141,6 +152,26 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 				err = errors.New("a run lost, repeated or reordered messages, or did not finish")
 			}
 		}
+	case "hostile":
+		hostile.Executable, hostile.Phase = o.Executable, chaos.Phase
+		if explicit["conns"] {
+			hostile.Conns = o.Conns
+		}
+		if cases != "" {
+			hostile.Cases = strings.Split(cases, ",")
+		}
+		if !quiet {
+			hostile.Log = os.Stderr
+		}
+		r := bench.Hostile(ctx, hostile)
+		result = r
+		bench.WriteHostile(text, r)
+		switch {
+		case r.Error != "":
+			err = errors.New(r.Error)
+		case r.Failed():
+			err = errors.New("the bystander was hurt (missed, repeated, reordered or poisoned messages, or publishes refused), or a case did not finish")
+		}
 	case "all":
 		rep := bench.All(ctx, o, text)
 		result = rep
@@ -152,7 +183,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	case "":
 		fs.Usage()
-		return errors.New("bench: name a scenario: idle, fanout, unicast or all")
+		return errors.New("bench: name a scenario: idle, fanout, unicast, all, chaos or hostile")
 	default:
 		fs.Usage()
 		return fmt.Errorf("bench: unknown scenario %q", scenario)
