@@ -75,6 +75,7 @@ func (h *hostileRun) storeFlood(ctx context.Context, until time.Time, a *attack)
 			b, err := proto.Marshal(&pb.RequestBatch{Requests: []*pb.Request{{Command: &pb.Request_IncomingMessages{
 				IncomingMessages: &pb.IncomingMessagesRequest{Messages: []*pb.IncomingMessage{{
 					Receivers: []*pb.Receiver{{Id: id, Signature: sig}}, Body: proto.String(body),
+					Expiry: proto.Uint32(86400), // kept: an attacker asks for the longest life
 				}}}}}}})
 			if err != nil {
 				return err
