@@ -18,6 +18,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/sdk"
 )
@@ -102,14 +103,7 @@ func subscribe(t *testing.T, channelID string) *subscriber {
 	t.Cleanup(func() { conn.Close() })
 	// The deadline bounds a hung test; it does not measure speed.
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var rd io.Reader = conn
-	if br != nil {
-		rd = br
-	}
-	return &subscriber{conn: conn, rw: struct {
-		io.Reader
-		io.Writer
-	}{rd, conn}}
+	return &subscriber{conn: conn, rw: wsclient.Stream(conn, br)}
 }
 
 // envelope is one received message.

@@ -18,6 +18,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -181,15 +182,7 @@ func (s *subscriber) websocketOnce(ctx context.Context) error {
 		_ = conn.Close()
 	})
 	defer stop()
-	var rd io.Reader = conn
-	if br != nil {
-		rd = br
-	}
-	// ReadServerData answers pings on the connection.
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{rd, conn}
+	rw := wsclient.Stream(conn, br) // ReadServerData answers pings on it
 	for {
 		data, op, err := wsutil.ReadServerData(rw)
 		if err != nil {

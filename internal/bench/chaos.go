@@ -22,6 +22,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/spawn"
 	"github.com/pushpull/pushpull/internal/wedge"
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -308,10 +309,7 @@ func (s *chaosSubscriber) websocket(ctx context.Context, urls []string, ch strin
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		var rd io.Reader = conn
-		if br != nil {
-			rd = io.MultiReader(br, conn)
-		}
+		rd := wsclient.Stream(conn, br)
 		// Read until the drop comes (the deadline) or the server closes.
 		_ = conn.SetReadDeadline(time.Now().Add(time.Duration(float64(drop) * (0.5 + rand.Float64()))))
 		for ctx.Err() == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol/jsonrpc"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
@@ -129,14 +130,7 @@ func (h *hostileRun) follower(ctx context.Context, until time.Time, a *attack, u
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	var rd io.Reader = conn
-	if br != nil {
-		rd = io.MultiReader(br, conn)
-	}
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{rd, conn}
+	rw := wsclient.Stream(conn, br)
 	var buf bytes.Buffer
 	id := 1
 	for time.Now().Before(until) {
@@ -239,10 +233,7 @@ func (h *hostileRun) trickledFrame(ctx context.Context, until time.Time, a *atta
 			conn.Close()
 			return nil, err
 		}
-		var rd io.Reader = conn
-		if br != nil {
-			rd = io.MultiReader(br, conn)
-		}
+		rd := wsclient.Stream(conn, br)
 		pos := 0
 		return &slowConn{nc: conn, next: func() byte {
 			b := 'x' ^ mask[pos%4]

@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -178,15 +179,7 @@ func (b *bystander) listen(ctx context.Context, subURL, signed string) {
 			continue
 		}
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		var rd io.Reader = conn
-		if br != nil {
-			rd = io.MultiReader(br, conn)
-		}
-		// ReadServerData answers the server's pings.
-		rw := struct {
-			io.Reader
-			io.Writer
-		}{rd, conn}
+		rw := wsclient.Stream(conn, br) // ReadServerData answers the server's pings
 		for {
 			data, op, err := wsutil.ReadServerData(rw)
 			if err != nil {

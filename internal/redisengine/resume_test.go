@@ -2,7 +2,6 @@ package redisengine
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/internal/transport/ws"
+	"github.com/pushpull/pushpull/internal/wsclient"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -61,15 +61,7 @@ func TestResumeDuringGapRecoveryNoRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// History may come with the handshake's answer, read into br.
-	var rd io.Reader = conn
-	if br != nil {
-		rd = io.MultiReader(br, conn)
-	}
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{rd, conn}
+	rw := wsclient.Stream(conn, br) // history may come with the handshake's answer
 	testutil.WaitFor(t, "the client to subscribe", func() bool { return sub.hub.Count(chA) == 2 })
 	release() // the recovery delivers 2-4 again, to the hub
 	waitReady(t, sub)

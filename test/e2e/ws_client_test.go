@@ -11,6 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/pushpull/pushpull/internal/wsclient"
 )
 
 // server sends and answers its pings.
@@ -43,11 +45,7 @@ func dialWS(t testing.TB, url string) (*WSClient, error) {
 	}
 	frames := make(chan Frame, 1024)
 	c := &WSClient{Frames: frames, conn: conn}
-	var rd io.Reader = conn
-	if br != nil {
-		rd = br
-	}
-	go c.readLoop(rd, frames)
+	go c.readLoop(wsclient.Stream(conn, br), frames)
 	t.Cleanup(func() { c.Close() })
 	return c, nil
 }
