@@ -210,8 +210,15 @@ func (c *SDKClient) Send(cmd string) {
 // the client exits.
 func (c *SDKClient) Collect(t testing.TB, what string, until func(SDKEvent) bool) []SDKEvent {
 	t.Helper()
+	return c.CollectWithin(t, what, waitTimeout, until)
+}
+
+// CollectWithin is Collect with its own deadline, for what the client
+// itself delays (it reconnects 15 s after a server_restart).
+func (c *SDKClient) CollectWithin(t testing.TB, what string, within time.Duration, until func(SDKEvent) bool) []SDKEvent {
+	t.Helper()
 	var got []SDKEvent
-	timeout := time.After(waitTimeout)
+	timeout := time.After(within)
 	for {
 		select {
 		case e, ok := <-c.Events:
@@ -226,7 +233,7 @@ func (c *SDKClient) Collect(t testing.TB, what string, until func(SDKEvent) bool
 				return got
 			}
 		case <-timeout:
-			t.Fatalf("SDK client: no %s within %v; events: %s", what, waitTimeout, eventLines(got))
+			t.Fatalf("SDK client: no %s within %v; events: %s", what, within, eventLines(got))
 		}
 	}
 }
