@@ -38,6 +38,9 @@ func TestSDKProtocols45(t *testing.T) {
 				t.Run(m.name+"/publish", func(t *testing.T) {
 					sdkPublish45(t, srv, m.version, m.webSocket)
 				})
+				t.Run(m.name+"/shared", func(t *testing.T) {
+					sdkShared45(t, srv, m.version, m.webSocket)
+				})
 				if m.version == 5 {
 					t.Run(m.name+"/users", func(t *testing.T) { sdkUsers5(t, srv) })
 				}
@@ -68,6 +71,28 @@ func startSDK45(t *testing.T, srv *Server, version int, webSocket bool, user str
 	}
 	waitOnline(t, srv, p.priv, true)
 	return c, p
+}
+
+// sdkShared45: a client of two channels (private and shared, as the
+// config gives them) gets what is published to either.
+func sdkShared45(t *testing.T, srv *Server, version int, webSocket bool) {
+	p, shared := newPair(t), newPair(t)
+	opts := srv.SDKOptions(p.entry(key45), version)
+	opts.SharedChannel = shared.entry(key45)
+	opts.WebSocketEnabled = webSocket
+	if version >= 5 {
+		opts.Extra = map[string]any{"jwt": jwtFor(key45, "", []string{p.priv + ":" + p.pub, shared.priv + ":" + shared.pub}, time.Now().Add(time.Hour))}
+	}
+	c := startSDK(t, opts)
+	c.Collect(t, "first connection", func(e SDKEvent) bool { return e.Type == "request" })
+	waitOnline(t, srv, p.priv, true)
+	waitOnline(t, srv, shared.priv, true)
+	publish(t, srv, []string{shared.priv}, command("test", "to-shared", 1))
+	events := c.WaitCommand(t, "to-shared")
+	checkSDKMessage(t, events[len(events)-1], "to-shared", 1)
+	publish(t, srv, []string{p.priv}, command("test", "to-private", 2))
+	events = c.WaitCommand(t, "to-private")
+	checkSDKMessage(t, events[len(events)-1], "to-private", 2)
 }
 
 func sdkResume45(t *testing.T, srv *Server, version int, webSocket bool) {
