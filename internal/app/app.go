@@ -79,6 +79,7 @@ func (a *App) Addrs() []net.Addr { return a.server.Addrs() }
 // Run serves until ctx ends, then stops gracefully and releases everything.
 func (a *App) Run(ctx context.Context) error {
 	go a.backend.Run(ctx, time.Second)
+	go trimMemory(ctx)
 	err := a.server.Serve(ctx)
 	// Every publish has finished by now: what a snapshot holds is all that
 	// was accepted.

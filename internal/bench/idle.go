@@ -41,7 +41,7 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	before, _, err := settle(ctx, s.PID, min(5*time.Second, cmp.Or(o.Settle, time.Minute)))
+	before, _, err := settle(ctx, s.PID, min(5*time.Second, cmp.Or(o.Settle, time.Minute)), 3*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,10 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 		return nil, err
 	}
 	o.logf("idle: %d connections open in %.1fs; waiting for the server's memory to settle", n, res.ConnectSeconds)
-	after, settled, err := settle(ctx, s.PID, cmp.Or(o.Settle, 60*time.Second))
+	// Idle is at rest: the connections' memory counts once the server has
+	// been quiet for a while (it returns what their handshakes freed a few
+	// seconds after a burst), not at the end of the burst.
+	after, settled, err := settle(ctx, s.PID, cmp.Or(o.Settle, 60*time.Second), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +88,11 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 }
 
 // settle samples the process's RSS every half second until it has moved by
-// less than 1% (and less than 1 MiB) over three seconds, or until timeout,
+// less than 1% (and less than 1 MiB) over the last span, or until timeout,
 // and returns the last reading.
-func settle(ctx context.Context, pid int, timeout time.Duration) (ProcStatus, bool, error) {
-	const interval, window = 500 * time.Millisecond, 6
+func settle(ctx context.Context, pid int, timeout, span time.Duration) (ProcStatus, bool, error) {
+	const interval = 500 * time.Millisecond
+	window := int(span/interval) + 1
 	deadline := time.Now().Add(timeout)
 	var recent []int64
 	for {

@@ -149,6 +149,14 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 		sub.ids = append(sub.ids, t.userChannel(sub.user))
 	}
 	sub.ids = protocol.UniqueIDs(sub.ids)
+	// The ids are slices of the request line, which a connection would
+	// otherwise keep whole for as long as it lasts.
+	for _, list := range [][]string{sub.ids, sub.private} {
+		for i := range list {
+			list[i] = strings.Clone(list[i])
+		}
+	}
+	sub.public, sub.user, sub.mid = strings.Clone(sub.public), strings.Clone(sub.user), strings.Clone(sub.mid)
 	return sub, 0, ""
 }
 
