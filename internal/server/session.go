@@ -28,6 +28,7 @@ type conn struct {
 	// while some wait (they may wait for the engine; the reactor only
 	// queues them): an idle connection keeps no goroutine.
 	pending  [][]byte
+	pendingN int // bytes in pending
 	working  bool
 	statuses map[string]struct{} // users whose status changes it follows
 
@@ -38,8 +39,9 @@ type conn struct {
 	left       bool
 }
 
-// maxPendingFrames bounds the client frames waiting to be handled: a
-// client that sends faster than they are handled is disconnected.
+// maxPendingFrames bounds the client frames waiting to be handled, and
+// twice websocket.maxFrameBytes their bytes: a client that sends faster
+// than they are handled is disconnected.
 const maxPendingFrames = 64
 
 func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscriber) {
@@ -96,7 +98,7 @@ func (c *conn) gone() {
 		statuses = append(statuses, ch)
 	}
 	c.statuses = nil
-	c.pending = nil
+	c.pending, c.pendingN = nil, 0
 	c.mu.Unlock()
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
 	c.s.hub.Unsubscribe(c.sess, statuses)
@@ -121,12 +123,13 @@ func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.pending) >= maxPendingFrames {
+	if len(c.pending) >= maxPendingFrames || c.pendingN+len(payload) > 2*c.s.cfg.WebSocket.MaxFrameBytes {
 		c.mu.Unlock()
 		c.sess.Close(protocol.ClosePolicy, "too many requests")
 		return
 	}
 	c.pending = append(c.pending, append([]byte(nil), payload...))
+	c.pendingN += len(payload)
 	start := !c.working
 	c.working = true
 	c.mu.Unlock()
@@ -147,6 +150,7 @@ func (c *conn) run() {
 		data := c.pending[0]
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
+		c.pendingN -= len(data)
 		c.mu.Unlock()
 		if c.sub.format == format.Protobuf {
 			c.binaryRequest(data)
