@@ -72,8 +72,8 @@ const (
 	// Push server 2.x codes for a refused protocol-4 request: a client's
 	// (WebSocket frame, or POST to a rest route) or the backend's
 	// (protobuf publish). A WebSocket is closed with the code and
-	// Reason(code); over HTTP the answer is 400 with Reason(code) as the
-	// body.
+	// Reason(code); over HTTP the answer is 400 (429 for
+	// CloseTooManyConns) with Reason(code) as the body.
 
 	// ClosePublicRequired: a client request from a connection (or a
 	// rest CHANNEL_ID) without a valid public channel id.
@@ -104,6 +104,10 @@ const (
 	// CloseSignature: a client's receiver with a malformed public id or
 	// a wrong signature.
 	CloseSignature = 4021
+	// CloseTooManyConns: a private channel with a public id got a
+	// connection past limits.maxConnPerChannel on this process; its
+	// oldest connection is closed with it (a long poll: 429).
+	CloseTooManyConns = 4029
 )
 
 // reasons are the push server 2.x texts of its codes.
@@ -119,6 +123,7 @@ var reasons = map[int]string{
 	CloseBadChannelID:    "Request has an invalid channel id.",
 	ClosePrivate:         "Private channel is not allowed.",
 	CloseSignature:       "Channel has an invalid signature.",
+	CloseTooManyConns:    "Too many connections",
 }
 
 // Reason is what the push server 2.x says with one of its codes, as the

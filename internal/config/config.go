@@ -161,6 +161,10 @@ type Limits struct {
 	// RequestTimeout is how long, in seconds, a request body or a client's
 	// WebSocket message may take to arrive whole once begun (pushpull).
 	RequestTimeout float64 `json:"requestTimeout"`
+	// MaxConnPerChannel is how many connections one private channel with
+	// a public id may have on this process; a connection past it closes
+	// the channel's oldest (0 = unlimited).
+	MaxConnPerChannel int `json:"maxConnPerChannel"`
 	// MaxMessagesPerRequest and MaxChannelsPerRequest bound a protobuf
 	// request (a client's or the backend's): its messages, and the
 	// receivers of one message or the channels asked about (0 =
@@ -258,7 +262,7 @@ func Default() *Config {
 		},
 		Limits: Limits{
 			MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30,
-			MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100,
+			MaxConnPerChannel: 100, MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100,
 		},
 		ShutdownTimeout: 10,
 		Log:             Log{Level: "info", Format: "text"},

@@ -53,7 +53,7 @@ func TestDefault(t *testing.T) {
 	}
 	if c.Polling.Timeout != 40 || c.WebSocket != (WebSocket{30, 1 << 20, 1 << 20}) ||
 		c.Limits != (Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30,
-			MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100}) ||
+			MaxConnPerChannel: 100, MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100}) ||
 		c.ShutdownTimeout != 10 || c.Log != (Log{"info", "text"}) {
 		t.Errorf("tuning = %+v %+v %+v %v %+v", c.Polling, c.WebSocket, c.Limits, c.ShutdownTimeout, c.Log)
 	}
@@ -195,7 +195,7 @@ func TestDecodeStringTypedValues(t *testing.T) {
 		st.ChannelTTL != 7200 || st.OnlineTTL != 120 || st.OnlineDelta != 10 {
 		t.Errorf("storage = %+v", st)
 	}
-	if c.Security.Algo != "sha256" || c.Limits.MaxPayload != 1048576 {
+	if c.Security.Algo != "sha256" || c.Limits.MaxPayload != 1048576 || c.Limits.MaxConnPerChannel != 100 {
 		t.Errorf("security %+v limits %+v", c.Security, c.Limits)
 	}
 }
@@ -435,6 +435,7 @@ func TestValidateErrors(t *testing.T) {
 		{func(c *Config) { c.WebSocket.MaxQueueBytes = 0 }, "websocket.maxQueueBytes: must be > 0"},
 		{func(c *Config) { c.WebSocket.MaxFrameBytes = -1 }, "websocket.maxFrameBytes: must be > 0"},
 		{func(c *Config) { c.Limits.MaxPayload = 0 }, "limits.maxPayload: must be > 0"},
+		{func(c *Config) { c.Limits.MaxConnPerChannel = -1 }, "limits.maxConnPerChannel: must be >= 0 (0: unbounded)"},
 		{func(c *Config) { c.Limits.MaxMessagesPerRequest = -1 }, "limits.maxMessagesPerRequest: must be >= 0 (0: unbounded)"},
 		{func(c *Config) { c.Limits.MaxChannelsPerRequest = -1 }, "limits.maxChannelsPerRequest: must be >= 0 (0: unbounded)"},
 		{func(c *Config) { c.ShutdownTimeout = -1 }, "shutdownTimeout: must be between 0 and 2147483648"},

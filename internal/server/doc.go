@@ -12,6 +12,7 @@
 //	tenant.go        tenants: the personal mode, the shared (cloud) mode by clientId
 //	gate.go          the publish gate every publish of the process goes through
 //	subscribe.go     the subscribe route: long poll or upgrade; parsing the request; 4010
+//	connlimit.go     limits.maxConnPerChannel: connections per private channel, eviction
 //	session.go       a protocol 4-5 WebSocket connection: client frames in order, end, presence
 //	publish.go       the publish route (POST, GET) and what every publish path shares
 //	clientpublish.go protocol-4 requests: push server 2.x refusals and limits, client publishes and channelStats, the REST route

@@ -31,6 +31,7 @@ type conn struct {
 	pendingN int // bytes in pending
 	working  bool
 	statuses map[string]struct{} // users whose status changes it follows
+	lim      *limitedConn        // its place in limits.maxConnPerChannel's count
 
 	// The connection's presence is recorded and removed on goroutines of
 	// their own; these make the removal win whatever order they run in.
@@ -64,6 +65,19 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 		sess.SetKeepalive(ws.TextFrame([]byte("ping")))
 	}
 	sess.Start(onMessage, c.gone)
+	// Counted once started, so that an eviction ends a running session
+	// (gone then stops the count); a session already gone is not counted.
+	lim := s.conns.add(sub.entries, func() {
+		sess.Close(protocol.CloseTooManyConns, protocol.Reason(protocol.CloseTooManyConns))
+	})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.conns.remove(lim)
+	} else {
+		c.lim = lim
+		c.mu.Unlock()
+	}
 	ctx := r.Context()
 	s.engine.Subscribed(ctx, sub.ids)
 	if sub.user != "" {
@@ -99,7 +113,10 @@ func (c *conn) gone() {
 	}
 	c.statuses = nil
 	c.pending, c.pendingN = nil, 0
+	lim := c.lim
+	c.lim = nil
 	c.mu.Unlock()
+	c.s.conns.remove(lim)
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
 	c.s.hub.Unsubscribe(c.sess, statuses)
 	if c.sub.user != "" {

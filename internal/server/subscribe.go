@@ -67,6 +67,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		// Protocol-5 clients do not long-poll; one that does gets text.
 		req.Format = format.Text
 	}
+	if s.conns.max > 0 {
+		evicted := make(chan struct{})
+		req.Evicted = evicted
+		defer s.conns.remove(s.conns.add(sub.entries, func() { close(evicted) }))
+	}
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)
 }
@@ -100,7 +105,8 @@ type subscriber struct {
 	public  string        // the connection's own public id (bare hex), "" if none
 	user    string        // protocol 5 with a token: the user id, "" if none
 	mid     string
-	private []string // bare private ids, for listChannels
+	private []string    // bare private ids, for listChannels
+	entries []connEntry // its private channels, for limits.maxConnPerChannel
 }
 
 // parseSubscriber reads a subscribe request of any version: the client
@@ -158,6 +164,7 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	}
 	for _, c := range channels {
 		sub.private = append(sub.private, c.ID)
+		sub.entries = append(sub.entries, connEntry{channel: t.ch(c.ID), public: c.Public != ""})
 		sub.ids = append(sub.ids, t.ch(c.ID))
 		if c.Public != "" {
 			// A publish to the public id reaches the connection too.

@@ -232,6 +232,61 @@ func checkPublicStats(t *testing.T, got []*pb.ChannelStats, offline, online pair
 	}
 }
 
+// limits.maxConnPerChannel: a connection naming a private channel with its
+// public id, past the limit, closes the channel's oldest connection
+// (WebSocket: 4029, long poll: 429), whatever kind it is; one without a
+// public id only counts.
+func TestMaxConnPerChannel(t *testing.T) {
+	srv := start45(t, map[string]any{"type": "memory"}, map[string]any{
+		"limits": map[string]any{"maxConnPerChannel": 2},
+	})
+	p := newPair(t)
+	// Each connection also names a channel of its own, online from when
+	// the server counts the connection until it stops counting it.
+	withOwn := func(entry string) (string, string) {
+		own := newChannelID(t)
+		return entry + "/" + signed(key45, own), own
+	}
+	dial := func(entry string) (*WSClient, string) {
+		e, own := withOwn(entry)
+		c := mustDialWS(t, binaryURL(srv, e, ""))
+		waitOnline(t, srv, own, true)
+		return c, own
+	}
+	oldest, _ := dial(p.entry(key45))
+	e, own := withOwn(p.entry(key45))
+	lpURL, _ := subQuery(srv, e, "binaryMode=true")
+	lp := startLongPoll(t, lpURL)
+	waitOnline(t, srv, own, true)
+	bare, _ := dial(signed(key45, p.priv))    // no public id: evicts nothing
+	second, secondOwn := dial(p.entry(key45)) // evicts the oldest
+	closedWith(t, oldest, 4029, "4029: Too many connections")
+	third, _ := dial(p.entry(key45)) // evicts the long poll
+	r := awaitResponse(t, lp)
+	if r.Status != http.StatusTooManyRequests || r.Body != "4029: Too many connections" {
+		t.Errorf("evicted long poll: %d %q; want 429 %q", r.Status, r.Body, "4029: Too many connections")
+	}
+	body := command("test", "after-eviction", 1)
+	publish(t, srv, []string{p.priv}, body)
+	for name, c := range map[string]*WSClient{"without a public id": bare, "second": second, "third": third} {
+		if m := nextOutgoing(t, c, 1)[0].msg; m.GetBody() != body {
+			t.Errorf("%s got %q", name, m.GetBody())
+		}
+	}
+	// A connection that left no longer counts: the next one evicts the
+	// oldest of those left, bare.
+	second.Close()
+	waitOnline(t, srv, secondOwn, false)
+	fourth, _ := dial(p.entry(key45))
+	closedWith(t, bare, 4029, "4029: Too many connections")
+	publish(t, srv, []string{p.priv}, command("test", "still", 2))
+	for name, c := range map[string]*WSClient{"third": third, "fourth": fourth} {
+		if m := nextOutgoing(t, c, 1)[0].msg; !strings.Contains(m.GetBody(), `"still"`) {
+			t.Errorf("%s got %q", name, m.GetBody())
+		}
+	}
+}
+
 // A client message of up to websocket.maxFrameBytes (1 MiB, the original's
 // maxPayload) is taken; one byte more closes the connection with 1009.
 func TestClientMessageSize(t *testing.T) {
