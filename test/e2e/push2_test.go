@@ -218,9 +218,12 @@ func TestClientProtobufRequests(t *testing.T) {
 		ca.sendBinary(t, stats(b))
 		rb.Reset()
 		f := ca.Next(t)
-		return proto.Unmarshal(f.Data, &rb) == nil && len(rb.GetResponses()) == 1 &&
-			len(rb.GetResponses()[0].GetChannelStats().GetChannels()) == 1 &&
-			!rb.GetResponses()[0].GetChannelStats().GetChannels()[0].GetIsOnline()
+		// Answers queued together may come as one frame: the last counts.
+		if proto.Unmarshal(f.Data, &rb) != nil || len(rb.GetResponses()) == 0 {
+			return false
+		}
+		last := rb.GetResponses()[len(rb.GetResponses())-1].GetChannelStats().GetChannels()
+		return len(last) == 1 && !last[0].GetIsOnline()
 	})
 }
 
