@@ -27,7 +27,7 @@ type Config struct {
 
 	Polling   Polling   `json:"polling"`   // pushpull
 	WebSocket WebSocket `json:"websocket"` // pushpull
-	Limits    Limits    `json:"limits"`    // pushpull
+	Limits    Limits    `json:"limits"`
 	// ShutdownTimeout is how long a graceful stop waits for clients and
 	// in-flight publishes, in seconds (pushpull).
 	ShutdownTimeout float64 `json:"shutdownTimeout"`
@@ -147,10 +147,10 @@ type Polling struct {
 type WebSocket struct {
 	PingInterval  float64 `json:"pingInterval"`  // seconds between pings (default 30); a peer silent for two intervals is dropped
 	MaxQueueBytes int     `json:"maxQueueBytes"` // outgoing bytes a slow client may have pending before it is disconnected (default 1 MiB)
-	MaxFrameBytes int     `json:"maxFrameBytes"` // largest frame accepted from a client (default 64 KiB)
+	MaxFrameBytes int     `json:"maxFrameBytes"` // largest message accepted from a client (default 1 MiB, the original's maxPayload)
 }
 
-// Limits bound requests (pushpull).
+// Limits bound requests.
 type Limits struct {
 	MaxPayload int `json:"maxPayload"` // largest publish body in bytes (default 1,000,000)
 	// ClientMessages is how many messages per second one client (a
@@ -161,6 +161,16 @@ type Limits struct {
 	// RequestTimeout is how long, in seconds, a request body or a client's
 	// WebSocket message may take to arrive whole once begun (pushpull).
 	RequestTimeout float64 `json:"requestTimeout"`
+	// MaxConnPerChannel is how many connections one private channel with
+	// a public id may have on this process; a connection past it closes
+	// the channel's oldest (0 = unlimited).
+	MaxConnPerChannel int `json:"maxConnPerChannel"`
+	// MaxMessagesPerRequest and MaxChannelsPerRequest bound a protobuf
+	// request (a client's or the backend's): its messages, and the
+	// receivers of one message or the channels asked about (0 =
+	// unlimited).
+	MaxMessagesPerRequest int `json:"maxMessagesPerRequest"`
+	MaxChannelsPerRequest int `json:"maxChannelsPerRequest"`
 }
 
 // Backend tunes the backend API (pushpull): the configs it hands out and
@@ -248,9 +258,12 @@ func Default() *Config {
 		WebSocket: WebSocket{
 			PingInterval:  30,
 			MaxQueueBytes: 1 << 20,
-			MaxFrameBytes: 64 << 10,
+			MaxFrameBytes: 1 << 20,
 		},
-		Limits:          Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30},
+		Limits: Limits{
+			MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30,
+			MaxConnPerChannel: 100, MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100,
+		},
 		ShutdownTimeout: 10,
 		Log:             Log{Level: "info", Format: "text"},
 		Backend: Backend{

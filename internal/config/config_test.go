@@ -51,8 +51,10 @@ func TestDefault(t *testing.T) {
 		s.OnlineDelta != 10 || s.Host != "127.0.0.1" || s.Port != 6379 {
 		t.Errorf("storage = %+v", s)
 	}
-	if c.Polling.Timeout != 40 || c.WebSocket != (WebSocket{30, 1 << 20, 64 << 10}) ||
-		c.Limits.MaxPayload != 1000000 || c.ShutdownTimeout != 10 || c.Log != (Log{"info", "text"}) {
+	if c.Polling.Timeout != 40 || c.WebSocket != (WebSocket{30, 1 << 20, 1 << 20}) ||
+		c.Limits != (Limits{MaxPayload: 1000000, ClientMessages: 20, ClientBurst: 100, RequestTimeout: 30,
+			MaxConnPerChannel: 100, MaxMessagesPerRequest: 100, MaxChannelsPerRequest: 100}) ||
+		c.ShutdownTimeout != 10 || c.Log != (Log{"info", "text"}) {
 		t.Errorf("tuning = %+v %+v %+v %v %+v", c.Polling, c.WebSocket, c.Limits, c.ShutdownTimeout, c.Log)
 	}
 	if c.ProcessUniqueID != "" || c.PublishMode || c.ClusterMode {
@@ -193,7 +195,7 @@ func TestDecodeStringTypedValues(t *testing.T) {
 		st.ChannelTTL != 7200 || st.OnlineTTL != 120 || st.OnlineDelta != 10 {
 		t.Errorf("storage = %+v", st)
 	}
-	if c.Security.Algo != "sha256" || c.Limits.MaxPayload != 1048576 {
+	if c.Security.Algo != "sha256" || c.Limits.MaxPayload != 1048576 || c.Limits.MaxConnPerChannel != 100 {
 		t.Errorf("security %+v limits %+v", c.Security, c.Limits)
 	}
 }
@@ -233,7 +235,7 @@ func TestDecodeTolerance(t *testing.T) {
 		}},
 		{`{"websocket": {"pingInterval": "1m", "maxQueueBytes": "4096"}, "polling": {"timeout": 25}}`, func(c *Config) bool {
 			return c.WebSocket.PingInterval == 60 && c.WebSocket.MaxQueueBytes == 4096 &&
-				c.WebSocket.MaxFrameBytes == 64<<10 && c.Polling.Timeout == 25
+				c.WebSocket.MaxFrameBytes == 1<<20 && c.Polling.Timeout == 25
 		}},
 		{`{"security": {"key": "k", "signedPublish": "on"}, "storage": {"type": "redis", "addrs": ["s1:26379", "s2:26379"],
 			"master": "mymaster", "username": "u", "password": "p", "db": "2", "tls": true, "prefix": "pp:"}}`, func(c *Config) bool {
@@ -270,7 +272,7 @@ func TestDecodeIgnored(t *testing.T) {
 	c, err := Decode([]byte(`{
 		"duplicatePub": {"hostname": "x", "port": 1},
 		"debug": {"ip": []},
-		"limits": {"maxConnPerChannel": 5, "maxPayload": 10, "burst": 1},
+		"limits": {"maxPayload": 10, "burst": 1},
 		"storage": {"messgeTTL": 5},
 		"servers": [{"port": 1, "maxPayload": 5, "tcpNoDelay": true, "ssl": null,
 			"routes": {"sub": "/s/", "apis": "/api/"}}],
@@ -433,6 +435,9 @@ func TestValidateErrors(t *testing.T) {
 		{func(c *Config) { c.WebSocket.MaxQueueBytes = 0 }, "websocket.maxQueueBytes: must be > 0"},
 		{func(c *Config) { c.WebSocket.MaxFrameBytes = -1 }, "websocket.maxFrameBytes: must be > 0"},
 		{func(c *Config) { c.Limits.MaxPayload = 0 }, "limits.maxPayload: must be > 0"},
+		{func(c *Config) { c.Limits.MaxConnPerChannel = -1 }, "limits.maxConnPerChannel: must be >= 0 (0: unbounded)"},
+		{func(c *Config) { c.Limits.MaxMessagesPerRequest = -1 }, "limits.maxMessagesPerRequest: must be >= 0 (0: unbounded)"},
+		{func(c *Config) { c.Limits.MaxChannelsPerRequest = -1 }, "limits.maxChannelsPerRequest: must be >= 0 (0: unbounded)"},
 		{func(c *Config) { c.ShutdownTimeout = -1 }, "shutdownTimeout: must be between 0 and 2147483648"},
 		{func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" is not debug, info, warn or error`},
 		{func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not text or json`},

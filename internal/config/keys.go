@@ -74,8 +74,6 @@ func lookup(fs []field, key string) (field, bool) {
 // key is listed in Config.Ignored.
 var retired = map[reflect.Type][]string{
 	reflect.TypeFor[Config](): {"duplicatePub", "debug"},
-	// The other limits of the original v4 are fixed in pushpull.
-	reflect.TypeFor[Limits](): {"maxConnPerChannel", "maxMessagesPerRequest", "maxChannelsPerRequest"},
 	// maxPayload per server (original v4) is global in pushpull: limits.maxPayload.
 	reflect.TypeFor[Server](): {"maxPayload"},
 	reflect.TypeFor[SSL]():    {"passphrase", "ca"},

@@ -95,6 +95,9 @@ func (c *Config) validate(files bool) error {
 		{"storage.maxBytes", c.Storage.MaxBytes},
 		{"limits.clientMessagesPerSecond", c.Limits.ClientMessages},
 		{"limits.clientBurst", c.Limits.ClientBurst},
+		{"limits.maxConnPerChannel", c.Limits.MaxConnPerChannel},
+		{"limits.maxMessagesPerRequest", c.Limits.MaxMessagesPerRequest},
+		{"limits.maxChannelsPerRequest", c.Limits.MaxChannelsPerRequest},
 	} {
 		if b.n < 0 {
 			v.fail(b.path, "must be >= 0 (0: unbounded)")

@@ -7,90 +7,224 @@ import (
 	"net"
 	"net/http"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
-// refusal is why a client publish was refused, with the close code a
-// WebSocket client gets for it.
-type refusal struct {
-	code int
-	msg  string
+// refusal is why a protocol-4 request was refused: a push server 2.x code
+// (protocol/closecodes.go), 0 for none. A WebSocket is closed with it and
+// its reason; an HTTP request gets 400 with the reason as the body.
+type refusal int
+
+func (r refusal) reason() string { return protocol.Reason(int(r)) }
+
+// refuse answers an HTTP request with a refusal, as the push server 2.x
+// does: 400, the code and its text.
+func refuse(w http.ResponseWriter, r refusal) {
+	text(w, http.StatusBadRequest, r.reason())
 }
 
-func (r *refusal) Error() string { return r.msg }
+// requestLimits bound one protobuf request: its messages, and the
+// receivers of one message or the channels of a channelStats request
+// (limits.maxMessagesPerRequest, limits.maxChannelsPerRequest; 0 means
+// unlimited).
+type requestLimits struct{ messages, channels int }
 
-var (
-	errUnparseable = &refusal{protocol.CloseUnparseable, "unparseable request"}
-	errNoReceivers = &refusal{protocol.CloseNoReceivers, "no receivers"}
-	errPrivate     = &refusal{protocol.ClosePrivate, "clients may not publish to private channels"}
-	errSignature   = &refusal{protocol.CloseSignature, "bad channel signature"}
+func (s *Server) requestLimits() requestLimits {
+	return requestLimits{s.cfg.Limits.MaxMessagesPerRequest, s.cfg.Limits.MaxChannelsPerRequest}
+}
+
+func over(n, limit int) bool { return limit > 0 && n > limit }
+
+// command is what a Request asks.
+type command int
+
+const (
+	cmdNone command = iota
+	cmdMessages
+	cmdChannelStats
+	cmdServerStats
+	cmdRegistration // the cloud's RegisterRequest (field 4), which pushpull does not serve
 )
+
+// firstRequest decodes a RequestBatch and returns its first Request and
+// what it asks. The push server 2.x serves the first Request of a batch
+// only, and so does pushpull: the PHP module and the clients send one.
+func firstRequest(data []byte) (*pb.Request, command, refusal) {
+	var batch pb.RequestBatch
+	if err := proto.Unmarshal(data, &batch); err != nil || len(batch.GetRequests()) == 0 {
+		return nil, cmdNone, protocol.CloseUnparseable
+	}
+	req := batch.GetRequests()[0]
+	switch req.GetCommand().(type) {
+	case *pb.Request_IncomingMessages:
+		return req, cmdMessages, 0
+	case *pb.Request_ChannelStats:
+		return req, cmdChannelStats, 0
+	case *pb.Request_ServerStats:
+		return req, cmdServerStats, 0
+	}
+	// Field 4 (registration) is not in pushpull's schema: it is among the
+	// unknown fields.
+	for b := req.ProtoReflect().GetUnknown(); len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if num == 4 && typ == protowire.BytesType {
+			return req, cmdRegistration, 0
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	return nil, cmdNone, protocol.CloseUnparseable
+}
 
 // publicChannel checks a public id and its signature, both hex, as a
 // client names a receiver, and returns the hub channel. Signatures cover
 // "public:<id>" (CPullChannel::SignPublicChannel); without a key, bare ids
 // are accepted as the PHP module then sends no signatures.
-func publicChannel(t *tenant, id, sig string) (string, *refusal) {
-	if !protocol.ValidID(id) {
-		return "", errSignature
+func publicChannel(t *tenant, id, sig string) (string, bool) {
+	if !protocol.ValidID(id) || t.signer.Enabled() && !t.signer.Verify("public:"+id, sig) {
+		return "", false
 	}
-	if t.signer.Enabled() && !t.signer.Verify("public:"+id, sig) {
-		return "", errSignature
-	}
-	return t.ch(id), nil
+	return t.ch(id), true
 }
 
-// clientMessages turns a client's protobuf RequestBatch into messages
-// from sender (a public id, "" if the connection has none). Every message
+// clientRequest is a protocol-4 client's request once checked: messages
+// to publish, or channels whose online status it asks.
+type clientRequest struct {
+	msgs []*protocol.Message
+
+	stats    bool
+	asked    []*pb.ChannelId // channelStats: the channels, in the order asked
+	askedIDs []string        // and their hub channels
+}
+
+// parseClientRequest checks a client's protobuf RequestBatch, sent by a
+// connection (or a rest CHANNEL_ID) whose public id is sender ("" if it
+// has none), in the push server 2.x's order: a sender, a Request, a
+// command clients may send, then the command's limits, receivers and
+// signatures. A message body must also be a JSON object (pushpull: the
+// clients drop any other, and text subscribers get it raw). Every message
 // must be acceptable, or none is published.
-func clientMessages(t *tenant, sender string, data []byte) ([]*protocol.Message, *refusal) {
-	var batch pb.RequestBatch
-	if err := proto.Unmarshal(data, &batch); err != nil || len(batch.GetRequests()) == 0 {
-		return nil, errUnparseable
+func parseClientRequest(t *tenant, sender string, data []byte, lim requestLimits) (*clientRequest, refusal) {
+	if sender == "" {
+		return nil, protocol.ClosePublicRequired
 	}
-	var out []*protocol.Message
-	for _, req := range batch.GetRequests() {
-		in := req.GetIncomingMessages()
-		if in == nil {
-			return nil, errUnparseable
+	req, cmd, bad := firstRequest(data)
+	if bad != 0 {
+		return nil, bad
+	}
+	switch cmd {
+	case cmdMessages:
+	case cmdChannelStats:
+		asked := req.GetChannelStats().GetChannels()
+		if bad := checkCount(len(asked), lim.channels); bad != 0 {
+			return nil, bad
 		}
-		for _, im := range in.GetMessages() {
-			if len(im.GetReceivers()) == 0 {
-				return nil, errNoReceivers
+		out := &clientRequest{stats: true, asked: asked, askedIDs: make([]string, len(asked))}
+		for i, c := range asked {
+			if c.GetIsPrivate() {
+				return nil, protocol.ClosePrivate
 			}
-			m := &protocol.Message{
-				Expiry: im.GetExpiry(),
-				Sender: protocol.Sender{Type: protocol.SenderClient, ID: sender},
+			ch, ok := publicChannel(t, hex.EncodeToString(c.GetId()), hex.EncodeToString(c.GetSignature()))
+			if !ok {
+				return nil, protocol.CloseSignature
 			}
-			for _, rc := range im.GetReceivers() {
-				if rc.GetIsPrivate() {
-					return nil, errPrivate
-				}
-				ch, bad := publicChannel(t, hex.EncodeToString(rc.GetId()), hex.EncodeToString(rc.GetSignature()))
-				if bad != nil {
-					return nil, bad
-				}
-				m.Channels = append(m.Channels, ch)
-			}
-			m.Channels = protocol.UniqueIDs(m.Channels)
-			body := []byte(im.GetBody())
-			if !json.Valid(body) || !protocol.IsJSONObject(body) {
-				return nil, errUnparseable
-			}
-			m.Body = body
-			out = append(out, m)
+			out.askedIDs[i] = ch
 		}
+		return out, 0
+	default:
+		return nil, protocol.CloseNotAllowed
 	}
-	if len(out) == 0 {
-		return nil, errNoReceivers
+	in := req.GetIncomingMessages().GetMessages()
+	if over(len(in), lim.messages) {
+		return nil, protocol.CloseTooManyMessages
 	}
-	return out, nil
+	out := &clientRequest{}
+	for _, im := range in {
+		if bad := checkCount(len(im.GetReceivers()), lim.channels); bad != 0 {
+			return nil, bad
+		}
+		m := &protocol.Message{
+			Expiry: im.GetExpiry(),
+			Sender: protocol.Sender{Type: protocol.SenderClient, ID: sender},
+		}
+		for _, rc := range im.GetReceivers() {
+			if rc.GetIsPrivate() {
+				return nil, protocol.ClosePrivate
+			}
+			ch, ok := publicChannel(t, hex.EncodeToString(rc.GetId()), hex.EncodeToString(rc.GetSignature()))
+			if !ok {
+				return nil, protocol.CloseSignature
+			}
+			m.Channels = append(m.Channels, ch)
+		}
+		m.Channels = protocol.UniqueIDs(m.Channels)
+		body := []byte(im.GetBody())
+		if !json.Valid(body) || !protocol.IsJSONObject(body) {
+			return nil, protocol.CloseUnparseable
+		}
+		m.Body = body
+		out.msgs = append(out.msgs, m)
+	}
+	return out, 0
 }
 
-// restRoute serves client publishes over HTTP (/bitrix/rest/,
+// checkCount checks the number of receivers of a message, or of channels
+// of a channelStats request: at least one, at most limit.
+func checkCount(n, limit int) refusal {
+	switch {
+	case n == 0:
+		return protocol.CloseNoReceivers
+	case over(n, limit):
+		return protocol.CloseTooManyChannels
+	}
+	return 0
+}
+
+// channelStats answers which of the asked channels (ids their hub
+// channels) are online, every one of them in the order asked.
+func (s *Server) channelStats(ctx context.Context, asked []*pb.ChannelId, ids []string) (*pb.ResponseBatch, error) {
+	counts, err := s.engine.Online(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	stats := make([]*pb.ChannelStats, len(asked))
+	for i, c := range asked {
+		stats[i] = &pb.ChannelStats{Id: c.GetId(), IsPrivate: proto.Bool(c.GetIsPrivate()), IsOnline: proto.Bool(counts[i] > 0)}
+	}
+	return channelStatsBatch(stats), nil
+}
+
+func channelStatsBatch(stats []*pb.ChannelStats) *pb.ResponseBatch {
+	return &pb.ResponseBatch{Responses: []*pb.Response{{
+		Command: &pb.Response_ChannelStats{ChannelStats: &pb.ChannelStatsResponse{Channels: stats}},
+	}}}
+}
+
+// clientStats answers a client's channelStats request. When the online
+// status is unavailable the answer lists no channel, as the push server
+// 2.x's does.
+func (s *Server) clientStats(req *clientRequest) *pb.ResponseBatch {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	b, err := s.channelStats(ctx, req.asked, req.askedIDs)
+	if err != nil {
+		s.log.Warn("online status unavailable", "err", err)
+		return channelStatsBatch(nil)
+	}
+	return b
+}
+
+// restRoute serves client requests over HTTP (/bitrix/rest/,
 // /bitrix/pubweb/): the same RequestBatch as over a WebSocket, the sender
 // named by its signed CHANNEL_ID.
 func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
@@ -108,41 +242,38 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusUnauthorized, "Unknown client id.")
 		return
 	}
-	channels, err := t.signer.ParseChannels(r.URL.Query().Get("CHANNEL_ID"))
-	if err != nil {
-		text(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	// A CHANNEL_ID that does not parse names no sender: refused below
+	// with 4012, once the body is read, as the push server 2.x does.
 	sender := ""
+	channels, _ := t.signer.ParseChannels(r.URL.Query().Get("CHANNEL_ID"))
 	for _, c := range channels {
 		if c.Public != "" {
 			sender = c.Public
 			break
 		}
 	}
-	body, ok := s.readBody(w, r)
+	body, ok := s.readAnyBody(w, r)
 	if !ok {
 		return
 	}
-	msgs, bad := clientMessages(t, sender, body)
-	switch bad {
-	case nil:
-	case errSignature, errPrivate:
-		text(w, http.StatusForbidden, bad.msg)
+	req, bad := parseClientRequest(t, sender, body, s.requestLimits())
+	if bad != 0 {
+		refuse(w, bad)
 		return
-	default:
-		text(w, http.StatusBadRequest, bad.msg)
+	}
+	if req.stats {
+		writeProto(w, s.clientStats(req))
 		return
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if !s.clientRate.allow(senderKey(sender, host), len(msgs)) {
+	if !s.clientRate.allow(senderKey(sender, host), len(req.msgs)) {
 		w.Header().Set("Retry-After", "1")
 		text(w, http.StatusTooManyRequests, s.clientRate.errTooFast())
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
 	defer cancel()
-	if err := s.publishAll(ctx, msgs); err != nil {
+	if err := s.publishAll(ctx, req.msgs); err != nil {
 		text(w, http.StatusServiceUnavailable, msgNotStored)
 		return
 	}

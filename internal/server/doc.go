@@ -11,10 +11,11 @@
 //	http.go          HTTP answers and bodies: texts, preflight, 404, 413, readBody, writeJSON
 //	tenant.go        tenants: the personal mode, the shared (cloud) mode by clientId
 //	gate.go          the publish gate every publish of the process goes through
-//	subscribe.go     the subscribe route: long poll or upgrade; parsing the request
+//	subscribe.go     the subscribe route: long poll or upgrade; parsing the request; 4010
+//	connlimit.go     limits.maxConnPerChannel: connections per private channel, eviction
 //	session.go       a protocol 4-5 WebSocket connection: client frames in order, end, presence
 //	publish.go       the publish route (POST, GET) and what every publish path shares
-//	clientpublish.go client publishes to public channels: refusals, signatures, the REST route
+//	clientpublish.go protocol-4 requests: push server 2.x refusals and limits, client publishes and channelStats, the REST route
 //	protocol12.go    versions 1-2: push-stream cursors (tag and time) and their headers
 //	protocol3.go     version 3: the backend's text publish and the online GET
 //	protocol4.go     version 4: the backend's protobuf requests (publish, stats), client frames

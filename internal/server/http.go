@@ -49,6 +49,17 @@ func tooLarge(w http.ResponseWriter) {
 // readBody reads a request body within limits.maxPayload, answering 413
 // (and closing the connection) above it and 400 for an empty body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, ok := s.readAnyBody(w, r)
+	if ok && len(body) == 0 {
+		text(w, http.StatusBadRequest, msgEmptyBody)
+		return nil, false
+	}
+	return body, ok
+}
+
+// readAnyBody is readBody for protobuf requests, where an empty body is an
+// empty RequestBatch.
+func (s *Server) readAnyBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	limit := int64(s.cfg.Limits.MaxPayload)
 	if r.ContentLength > limit {
 		tooLarge(w)
@@ -69,9 +80,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		return nil, false
 	case err != nil:
 		text(w, http.StatusBadRequest, "Request body could not be read.")
-		return nil, false
-	case len(body) == 0:
-		text(w, http.StatusBadRequest, msgEmptyBody)
 		return nil, false
 	}
 	return body, true

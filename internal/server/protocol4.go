@@ -8,20 +8,22 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pushpull/pushpull/internal/transport/ws"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
 // publishBinary serves the backend's protobuf request on the publish
-// route (?binaryMode=true): a RequestBatch with exactly one Request, as
-// the PHP module (protobuftransport.php) sends them.
+// route (?binaryMode=true): a RequestBatch whose first Request is served,
+// as the push server 2.x does (the PHP module, protobuftransport.php,
+// sends one). Refusals are the push server's: 400 with "<code>: <text>".
 func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.tenantOf(r)
 	if !ok {
 		text(w, http.StatusUnauthorized, "Unknown client id.")
 		return
 	}
-	body, ok := s.readBody(w, r)
+	body, ok := s.readAnyBody(w, r)
 	if !ok {
 		return
 	}
@@ -31,19 +33,18 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusForbidden, "Signature is not correct.")
 		return
 	}
-	var batch pb.RequestBatch
-	if err := proto.Unmarshal(body, &batch); err != nil || len(batch.GetRequests()) != 1 {
-		text(w, http.StatusBadRequest, "Request is not a RequestBatch of one Request.")
+	req, cmd, bad := firstRequest(body)
+	if bad != 0 {
+		refuse(w, bad)
 		return
 	}
-	req := batch.GetRequests()[0]
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
 	defer cancel()
-	switch {
-	case req.GetIncomingMessages() != nil:
-		msgs, err := backendMessages(t, req.GetIncomingMessages())
-		if err != nil {
-			text(w, http.StatusBadRequest, err.Error())
+	switch cmd {
+	case cmdMessages:
+		msgs, bad := backendMessages(t, req.GetIncomingMessages(), s.requestLimits())
+		if bad != 0 {
+			refuse(w, bad)
 			return
 		}
 		if err := s.publishAll(ctx, msgs); err != nil {
@@ -52,9 +53,20 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
-	case req.GetChannelStats() != nil:
-		s.channelStats(ctx, w, t, req.GetChannelStats())
-	case req.GetServerStats() != nil:
+	case cmdChannelStats:
+		asked := req.GetChannelStats().GetChannels()
+		ids, bad := backendChannels(t, asked, s.requestLimits())
+		if bad != 0 {
+			refuse(w, bad)
+			return
+		}
+		b, err := s.channelStats(ctx, asked, ids)
+		if err != nil {
+			text(w, http.StatusServiceUnavailable, "Online status is unavailable.")
+			return
+		}
+		writeProto(w, b)
+	case cmdServerStats:
 		st, err := s.engine.Stats(ctx)
 		if err != nil {
 			text(w, http.StatusServiceUnavailable, "Statistics are unavailable.")
@@ -65,75 +77,86 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 			Command: &pb.Response_ServerStats{ServerStats: &pb.JsonResponse{Json: proto.String(string(js))}},
 		}}})
 	default:
-		text(w, http.StatusBadRequest, "Request is empty.")
+		refuse(w, protocol.CloseUnknownCommand)
 	}
 }
 
-type badRequest string
+// idBytes is the length of a channel id in protobuf: 32 hex digits.
+const idBytes = protocol.ChannelIDLen / 2
 
-func (e badRequest) Error() string { return string(e) }
-
-// backendMessages turns the backend's IncomingMessages into messages.
-// Receivers are private channel ids (isPrivate), or public ones.
-func backendMessages(t *tenant, in *pb.IncomingMessagesRequest) ([]*protocol.Message, error) {
+// backendMessages turns the backend's IncomingMessages into messages,
+// checked as the push server 2.x checks them: at most lim.messages
+// messages, each with 1 to lim.channels receivers of 16-byte ids (private
+// channel ids, or public ones). A message with an empty body is dropped:
+// there is nothing to deliver.
+func backendMessages(t *tenant, in *pb.IncomingMessagesRequest, lim requestLimits) ([]*protocol.Message, refusal) {
+	if over(len(in.GetMessages()), lim.messages) {
+		return nil, protocol.CloseTooManyMessages
+	}
 	var out []*protocol.Message
 	for _, im := range in.GetMessages() {
+		rcv := im.GetReceivers()
+		if bad := checkCount(len(rcv), lim.channels); bad != 0 {
+			return nil, bad
+		}
 		m := &protocol.Message{Expiry: im.GetExpiry(), Sender: protocol.Sender{Type: protocol.SenderBackend}}
-		for _, rc := range im.GetReceivers() {
-			id := hex.EncodeToString(rc.GetId())
-			if !protocol.ValidID(id) {
-				return nil, badRequest(protocol.ErrBadChannel.Error())
+		for _, rc := range rcv {
+			if len(rc.GetId()) != idBytes {
+				return nil, protocol.CloseBadChannelID
 			}
-			m.Channels = append(m.Channels, t.ch(id))
+			m.Channels = append(m.Channels, t.ch(hex.EncodeToString(rc.GetId())))
+		}
+		if im.GetBody() == "" {
+			continue
 		}
 		m.Channels = protocol.UniqueIDs(m.Channels)
-		if len(m.Channels) == 0 || im.GetBody() == "" {
-			continue // nothing to deliver, or nothing to say
-		}
 		m.Body = []byte(im.GetBody())
 		out = append(out, m)
 	}
-	return out, nil
+	return out, 0
 }
 
-// channelStats answers which of the asked channels are online, every one
-// of them in the order asked.
-func (s *Server) channelStats(ctx context.Context, w http.ResponseWriter, t *tenant, req *pb.ChannelStatsRequest) {
-	asked := req.GetChannels()
+// backendChannels checks the channels of the backend's channelStats
+// request (1 to lim.channels, 16-byte ids) and returns their hub
+// channels.
+func backendChannels(t *tenant, asked []*pb.ChannelId, lim requestLimits) ([]string, refusal) {
+	if bad := checkCount(len(asked), lim.channels); bad != 0 {
+		return nil, bad
+	}
 	ids := make([]string, len(asked))
 	for i, c := range asked {
+		if len(c.GetId()) != idBytes {
+			return nil, protocol.CloseBadChannelID
+		}
 		ids[i] = t.ch(hex.EncodeToString(c.GetId()))
 	}
-	counts, err := s.engine.Online(ctx, ids)
-	if err != nil {
-		text(w, http.StatusServiceUnavailable, "Online status is unavailable.")
-		return
-	}
-	stats := make([]*pb.ChannelStats, len(asked))
-	for i, c := range asked {
-		stats[i] = &pb.ChannelStats{Id: c.GetId(), IsPrivate: proto.Bool(c.GetIsPrivate()), IsOnline: proto.Bool(counts[i] > 0)}
-	}
-	writeProto(w, &pb.ResponseBatch{Responses: []*pb.Response{{
-		Command: &pb.Response_ChannelStats{ChannelStats: &pb.ChannelStatsResponse{Channels: stats}},
-	}}})
+	return ids, 0
 }
 
-// binaryRequest handles a protocol-4 client frame: a RequestBatch of
-// messages for public channels. A refused batch closes the connection
-// with the push server's code.
+// binaryRequest handles a protocol-4 client frame: messages for public
+// channels, or a channelStats request, answered with a binary frame. A
+// refused request closes the connection with the push server's code.
 func (c *conn) binaryRequest(data []byte) {
-	msgs, bad := clientMessages(c.sub.t, c.sub.public, data)
-	if bad != nil {
-		c.sess.Close(bad.code, bad.msg)
+	req, bad := parseClientRequest(c.sub.t, c.sub.public, data, c.s.requestLimits())
+	if bad != 0 {
+		c.sess.Close(int(bad), bad.reason())
 		return
 	}
-	if !c.s.clientRate.allow(senderKey(c.sub.public, c.id), len(msgs)) {
+	if req.stats {
+		b, _ := proto.Marshal(c.s.clientStats(req)) // built here: cannot fail
+		c.sess.Send(ws.BinaryFrame(b))
+		return
+	}
+	if len(req.msgs) == 0 {
+		return
+	}
+	if !c.s.clientRate.allow(senderKey(c.sub.public, c.id), len(req.msgs)) {
 		c.sess.Close(protocol.ClosePolicy, c.s.clientRate.errTooFast())
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if err := c.s.publishAll(ctx, msgs); err != nil {
+	if err := c.s.publishAll(ctx, req.msgs); err != nil {
 		c.sess.Close(protocol.CloseInternalError, "message could not be stored")
 	}
 }

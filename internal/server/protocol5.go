@@ -99,9 +99,9 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			if !ok {
 				return nil, jsonrpc.InvalidParams("channelList: want \"<publicId>.<signature>\" or {publicId, signature}")
 			}
-			ch, bad := publicChannel(t, id, sig)
-			if bad != nil {
-				return nil, jsonrpc.InvalidParams(bad.msg)
+			ch, ok := publicChannel(t, id, sig)
+			if !ok {
+				return nil, jsonrpc.InvalidParams("bad channel signature")
 			}
 			m.Channels = append(m.Channels, ch)
 		}
@@ -115,7 +115,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		}
 		m.Channels = protocol.UniqueIDs(m.Channels)
 		if len(m.Channels) == 0 {
-			return nil, jsonrpc.InvalidParams(errNoReceivers.msg)
+			return nil, jsonrpc.InvalidParams("no receivers")
 		}
 		if !protocol.IsJSONObject(p.Body) {
 			return nil, jsonrpc.InvalidParams("body must be an object")
@@ -317,7 +317,7 @@ func (s *Server) backendPublish(ctx context.Context, t *tenant, req *jsonrpc.Req
 	}
 	m.Channels = protocol.UniqueIDs(m.Channels)
 	if len(m.Channels) == 0 {
-		return nil, jsonrpc.InvalidParams(errNoReceivers.msg)
+		return nil, jsonrpc.InvalidParams("no receivers")
 	}
 	// PHP writes an empty map as [], so only objects count.
 	var userParams map[string]json.RawMessage

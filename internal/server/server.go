@@ -39,6 +39,7 @@ type Server struct {
 	personal *tenant            // the personal mode's only tenant
 	tenants  map[string]*tenant // shared mode: by clientId
 	connSeq  atomic.Uint64      // numbers connections for presence
+	conns    *connLimit         // limits.maxConnPerChannel
 
 	listeners []net.Listener
 	servers   []*http.Server
@@ -76,6 +77,7 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 		gate:   gate,
 
 		clientRate: newClientLimiter(cfg.Limits.ClientMessages, cfg.Limits.ClientBurst),
+		conns:      newConnLimit(cfg.Limits.MaxConnPerChannel),
 		ws: ws.NewServer(ws.Options{
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,

@@ -28,8 +28,10 @@ type conn struct {
 	// while some wait (they may wait for the engine; the reactor only
 	// queues them): an idle connection keeps no goroutine.
 	pending  [][]byte
+	pendingN int // bytes in pending
 	working  bool
 	statuses map[string]struct{} // users whose status changes it follows
+	lim      *limitedConn        // its place in limits.maxConnPerChannel's count
 
 	// The connection's presence is recorded and removed on goroutines of
 	// their own; these make the removal win whatever order they run in.
@@ -38,8 +40,9 @@ type conn struct {
 	left       bool
 }
 
-// maxPendingFrames bounds the client frames waiting to be handled: a
-// client that sends faster than they are handled is disconnected.
+// maxPendingFrames bounds the client frames waiting to be handled, and
+// twice websocket.maxFrameBytes their bytes: a client that sends faster
+// than they are handled is disconnected.
 const maxPendingFrames = 64
 
 func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscriber) {
@@ -62,6 +65,19 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 		sess.SetKeepalive(ws.TextFrame([]byte("ping")))
 	}
 	sess.Start(onMessage, c.gone)
+	// Counted once started, so that an eviction ends a running session
+	// (gone then stops the count); a session already gone is not counted.
+	lim := s.conns.add(sub.entries, func() {
+		sess.Close(protocol.CloseTooManyConns, protocol.Reason(protocol.CloseTooManyConns))
+	})
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		s.conns.remove(lim)
+	} else {
+		c.lim = lim
+		c.mu.Unlock()
+	}
 	ctx := r.Context()
 	s.engine.Subscribed(ctx, sub.ids)
 	if sub.user != "" {
@@ -96,8 +112,11 @@ func (c *conn) gone() {
 		statuses = append(statuses, ch)
 	}
 	c.statuses = nil
-	c.pending = nil
+	c.pending, c.pendingN = nil, 0
+	lim := c.lim
+	c.lim = nil
 	c.mu.Unlock()
+	c.s.conns.remove(lim)
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
 	c.s.hub.Unsubscribe(c.sess, statuses)
 	if c.sub.user != "" {
@@ -121,12 +140,13 @@ func (c *conn) received(_ *ws.Session, op gws.OpCode, payload []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.pending) >= maxPendingFrames {
+	if len(c.pending) >= maxPendingFrames || c.pendingN+len(payload) > 2*c.s.cfg.WebSocket.MaxFrameBytes {
 		c.mu.Unlock()
 		c.sess.Close(protocol.ClosePolicy, "too many requests")
 		return
 	}
 	c.pending = append(c.pending, append([]byte(nil), payload...))
+	c.pendingN += len(payload)
 	start := !c.working
 	c.working = true
 	c.mu.Unlock()
@@ -147,6 +167,7 @@ func (c *conn) run() {
 		data := c.pending[0]
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
+		c.pendingN -= len(data)
 		c.mu.Unlock()
 		if c.sub.format == format.Protobuf {
 			c.binaryRequest(data)

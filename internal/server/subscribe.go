@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/internal/transport/poll"
+	"github.com/pushpull/pushpull/internal/transport/ws"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -29,7 +30,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", "Last-Message-Id")
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		text(w, http.StatusBadRequest, msgBadQuery)
+		s.refuseSubscribe(w, r, http.StatusBadRequest, msgBadQuery)
 		return
 	}
 	legacy := legacyCursor(r, q)
@@ -38,7 +39,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, status, msg := s.parseSubscriber(r, q)
 	if status != 0 {
-		text(w, status, msg)
+		s.refuseSubscribe(w, r, status, msg)
 		return
 	}
 	if isUpgrade(r) {
@@ -66,8 +67,34 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		// Protocol-5 clients do not long-poll; one that does gets text.
 		req.Format = format.Text
 	}
+	if s.conns.max > 0 {
+		evicted := make(chan struct{})
+		req.Evicted = evicted
+		defer s.conns.remove(s.conns.add(sub.entries, func() { close(evicted) }))
+	}
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)
+}
+
+// refuseSubscribe answers a subscribe request that is refused. A
+// WebSocket whose channels are missing or not valid (400) is upgraded and
+// closed with 4010, as the push server 2.x does: the clients then fetch a
+// new config, where a refused upgrade is to them a network error they
+// retry with the config they have. Other refusals, and long polls, get
+// the status.
+func (s *Server) refuseSubscribe(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if status != http.StatusBadRequest || !isUpgrade(r) {
+		text(w, status, msg)
+		return
+	}
+	sess, err := s.ws.Upgrade(w, r, ws.FormatEncoder(format.Text))
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	s.log.Debug("websocket refused", "reason", msg)
+	sess.Start(nil, nil)
+	sess.Close(protocol.CloseWrongChannel, protocol.Reason(protocol.CloseWrongChannel))
 }
 
 // subscriber is a parsed subscribe request of any version.
@@ -78,7 +105,8 @@ type subscriber struct {
 	public  string        // the connection's own public id (bare hex), "" if none
 	user    string        // protocol 5 with a token: the user id, "" if none
 	mid     string
-	private []string // bare private ids, for listChannels
+	private []string    // bare private ids, for listChannels
+	entries []connEntry // its private channels, for limits.maxConnPerChannel
 }
 
 // parseSubscriber reads a subscribe request of any version: the client
@@ -136,6 +164,7 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	}
 	for _, c := range channels {
 		sub.private = append(sub.private, c.ID)
+		sub.entries = append(sub.entries, connEntry{channel: t.ch(c.ID), public: c.Public != ""})
 		sub.ids = append(sub.ids, t.ch(c.ID))
 		if c.Public != "" {
 			// A publish to the public id reaches the connection too.

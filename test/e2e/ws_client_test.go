@@ -20,9 +20,10 @@ type WSClient struct {
 	Frames <-chan Frame // closed when the connection ends
 	conn   net.Conn
 
-	mu        sync.Mutex
-	closeCode ws.StatusCode
-	readErr   error
+	mu          sync.Mutex
+	closeCode   ws.StatusCode
+	closeReason string
+	readErr     error
 
 	pending []Envelope // read from a frame but not yet returned
 }
@@ -72,7 +73,7 @@ func (c *WSClient) readLoop(rd io.Reader, frames chan<- Frame) {
 			c.mu.Lock()
 			var closed wsutil.ClosedError
 			if errors.As(err, &closed) {
-				c.closeCode = closed.Code
+				c.closeCode, c.closeReason = closed.Code, closed.Reason
 			}
 			c.readErr = err
 			c.mu.Unlock()
@@ -87,6 +88,36 @@ func (c *WSClient) CloseCode() ws.StatusCode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeCode
+}
+
+// CloseReason returns the reason of the server's close frame.
+func (c *WSClient) CloseReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReason
+}
+
+// closedWith waits until the server closed c and checks its code and
+// reason.
+func closedWith(t testing.TB, c *WSClient, code ws.StatusCode, reason string) {
+	t.Helper()
+	for range c.Frames {
+	}
+	if c.CloseCode() != code || c.CloseReason() != reason {
+		t.Errorf("closed with %d %q; want %d %q", c.CloseCode(), c.CloseReason(), code, reason)
+	}
+}
+
+// wrongChannel checks that a WebSocket to url is upgraded and closed at
+// once with 4010, as the push server 2.x refuses a channel.
+func wrongChannel(t testing.TB, url string) {
+	t.Helper()
+	c, err := dialWS(t, url)
+	if err != nil {
+		t.Errorf("WebSocket %s: %v; want upgraded, then closed with 4010", url, err)
+		return
+	}
+	closedWith(t, c, 4010, "4010: Wrong Channel Id.")
 }
 
 // Close sends a normal close frame and closes the connection.

@@ -29,6 +29,10 @@ type Request struct {
 	History func(ctx context.Context) ([]*protocol.Message, error)
 	// Position writes where the client stands into the answer's headers.
 	Position Position
+	// Evicted, when closed, ends a held request with 429 and the push
+	// server's "4029: Too many connections": its channel got a newer
+	// connection past limits.maxConnPerChannel. nil: never.
+	Evicted <-chan struct{}
 }
 
 // Position writes the headers that tell a client where it resumes, as its
@@ -184,6 +188,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 				return
 			case <-resync:
 				break hold
+			case <-req.Evicted:
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(protocol.Reason(protocol.CloseTooManyConns)))
+				return
 			case <-closing:
 				if m := h.final.Load(); m != nil {
 					got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}

@@ -110,3 +110,18 @@ func TestServeAfterFutureMID(t *testing.T) {
 		t.Fatalf("status %d body %q; want message 2", w.Code, w.Body)
 	}
 }
+
+// A held request whose Evicted closes ends with 429 and the push server's
+// text.
+func TestServeEvicted(t *testing.T) {
+	h, _, hb := newHandler(time.Hour)
+	evicted := make(chan struct{})
+	done := serve(h, Request{Channels: []string{ch}, Format: format.Text, Position: &position{}, Evicted: evicted})
+	testutil.WaitFor(t, "the request to subscribe", func() bool { return hb.Count(ch) != 0 })
+	close(evicted)
+	w := <-done
+	if w.Code != http.StatusTooManyRequests || w.Body.String() != "4029: Too many connections" || w.Header().Get("Content-Type") != "text/plain" {
+		t.Fatalf("status %d body %q; want 429 and the reason", w.Code, w.Body)
+	}
+	testutil.WaitFor(t, "the request to unsubscribe", func() bool { return hb.Count(ch) == 0 })
+}

@@ -43,7 +43,7 @@ func (o *Options) defaults() {
 		o.SendBuffer = 128 << 10
 	}
 	if o.MaxFrameBytes <= 0 {
-		o.MaxFrameBytes = 64 << 10
+		o.MaxFrameBytes = 1 << 20
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second

@@ -481,10 +481,14 @@ func (s *Session) received(data []byte, r *bytes.Reader) {
 		}
 		off = end
 	}
-	if off < len(data) {
-		s.in = append(s.in[:0], data[off:]...)
-	} else {
+	switch {
+	case off == len(data):
 		s.in = nil
+	case len(s.in) == 0 || off > 0:
+		// data is the read buffer, or its head was acted on: keep the
+		// rest. A message trickled in small reads is not copied again on
+		// each: s.in already holds it when nothing was complete.
+		s.in = append(s.in[:0], data[off:]...)
 	}
 	// A message begun must be finished within FrameTimeout (the pinger
 	// closes the session otherwise): a client trickling a large frame

@@ -782,3 +782,30 @@ func TestJoinedDelivery(t *testing.T) {
 		t.Fatalf("one frame of %d envelopes: %s; want all three, in order", n, got)
 	}
 }
+
+// A message of the largest size, trickled in reads of a byte, arrives whole
+// and once; the read buffer is reused after each read, so the session must
+// keep its own copy of what it holds.
+func TestTrickledMessage(t *testing.T) {
+	srv := &Server{opts: Options{MaxFrameBytes: 1 << 20}}
+	var got [][]byte
+	s := &Session{srv: srv, onMessage: func(_ *Session, _ ws.OpCode, p []byte) {
+		got = append(got, append([]byte(nil), p...))
+	}}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	data := append(masked(ws.NewBinaryFrame(big)), masked(ws.NewTextFrame([]byte("next")))...)
+	var r bytes.Reader
+	buf := make([]byte, 1)
+	for _, b := range data[:len(data)-20] {
+		buf[0] = b
+		s.received(buf, &r)
+		buf[0] = 0
+	}
+	s.received(append([]byte(nil), data[len(data)-20:]...), &r)
+	if len(got) != 2 || !bytes.Equal(got[0], big) || string(got[1]) != "next" {
+		t.Fatalf("got %d messages", len(got))
+	}
+	if s.in != nil || s.partialSince.Load() != 0 {
+		t.Errorf("a partial frame is kept: %d bytes", len(s.in))
+	}
+}
