@@ -56,6 +56,46 @@ test("the mode follows server.version: 3 text, 4 binaryMode, 5 jsonRpc; token in
   assert.equal(url({ version: 5, mode: "shared" }, { jwt: "a.b.c", clientId: "cid" }), "ws://push.test/bitrix/subws/?token=a.b.c&jsonRpc=true&clientId=cid&revision=19");
 });
 
+test("protocols 4-5 keep the rules: backoff, fallback to long polling in the same protocol, 304 and resume", async () => {
+  const EXPIRES = "Thu, 01 Jan 1973 11:11:01 GMT";
+  for (const [version, flag] of [[4, "binaryMode=true"], [5, "jsonRpc=true"]]) {
+    const { ws, http, clock, client, lastStatus, events } = setup(version);
+    await client.start();
+    ws.last().open();
+    ws.last().message(version === 4 ? responseBatch([{ n: 1 }]) : JSON.stringify(rpcMessage(1)));
+    const delays = [];
+    for (let i = 1; i <= 5; i++) {
+      ws.last().end(1006);
+      if (i < 5) {
+        delays.push(lastStatus().retryIn);
+        await clock.advance(clock.pending()[0]);
+      }
+    }
+    assert.deepEqual(delays, [100, 15e3, 45e3, 45e3], `protocol ${version}`);
+    assert.equal(client.transport, "longpolling");
+    assert.match(http.last().url, new RegExp(`\\?CHANNEL_ID=[^&]+&${flag}&mid=${mid(1)}&revision=19$`));
+    http.last().respond(304, "", { Expires: EXPIRES, "Last-Message-Id": mid(5) });
+    await settle();
+    assert.equal(lastStatus().status, "online");
+    assert.match(http.last().url, new RegExp(`&${flag}&mid=${mid(5)}&`));
+    const body = version === 4 ? responseBatch([{ n: 5 }, { n: 6 }]) : JSON.stringify([rpcMessage(5), rpcMessage(6)]);
+    http.last().respond(200, body);
+    await settle();
+    assert.equal(client.mid, mid(6));
+    // random() = 0: WebSocket is tried again after 10 min, beside the long poll.
+    await clock.advance(600_000);
+    const probe = ws.last();
+    assert.match(probe.url, new RegExp(`&${flag}&mid=${mid(6)}&`));
+    probe.open();
+    assert.equal(client.transport, "websocket");
+    ws.last().open();
+    ws.last().message(version === 4 ? responseBatch([{ n: 6 }, { n: 7 }]) : JSON.stringify([rpcMessage(6), rpcMessage(7)]));
+    assert.equal(client.mid, mid(7));
+    assert.deepEqual(events.map((e) => e.params.n), [1, 5, 6, 7], "each once");
+    client.stop();
+  }
+});
+
 // Protocol 4 ---------------------------------------------------------------
 
 test("protocol 4: binary frames are delivered with their mid and sender, once", async () => {

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  WAIT, launch, newChannel, signed, pair, jwtFor, publish, online, restartServer,
+  WAIT, CLOSED_PORT, launch, newChannel, signed, pair, jwtFor, publish, online, restartServer,
   startClient, configFor, waitStatus, waitEvents, events, call,
 } from "./harness.mjs";
 
@@ -101,6 +101,24 @@ for (const mode of MODES) {
     const resumed = urls.at(-1);
     checkUrl(resumed, mode);
     assert.match(resumed, new RegExp(`[?&]mid=${got[2].mid}&`), "reconnected from the last mid");
+    await page.close();
+  });
+}
+
+for (const version of [4, 5]) {
+  test(`protocol ${version}: falls back to long polling in the same protocol when WebSocket is blocked`, async () => {
+    const page = await newPage();
+    const ch = newChannel();
+    const ws = `ws://127.0.0.1:${CLOSED_PORT}/bitrix/subws/`;
+    await startClient(page, { config: configFor(signed(ch), { version, ws }), fast: true });
+    await waitStatus(page, "online", "longpolling");
+    const urls = await page.evaluate(() => window.t.urls);
+    assert.equal(urls.filter((u) => u.startsWith("ws")).length, 5, "more than 4 WebSocket errors switch to long polling");
+    checkUrl(urls.at(-1), { version });
+    await publish(ch, "im", "message", { n: 1 });
+    await waitEvents(page, 1);
+    const got = await events(page);
+    assert.deepEqual(got.map((e) => [e.params.n, e.source]), [[1, "longpolling"]]);
     await page.close();
   });
 }
