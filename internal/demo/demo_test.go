@@ -25,15 +25,14 @@ func TestHandler(t *testing.T) {
 		{"/demo/", "text/html; charset=utf-8", `<script type="module" src="app.js">`},
 		{"/demo/index.html", "text/html; charset=utf-8", "pushpull"},
 		{"/demo/app.js", "text/javascript; charset=utf-8", `from "./client/index.js"`},
-		{"/demo/client/index.js", "text/javascript; charset=utf-8", "PullClient"},
-		{"/demo/client/client.js", "text/javascript; charset=utf-8", "class PullClient"},
+		{"/demo/client/index.js", "text/javascript; charset=utf-8", " as PullClient"},
 	} {
 		w := get(t, h, http.MethodGet, c.path)
 		if w.Code != 200 || w.Header().Get("Content-Type") != c.ctype || !strings.Contains(w.Body.String(), c.contains) {
 			t.Errorf("GET %s: %d %q, body has %q: %v", c.path, w.Code, w.Header().Get("Content-Type"), c.contains, strings.Contains(w.Body.String(), c.contains))
 		}
 	}
-	for _, p := range []string{"/demo/nope", "/demo/client/../app.js", "/demo/client/x/index.js", "/demo/client/index.d.ts", "/demo/static/index.html"} {
+	for _, p := range []string{"/demo/nope", "/demo/client/../app.js", "/demo/client/x/index.js", "/demo/client/index.d.ts", "/demo/client/client.js", "/demo/static/index.html"} {
 		if w := get(t, h, http.MethodGet, p); w.Code != 404 {
 			t.Errorf("GET %s: %d, want 404", p, w.Code)
 		}

@@ -1,8 +1,9 @@
-export { PullClient, connectionUrl, timeOf, CloseCode, REVISION, Waits } from "./client.js";
-export type { PullClientOptions, Status, StatusEvent, Transport, ConfigSource, EventHandler, PullEventHandler, StatusHandler, } from "./client.js";
+export { PullClient, connectionUrl, protocolOf, timeOf, tokenExpiry, CloseCode, REVISION, Waits, PING_TIMEOUT, RPC_TIMEOUT, } from "./client.js";
+export type { PullClientOptions, Protocol, PublicChannelRef, Status, StatusEvent, Transport, ConfigSource, EventHandler, PullEventHandler, StatusHandler, UserStatus, UserStatusHandler, } from "./client.js";
 export { reconnectDelay, baseDelay, between, JITTER, MAX_WEBSOCKET_ERRORS } from "./backoff.js";
 export { parseFrame, type Envelope } from "./parse.js";
+export { RpcError } from "./rpc.js";
 export { BackendPoller, POLL_IDLE, POLL_FAST, POLL_VERY_FAST } from "./poller.js";
 export type { BackendPoll, PolledMessage } from "./poller.js";
 export { realTimers, type Timers } from "./timers.js";
-export type { PullConfig, ServerConfig, PullChannel, PullMessage, PullEvent } from "./types.js";
+export type { PullConfig, ServerConfig, PullChannel, PullMessage, PullEvent, PublicChannelInfo, Sender, } from "./types.js";

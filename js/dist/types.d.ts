@@ -14,7 +14,12 @@ export interface PullConfig {
         shared?: PullChannel;
         [type: string]: PullChannel | undefined;
     };
-    publicChannels?: unknown;
+    /**
+     * Protocols 4-5: public channels of users, by user id, as `pull.config.get`
+     * gives the user's own (`{user_id, public_id, signature, start, end}`);
+     * sendMessage to users needs them in protocol 4.
+     */
+    publicChannels?: Record<string, PublicChannelInfo> | unknown;
     clientId?: string | null;
     jwt?: string | null;
     [key: string]: unknown;
@@ -30,7 +35,10 @@ export interface ServerConfig {
     websocket_secure?: string;
     /** false: never try WebSocket. */
     websocket_enabled?: boolean;
+    /** Protocol 4: the URL a long-polling client POSTs its publishes to. */
     publish?: string;
+    publish_secure?: string;
+    /** Protocol 4: client publishes are allowed (the stock clients need true). */
     publish_enabled?: boolean;
     /** "shared": the cloud mode; clientId is then sent on every connection. */
     mode?: string;
@@ -48,6 +56,15 @@ export interface PullChannel {
     end?: string | number;
     type?: string;
 }
+/** A user's public channel: what clients publish to (protocols 4-5). */
+export interface PublicChannelInfo {
+    user_id?: string | number;
+    public_id: string;
+    /** The signature of "public:<public_id>"; empty when the server has no key. */
+    signature: string;
+    start?: string | number;
+    end?: string | number;
+}
 /** A command as the backend publishes it (the `text` of an envelope). */
 export interface PullMessage {
     module_id: string;
@@ -63,4 +80,14 @@ export interface PullEvent extends PullMessage {
     channel?: string;
     /** How it arrived. */
     source: "websocket" | "longpolling" | "backend";
+    /**
+     * Protocols 4-5: who published it, also in `extra.sender` as the stock
+     * clients put it: type 1 a client (`id` its public channel), 2 the backend.
+     */
+    sender?: Sender;
+}
+/** The publisher of a message: type 1 a client (`id` its public channel), 2 the backend. */
+export interface Sender {
+    type: number;
+    id?: string;
 }

@@ -1,8 +1,10 @@
 import { MAX_WEBSOCKET_ERRORS, between, reconnectDelay } from "./backoff.js";
-import { parseFrame, type Envelope } from "./parse.js";
+import { isMessage, isObject, parseFrame, type Envelope } from "./parse.js";
 import { BackendPoller, type BackendPoll, type PolledMessage } from "./poller.js";
+import { decodeResponseBatch, encodePublish, type BinaryReceiver } from "./protobuf.js";
+import { METHOD_NOT_FOUND, answer, parseRpcFrame, request, type RpcItem } from "./rpc.js";
 import { Timer, realTimers, type Timers } from "./timers.js";
-import type { PullChannel, PullConfig, PullEvent, PullMessage } from "./types.js";
+import type { PublicChannelInfo, PullChannel, PullConfig, PullEvent, PullMessage } from "./types.js";
 
 /** The client API revision sent as `revision=` (the stock clients' value). */
 export const REVISION = 19;
@@ -18,6 +20,8 @@ export const CloseCode = {
   SERVER_RESTARTED: 3002,
   CONFIG_EXPIRED: 3003,
   MANUAL: 3004,
+  /** Protocol 5: no ping from the server in 20 s (the client closes). */
+  STUCK: 3005,
   WRONG_CHANNEL_ID: 4010,
 } as const;
 
@@ -33,6 +37,10 @@ export const SEEN_IDS = 100;
 export const REFRESH_MARGIN = 5 * 60_000;
 /** Failed attempts in a row after which the backend poll runs. */
 export const BACKEND_POLL_AFTER = 3;
+/** Protocol 5: a WebSocket without a server "ping" for this long is closed (3005) and reopened. */
+export const PING_TIMEOUT = 20_000;
+/** Protocol 5: how long a request waits for its answer by default. */
+export const RPC_TIMEOUT = 5_000;
 
 /** Ranges of random waits, in milliseconds. */
 export const Waits = {
@@ -46,6 +54,22 @@ export const Waits = {
 
 export type Status = "idle" | "connecting" | "online" | "offline" | "polling" | "stopped";
 export type Transport = "websocket" | "longpolling";
+/**
+ * The protocol spoken, from the config's `server.version` as the stock
+ * clients choose it: 5 and above JSON-RPC (`jsonRpc=true`), 4 protobuf
+ * (`binaryMode=true`), anything else text envelopes.
+ */
+export type Protocol = 3 | 4 | 5;
+
+/** A public channel to publish to: `"<publicId>.<signature>"` or the two fields. */
+export type PublicChannelRef = string | { publicId: string; signature: string };
+
+/** What a status subscription reports (protocol 5). */
+export interface UserStatus {
+  userId: number;
+  isOnline: boolean;
+}
+export type UserStatusHandler = (s: UserStatus) => void;
 
 /** What the client reports on every change of its connection. */
 export interface StatusEvent {
@@ -81,7 +105,7 @@ export interface PullClientOptions {
   configFetchOptions?: RequestInit;
   /** "auto" (default): WebSocket first, long polling as fallback. */
   transport?: "auto" | Transport;
-  /** "text" (default): protocol-3 envelopes; "json": `format=json` arrays. */
+  /** Protocol 3: "text" (default) envelopes, or "json": `format=json` arrays. */
   format?: "text" | "json";
   /** Use the secure URLs of the config; default: when the page is https. */
   secure?: boolean;
@@ -91,6 +115,10 @@ export interface PullClientOptions {
   networkEvents?: EventTarget | null;
   /** Reconnect delay after n errors in a row; default reconnectDelay (the documented table). */
   reconnectDelay?: (errors: number) => number;
+  /** Replaces ranges of Waits (milliseconds); meant for tests. */
+  waits?: Partial<Record<keyof typeof Waits, readonly [number, number]>>;
+  /** Protocol 5: milliseconds a request waits for its answer (default 5 s). */
+  rpcTimeout?: number;
   /** Injected for tests. */
   WebSocket?: typeof WebSocket;
   fetch?: typeof fetch;
@@ -115,7 +143,10 @@ export type StatusHandler = (e: StatusEvent) => void;
  * falls back to long polling, resumes from the last message id after every
  * reconnect, drops repeated messages, follows the server's pull commands
  * (channel_expire, config_expire, server_restart) and delivers every other
- * message to its subscribers. See docs/client.md for the state machine.
+ * message to its subscribers. It speaks protocol 3, 4 or 5 as the config's
+ * `server.version` says; in 4 and 5 it can publish to public channels, in
+ * 5 also ask for users' last-seen times and follow their status. See
+ * docs/client.md for the state machine.
  */
 export class PullClient {
   private readonly opts: PullClientOptions;
@@ -148,11 +179,18 @@ export class PullClient {
   private readonly refreshTimer: Timer;
   private readonly lpOnlineTimer: Timer;
   private readonly lpAbortTimer: Timer;
+  private readonly pingTimer: Timer;
   private poller: BackendPoller | null = null;
+
+  /** Protocol 5: requests awaiting their answer, by id. */
+  private rpcSeq = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: Timer }>();
+  /** Protocol 5: status subscriptions, made again on every new connection. */
+  private readonly statusHandlers = new Map<number, Set<UserStatusHandler>>();
 
   private readonly handlers = new Map<string, Set<EventHandler>>();
   private readonly allHandlers = new Set<PullEventHandler>();
-  private readonly statusHandlers = new Set<StatusHandler>();
+  private readonly onStatusHandlers = new Set<StatusHandler>();
   private lastStatus: StatusEvent | null = null;
   private readonly onOffline = (): void => this.networkOffline();
   private readonly onOnline = (): void => this.networkOnline();
@@ -167,6 +205,7 @@ export class PullClient {
     this.refreshTimer = new Timer(this.timers);
     this.lpOnlineTimer = new Timer(this.timers);
     this.lpAbortTimer = new Timer(this.timers);
+    this.pingTimer = new Timer(this.timers);
     if (options.backendPoll) {
       this.poller = new BackendPoller(
         options.backendPoll,
@@ -245,9 +284,9 @@ export class PullClient {
 
   /** Calls handler on every status change, and at once with the current status. */
   onStatus(handler: StatusHandler): () => void {
-    this.statusHandlers.add(handler);
+    this.onStatusHandlers.add(handler);
     if (this.lastStatus) handler(this.lastStatus);
-    return () => this.statusHandlers.delete(handler);
+    return () => this.onStatusHandlers.delete(handler);
   }
 
   get status(): Status {
@@ -269,6 +308,11 @@ export class PullClient {
     return this.config;
   }
 
+  /** The protocol the config asks for (3 until a config is loaded). */
+  get protocol(): Protocol {
+    return this.config ? protocolOf(this.config) : 3;
+  }
+
   /** The URL the client would open now for transport t. */
   connectionUrl(t: Transport): string {
     if (!this.config) throw new Error("no config");
@@ -277,6 +321,109 @@ export class PullClient {
       mid: this.lastMid,
       format: this.opts.format ?? "text",
     });
+  }
+
+  // Publishing and requests (protocols 4-5) ---------------------------------
+
+  /**
+   * Publishes a command to public channels (protocols 4 and 5), each
+   * `"<publicId>.<signature>"` or `{publicId, signature}`. Every receiver
+   * gets it, the sender's own connections included, with `sender.type` 1.
+   * Protocol 5 resolves once the server accepted it (a refusal rejects
+   * with an RpcError); protocol 4 once it is sent: over WebSocket as a
+   * binary frame (the server closes the connection on a bad signature, and
+   * the client reconnects), over long polling POSTed to `server.publish`.
+   */
+  async sendMessageToChannels(
+    channels: PublicChannelRef[],
+    moduleId: string,
+    command: string,
+    params: Record<string, unknown> = {},
+    expiry?: number,
+  ): Promise<void> {
+    const body = { module_id: moduleId, command, params };
+    if (this.protocol === 5) {
+      await this.rpc("publish", { channelList: channels, body, ...(expiry ? { expiry } : {}) });
+      return;
+    }
+    await this.publishBinary(channels.map(publicReceiver), body, expiry);
+  }
+
+  /**
+   * Publishes a command to users (protocols 4 and 5). Protocol 5 needs a
+   * connection with a token (`jwt` in the config); protocol 4 publishes to
+   * the users' public channels, which must be in the config's
+   * `publicChannels`.
+   */
+  async sendMessage(
+    users: number[],
+    moduleId: string,
+    command: string,
+    params: Record<string, unknown> = {},
+    expiry?: number,
+  ): Promise<void> {
+    const body = { module_id: moduleId, command, params };
+    if (this.protocol === 5) {
+      await this.rpc("publish", { userList: users, body, ...(expiry ? { expiry } : {}) });
+      return;
+    }
+    const known = (isObject(this.config?.publicChannels) ? this.config!.publicChannels : {}) as Record<string, PublicChannelInfo>;
+    const receivers = users.map((u) => {
+      const c = known[String(u)];
+      if (!c || typeof c.public_id !== "string") throw new Error(`no public channel of user ${u} in the config`);
+      return publicReceiver({ publicId: c.public_id, signature: c.signature ?? "" });
+    });
+    await this.publishBinary(receivers, body, expiry);
+  }
+
+  /**
+   * Protocol 5: when each user was last seen, in seconds ago (0: online
+   * now). Users the server never saw are left out.
+   */
+  async getUsersLastSeen(users: number[]): Promise<Record<number, number>> {
+    const r = await this.rpc("getUsersLastSeen", { userList: users });
+    const out: Record<number, number> = {};
+    if (isObject(r)) for (const [k, v] of Object.entries(r)) if (typeof v === "number") out[Number(k)] = v;
+    return out;
+  }
+
+  /** Protocol 5: a JSON-RPC ping; resolves when the server answers. */
+  async ping(timeout?: number): Promise<void> {
+    await this.rpc("ping", {}, timeout);
+  }
+
+  /** Protocol 5: the channels of the connection, as the server lists them. */
+  listChannels(): Promise<unknown> {
+    return this.rpc("listChannels", {});
+  }
+
+  /**
+   * Protocol 5: calls handler with `{userId, isOnline}` whenever the user's
+   * first connection opens or the last one closes. The subscription is made
+   * again on every new connection; made while not connected, it resolves
+   * at once and takes effect on the next one.
+   */
+  async subscribeUserStatusChange(userId: number, handler: UserStatusHandler): Promise<void> {
+    let set = this.statusHandlers.get(userId);
+    const fresh = !set;
+    if (!set) this.statusHandlers.set(userId, (set = new Set()));
+    set.add(handler);
+    if (!fresh || !this.rpcReady()) return;
+    try {
+      await this.rpc("subscribeStatusChange", { userId });
+    } catch (err) {
+      set.delete(handler);
+      if (set.size === 0) this.statusHandlers.delete(userId);
+      throw err;
+    }
+  }
+
+  /** Protocol 5: removes a handler of subscribeUserStatusChange; the last one ends the subscription. */
+  async unsubscribeUserStatusChange(userId: number, handler: UserStatusHandler): Promise<void> {
+    const set = this.statusHandlers.get(userId);
+    if (!set || !set.delete(handler) || set.size > 0) return;
+    this.statusHandlers.delete(userId);
+    if (this.rpcReady()) await this.rpc("unsubscribeStatusChange", { userId });
   }
 
   // Connecting --------------------------------------------------------------
@@ -368,6 +515,8 @@ export class PullClient {
       return;
     }
     this.ws = ws;
+    // Protocol 4 frames are binary.
+    ws.binaryType = "arraybuffer";
     let openedAt = -1;
     ws.onopen = () => {
       if (gen !== this.gen) return;
@@ -376,14 +525,19 @@ export class PullClient {
       this.wsEverConnected = true;
       this.poller?.stop();
       this.setStatus("online", { transport: "websocket" });
+      if (gen === this.gen && this.protocol === 5) this.restoreStatusSubscriptions();
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (gen !== this.gen) return;
-      if (typeof ev.data === "string") this.receive(ev.data, "websocket");
+      const d: unknown = ev.data;
+      if (typeof d === "string") this.receiveText(d, "websocket");
+      else if (d instanceof ArrayBuffer) this.receiveBinary(new Uint8Array(d), "websocket");
+      else if (ArrayBuffer.isView(d)) this.receiveBinary(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), "websocket");
     };
     ws.onclose = (ev: CloseEvent) => {
       if (gen !== this.gen) return;
       this.ws = null;
+      this.connectionGone("websocket closed");
       const opened = openedAt >= 0;
       this.webSocketClosed(opened, ev.code, ev.reason, opened ? this.timers.now() - openedAt : 0);
     };
@@ -396,14 +550,14 @@ export class PullClient {
     const why = `websocket closed: ${code}${reason ? " " + reason : ""}`;
     switch (code) {
       case CloseCode.WRONG_CHANNEL_ID:
-        this.restart(this.wait(Waits.wrongChannel), why);
+        this.restart(this.wait("wrongChannel"), why);
         return;
       case CloseCode.CHANNEL_EXPIRED:
         this.restart(0, why);
         return;
       case CloseCode.CONFIG_EXPIRED:
       case CloseCode.SERVER_RESTARTED:
-        this.restart(this.wait(Waits.restart), why);
+        this.restart(this.wait("restart"), why);
         return;
     }
     if (this.wsErrors > MAX_WEBSOCKET_ERRORS && this.opts.transport !== "websocket") {
@@ -438,9 +592,10 @@ export class PullClient {
       ctrl.abort();
     });
     const f = this.opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const binary = this.protocol === 4;
     // A "simple" GET: no custom headers, so no CORS preflight.
     f(url, { signal: ctrl.signal, cache: "no-store" })
-      .then(async (res) => ({ res, body: await res.text() }))
+      .then(async (res) => ({ res, body: binary ? new Uint8Array(await res.arrayBuffer()) : await res.text() }))
       .then(
         ({ res, body }) => {
           if (gen !== this.gen) return;
@@ -449,7 +604,8 @@ export class PullClient {
           if (res.status === 200) {
             this.longPollingWorks();
             // An empty 200 carries nothing: keep the resume position.
-            if (body.trim() !== "") this.receive(body, "longpolling");
+            if (typeof body !== "string") this.receiveBody(body);
+            else if (body.trim() !== "") this.receiveText(body, "longpolling");
             if (gen === this.gen) this.connectLongPolling(false);
           } else if (res.status === 304) {
             this.longPollingWorks();
@@ -479,7 +635,7 @@ export class PullClient {
     this.poller?.stop();
     if (this.statusValue !== "online") this.setStatus("online", { transport: "longpolling" });
     if (this.wsBlocked === "temporary" && !this.restoreTimer.armed) {
-      this.restoreTimer.set(this.wait(Waits.restoreWebSocket), () => this.probeWebSocket());
+      this.restoreTimer.set(this.wait("restoreWebSocket"), () => this.probeWebSocket());
     }
   }
 
@@ -501,7 +657,7 @@ export class PullClient {
     try {
       ws = new ctor(this.connectionUrl("websocket"));
     } catch {
-      this.restoreTimer.set(this.wait(Waits.restoreWebSocket), () => this.probeWebSocket());
+      this.restoreTimer.set(this.wait("restoreWebSocket"), () => this.probeWebSocket());
       return;
     }
     this.probe = ws;
@@ -517,7 +673,7 @@ export class PullClient {
     ws.onclose = () => {
       if (this.probe !== ws) return;
       this.probe = null;
-      this.restoreTimer.set(this.wait(Waits.restoreWebSocket), () => this.probeWebSocket());
+      this.restoreTimer.set(this.wait("restoreWebSocket"), () => this.probeWebSocket());
     };
   }
 
@@ -549,6 +705,7 @@ export class PullClient {
   private disconnect(code: number, reason: string): void {
     this.gen++;
     this.lpTimersClear();
+    this.connectionGone(reason);
     const ws = this.ws;
     this.ws = null;
     if (ws) {
@@ -580,6 +737,17 @@ export class PullClient {
     this.reconnectTimer.set(delay, () => void this.connect());
   }
 
+  /** The connection ended: its requests fail, its keepalive ends. */
+  private connectionGone(why: string): void {
+    this.pingTimer.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      p.timer.clear();
+      p.reject(new Error(`connection closed (${why})`));
+    }
+  }
+
   private networkOffline(): void {
     if (this.stopped() || this.statusValue === "idle") return;
     this.disconnect(CloseCode.NORMAL, "offline");
@@ -603,8 +771,10 @@ export class PullClient {
     if (!this.config || !this.canRefetch()) return;
     const now = this.timers.now();
     let due = Infinity;
-    for (const ch of channelList(this.config)) {
-      const end = timeOf(ch.end);
+    const ends = channelList(this.config).map((ch) => timeOf(ch.end));
+    // A token expires too: fetch the next one before.
+    ends.push(tokenExpiry(this.config.jwt));
+    for (const end of ends) {
       if (end === null) continue;
       const margin = Math.min(REFRESH_MARGIN, Math.max(0, (end - now) / 2));
       due = Math.min(due, end - margin);
@@ -635,9 +805,100 @@ export class PullClient {
 
   // Messages ---------------------------------------------------------------
 
-  private receive(data: string, source: "websocket" | "longpolling"): void {
+  /** A text frame or long-polling answer, in the connection's protocol. */
+  private receiveText(data: string, source: "websocket" | "longpolling"): void {
+    if (this.protocol !== 5) {
+      this.deliver(parseFrame(data), source);
+      return;
+    }
+    if (data === "ping") {
+      // The server's keepalive: answer, and expect the next within 20 s.
+      if (source === "websocket") this.pong();
+      return;
+    }
+    this.receiveRpc(parseRpcFrame(data), source);
+  }
+
+  /** A binary frame: a protocol-4 ResponseBatch. */
+  private receiveBinary(bytes: Uint8Array, source: "websocket" | "longpolling"): void {
+    let messages;
+    try {
+      messages = decodeResponseBatch(bytes);
+    } catch (err) {
+      this.log(`unreadable protobuf frame (${bytes.length} bytes): ${errorText(err)}`);
+      return;
+    }
+    const envs: Envelope[] = [];
+    for (const m of messages) {
+      let text: unknown;
+      try {
+        text = JSON.parse(m.body);
+      } catch {
+        continue; // one bad body must not cost the others
+      }
+      if (!isMessage(text)) continue;
+      const env: Envelope = { text };
+      if (m.mid) env.mid = m.mid;
+      if (m.senderType !== undefined) {
+        env.sender = { type: m.senderType };
+        if (m.senderId) env.sender.id = m.senderId;
+      }
+      envs.push(env);
+    }
+    this.deliver(envs, source);
+  }
+
+  /**
+   * A protocol-4 long-polling answer: a ResponseBatch, or text envelopes
+   * from a server that answers text (it starts with "#" or "[", which no
+   * ResponseBatch does).
+   */
+  private receiveBody(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (bytes[0] === 0x23 || bytes[0] === 0x5b) this.receiveText(new TextDecoder().decode(bytes), "longpolling");
+    else this.receiveBinary(bytes, "longpolling");
+  }
+
+  /** Protocol 5: notifications, answers to requests, and (from a text answer) envelopes. */
+  private receiveRpc(frame: { items: RpcItem[]; batch: boolean }, source: "websocket" | "longpolling"): void {
     const gen = this.gen;
-    for (const env of parseFrame(data)) {
+    const answers: Record<string, unknown>[] = [];
+    for (const item of frame.items) {
+      if (gen !== this.gen) return; // a command switched the connection: the rest comes again
+      switch (item.kind) {
+        case "envelope":
+          this.deliver([item.envelope], source);
+          break;
+        case "message":
+          if (item.envelope) {
+            this.deliver([item.envelope], source);
+            // The stock clients acknowledge every message they handled.
+            if (gen === this.gen && source === "websocket" && item.envelope.mid) this.wsSend(`mack:${item.envelope.mid}`);
+          }
+          if (item.id !== undefined) answers.push(answer(item.id, {}));
+          break;
+        case "call":
+          if (item.id !== undefined) answers.push(answer(item.id, undefined, METHOD_NOT_FOUND));
+          break;
+        case "response": {
+          const p = typeof item.id === "number" ? this.pending.get(item.id) : undefined;
+          if (!p) break;
+          this.pending.delete(item.id as number);
+          p.timer.clear();
+          if (item.error) p.reject(item.error);
+          else p.resolve(item.result);
+          break;
+        }
+      }
+    }
+    if (answers.length > 0 && gen === this.gen && source === "websocket") {
+      this.wsSend(JSON.stringify(frame.batch ? answers : answers[0]));
+    }
+  }
+
+  private deliver(envs: Envelope[], source: "websocket" | "longpolling"): void {
+    const gen = this.gen;
+    for (const env of envs) {
       if (gen !== this.gen) return; // a command switched the connection: the rest comes again
       this.handleEnvelope(env, source);
     }
@@ -654,7 +915,16 @@ export class PullClient {
     const ev: PullEvent = { ...env.text, source };
     if (env.mid) ev.mid = env.mid;
     if (env.channel) ev.channel = env.channel;
-    if (ev.module_id === "pull") this.system(ev);
+    if (env.sender) {
+      ev.sender = env.sender;
+      ev.extra = { ...(ev.extra ?? {}), sender: env.sender };
+    }
+    // What another client publishes is only delivered: commands to the
+    // client itself come from the backend or the server.
+    if (env.sender?.type !== SENDER_CLIENT) {
+      if (ev.module_id === "pull") this.system(ev);
+      else if (ev.module_id === "online" && ev.command === "userStatusChange") this.userStatusChanged(ev.params);
+    }
     this.emit(ev);
   }
 
@@ -679,7 +949,8 @@ export class PullClient {
       case "channel_expire": {
         const next = p.new_channel as PullChannel | undefined;
         const old = p.channel as { type?: string } | undefined;
-        if (p.action === "reconnect" && next && typeof next.id === "string" && this.config) {
+        // A token names the channels: only a new config brings new ones.
+        if (p.action === "reconnect" && next && typeof next.id === "string" && this.config && !this.config.jwt) {
           const type = old?.type ?? next.type ?? "private";
           this.config.channels[type] = next;
           this.scheduleRefresh();
@@ -690,10 +961,10 @@ export class PullClient {
         break;
       }
       case "config_expire":
-        this.restart(this.wait(Waits.restart), "config_expire");
+        this.restart(this.wait("restart"), "config_expire");
         break;
       case "server_restart":
-        this.restart(this.wait(Waits.restart), "server_restart");
+        this.restart(this.wait("restart"), "server_restart");
         break;
     }
   }
@@ -714,6 +985,96 @@ export class PullClient {
       // A failing subscriber must not stop delivery to the others.
       this.log(`handler threw: ${errorText(err)}`);
     }
+  }
+
+  // Protocols 4-5: requests ----------------------------------------------
+
+  /** Protocol 5: sends a request over the WebSocket and waits for its answer. */
+  private rpc(method: string, params: unknown, timeout?: number): Promise<unknown> {
+    if (this.protocol !== 5) return Promise.reject(new Error(`${method} needs protocol 5 (server.version 5)`));
+    const ws = this.ws;
+    if (!ws || !this.rpcReady()) return Promise.reject(new Error(`${method}: not connected by WebSocket`));
+    const id = ++this.rpcSeq;
+    return new Promise((resolve, reject) => {
+      const timer = new Timer(this.timers);
+      this.pending.set(id, { resolve, reject, timer });
+      timer.set(timeout ?? this.opts.rpcTimeout ?? RPC_TIMEOUT, () => {
+        this.pending.delete(id);
+        reject(new Error(`${method}: no answer`));
+      });
+      if (!this.wsSend(request(method, params, id))) {
+        timer.clear();
+        this.pending.delete(id);
+        reject(new Error(`${method}: not connected by WebSocket`));
+      }
+    });
+  }
+
+  /** Whether requests can be sent now: a protocol-5 WebSocket is open. */
+  private rpcReady(): boolean {
+    return this.protocol === 5 && this.ws !== null && this.statusValue === "online" && this.transportValue === "websocket";
+  }
+
+  private wsSend(data: string | Uint8Array): boolean {
+    if (!this.ws) return false;
+    try {
+      this.ws.send(data);
+      return true;
+    } catch (err) {
+      this.log(`send failed: ${errorText(err)}`);
+      return false;
+    }
+  }
+
+  /** Protocol 5: the server's "ping" came; the next must come within PING_TIMEOUT. */
+  private pong(): void {
+    this.wsSend("pong");
+    const gen = this.gen;
+    this.pingTimer.set(PING_TIMEOUT, () => {
+      if (gen !== this.gen || this.stopped()) return;
+      const why = `no ping from the server in ${PING_TIMEOUT / 1000} s`;
+      this.disconnect(CloseCode.STUCK, "connection stuck");
+      this.failed(why);
+    });
+  }
+
+  /** Protocol 4: a RequestBatch, over the WebSocket or POSTed to server.publish. */
+  private async publishBinary(receivers: BinaryReceiver[], body: Record<string, unknown>, expiry?: number): Promise<void> {
+    const cfg = this.config;
+    if (!cfg || this.protocol !== 4) throw new Error("client publishes need protocol 4 or 5 (server.version)");
+    if (cfg.server.publish_enabled !== true) throw new Error("client publishes are disabled (server.publish_enabled)");
+    if (receivers.length === 0) throw new Error("no receivers");
+    const bytes = encodePublish([{ receivers, body: JSON.stringify(body), expiry }]);
+    if (this.statusValue === "online" && this.transportValue === "websocket") {
+      if (this.wsSend(bytes)) return;
+    }
+    const s = cfg.server;
+    const base = (this.secure() && s.publish_secure) || s.publish;
+    if (!base) throw new Error("not connected by WebSocket, and the config has no publish URL");
+    const ids = channelList(cfg).map((c) => c.id);
+    let url = absolute(base.replace("#DOMAIN#", pageHost()), "longpolling");
+    if (ids.length > 0) url += (url.includes("?") ? "&" : "?") + "CHANNEL_ID=" + encodeURIComponent(ids.join("/"));
+    const f = this.opts.fetch ?? globalThis.fetch.bind(globalThis);
+    // No Content-Type: a "simple" POST, without CORS preflight.
+    const res = await f(url, { method: "POST", body: new Uint8Array(bytes), cache: "no-store" });
+    if (!res.ok) throw new Error(`publish: HTTP ${res.status} ${(await res.text()).trim()}`);
+  }
+
+  /** Protocol 5: the status subscriptions again, on a new connection. */
+  private restoreStatusSubscriptions(): void {
+    for (const userId of this.statusHandlers.keys()) {
+      this.rpc("subscribeStatusChange", { userId }).catch((err) =>
+        this.log(`status subscription of user ${userId} failed: ${errorText(err)}`),
+      );
+    }
+  }
+
+  private userStatusChanged(p: Record<string, unknown>): void {
+    const userId = Number(p.user_id);
+    const set = this.statusHandlers.get(userId);
+    if (!set) return;
+    const s: UserStatus = { userId, isOnline: p.online === true };
+    for (const h of [...set]) this.call(() => h(s));
   }
 
   // Backend poll -----------------------------------------------------------
@@ -738,14 +1099,15 @@ export class PullClient {
       ...extra,
     };
     this.lastStatus = e;
-    for (const h of [...this.statusHandlers]) this.call(() => h(e));
+    for (const h of [...this.onStatusHandlers]) this.call(() => h(e));
   }
 
   private stopped(): boolean {
     return this.statusValue === "stopped";
   }
 
-  private wait(range: readonly [number, number]): number {
+  private wait(name: keyof typeof Waits): number {
+    const range = this.opts.waits?.[name] ?? Waits[name];
     return between(range[0], range[1], this.random);
   }
 
@@ -769,11 +1131,22 @@ export class PullClient {
   }
 }
 
+/** Sender type of a message another client published. */
+const SENDER_CLIENT = 1;
+
+/** The protocol a config asks for: `server.version` 5+ → 5, 4 → 4, else 3. */
+export function protocolOf(cfg: PullConfig): Protocol {
+  const v = Number(cfg.server?.version) || 0;
+  return v >= 5 ? 5 : v === 4 ? 4 : 3;
+}
+
 /**
- * Builds the subscribe URL the stock clients build (PROTOCOL.md 2.3) for
- * protocol-3 text mode: `CHANNEL_ID=<private>/<shared>` (or `token=` when
- * the config has only a JWT), `clientId` in shared mode, `mid` to resume,
- * `revision=19`. Relative URLs are resolved against the page.
+ * Builds the subscribe URL the stock clients build (PROTOCOL.md 2.3):
+ * `token=<jwt>` when the config has one, else
+ * `CHANNEL_ID=<private>/<shared>`; `jsonRpc=true` for protocol 5,
+ * `binaryMode=true` for 4, `format=json` when asked in 3; `clientId` in
+ * shared mode, `mid` to resume, `revision=19`. Relative URLs are resolved
+ * against the page.
  */
 export function connectionUrl(
   cfg: PullConfig,
@@ -788,10 +1161,12 @@ export function connectionUrl(
   if (!base) throw new Error(`config has no ${t} URL`);
   base = absolute(base.replace("#DOMAIN#", pageHost()), t);
   const q: string[] = [];
-  const ids = channelList(cfg).map((c) => c.id);
-  if (ids.length > 0) q.push("CHANNEL_ID=" + encodeURIComponent(ids.join("/")));
-  else if (cfg.jwt) q.push("token=" + encodeURIComponent(cfg.jwt));
-  if (o.format === "json") q.push("format=json");
+  if (typeof cfg.jwt === "string" && cfg.jwt !== "") q.push("token=" + encodeURIComponent(cfg.jwt));
+  else if (channelList(cfg).length > 0) q.push("CHANNEL_ID=" + encodeURIComponent(channelList(cfg).map((c) => c.id).join("/")));
+  const protocol = protocolOf(cfg);
+  if (protocol === 5) q.push("jsonRpc=true");
+  else if (protocol === 4) q.push("binaryMode=true");
+  else if (o.format === "json") q.push("format=json");
   if (s.mode === "shared" && cfg.clientId) q.push("clientId=" + encodeURIComponent(cfg.clientId));
   if (o.mid) q.push("mid=" + encodeURIComponent(o.mid));
   q.push("revision=" + REVISION);
@@ -809,8 +1184,33 @@ function channelList(cfg: PullConfig): PullChannel[] {
   return out;
 }
 
+/** What a connection is made with: a change needs a new connection. */
 function channelIds(cfg: PullConfig | null): string {
-  return cfg ? channelList(cfg).map((c) => c.id).join("/") : "";
+  return cfg ? [protocolOf(cfg), channelList(cfg).map((c) => c.id).join("/"), cfg.jwt ?? ""].join("|") : "";
+}
+
+/** A public channel reference as the ids of a protobuf receiver. */
+function publicReceiver(ref: PublicChannelRef): BinaryReceiver {
+  if (typeof ref === "string") {
+    const dot = ref.indexOf(".");
+    return { id: dot < 0 ? ref : ref.slice(0, dot), signature: dot < 0 ? "" : ref.slice(dot + 1) };
+  }
+  if (isObject(ref) && typeof ref.publicId === "string") return { id: ref.publicId, signature: String(ref.signature ?? "") };
+  throw new TypeError('a public channel is "<publicId>.<signature>" or {publicId, signature}');
+}
+
+/** Milliseconds since the epoch at which a JWT expires (its exp claim), or null. */
+export function tokenExpiry(jwt: unknown): number | null {
+  if (typeof jwt !== "string") return null;
+  const part = jwt.split(".")[1];
+  if (!part) return null;
+  try {
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+    const claims: unknown = JSON.parse(json);
+    return isObject(claims) && typeof claims.exp === "number" ? claims.exp * 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Milliseconds since the epoch of a config time: unix seconds or a date string. */

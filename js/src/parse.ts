@@ -1,6 +1,10 @@
-import type { PullMessage } from "./types.js";
+import type { PullMessage, Sender } from "./types.js";
 
-/** One message as the server delivers it in protocol 3. */
+/**
+ * One message as the server delivers it: a protocol-3 envelope, or what
+ * the client reads out of a protocol-4 OutgoingMessage or a protocol-5
+ * incoming.message (mid, text and sender only).
+ */
 export interface Envelope {
   id?: number;
   mid?: string;
@@ -8,6 +12,8 @@ export interface Envelope {
   tag?: string;
   time?: string;
   text: PullMessage;
+  /** Protocols 4 and 5: who published it (type 1 a client, 2 the backend). */
+  sender?: Sender;
 }
 
 const START = "#!NGINXNMS!#";
@@ -83,6 +89,6 @@ export function isMessage(v: unknown): v is PullMessage {
   return true;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -1,5 +1,7 @@
 // Fakes for the unit tests: a clock whose time moves only when told, a
-// WebSocket and a fetch the test answers by hand.
+// WebSocket and a fetch the test answers by hand, and frames of each
+// protocol.
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 export class FakeClock {
   constructor(start = Date.UTC(2026, 0, 1)) {
@@ -47,11 +49,17 @@ export function fakeWebSocket() {
     constructor(url) {
       this.url = url;
       this.closed = null;
+      this.sent = [];
+      this.binaryType = "blob";
       this.onopen = this.onclose = this.onmessage = null;
       sockets.push(this);
     }
     close(code, reason) {
       this.closed = { code, reason };
+    }
+    send(data) {
+      if (this.closed) throw new Error("closed");
+      this.sent.push(data);
     }
     /** The server accepts the connection. */
     open() {
@@ -79,12 +87,15 @@ export function fakeFetch() {
         respond(status, body = "", headers = {}) {
           req.done = true;
           const h = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+          const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+          const text = typeof body === "string" ? body : new TextDecoder().decode(body);
           resolve({
             status,
             ok: status >= 200 && status < 300,
             headers: { get: (k) => h.get(k.toLowerCase()) ?? null },
-            text: async () => body,
-            json: async () => JSON.parse(body),
+            text: async () => text,
+            json: async () => JSON.parse(text),
+            arrayBuffer: async () => bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
           });
         },
         fail(err = new TypeError("Failed to fetch")) {
@@ -138,4 +149,82 @@ export function envelope(n, module = "im", command = "message", params = { n }) 
     }) +
     "#!NGINXNME!#"
   );
+}
+
+/** A protocol-4 ResponseBatch frame holding messages {n, module, command, params, senderType, senderId}. */
+export function responseBatch(list) {
+  const w = new BinaryWriter();
+  w.uint32(10).fork(); // responses[0]
+  w.uint32(10).fork(); // .outgoingMessages
+  for (const m of list) {
+    const body = m.body ?? JSON.stringify({ module_id: m.module ?? "im", command: m.command ?? "message", params: m.params ?? { n: m.n }, extra: {} });
+    w.uint32(10).fork(); // messages[]
+    w.uint32(10).bytes(hexBytes(mid(m.n)));
+    w.uint32(18).string(body);
+    w.uint32(24).uint32(86400);
+    w.uint32(37).fixed32(1767225600);
+    w.uint32(42).fork();
+    w.uint32(8).int32(m.senderType ?? 2);
+    if (m.senderId) w.uint32(18).bytes(hexBytes(m.senderId));
+    w.join();
+    w.join();
+  }
+  w.join();
+  w.join();
+  return w.finish();
+}
+
+/** Reads a client's RequestBatch: [{receivers: [{id, signature, isPrivate}], body, expiry}]. */
+export function readRequestBatch(bytes) {
+  const out = [];
+  const fields = (b, fn) => {
+    const r = new BinaryReader(b);
+    while (r.pos < r.len) {
+      const [no, wt] = r.tag();
+      fn(no, wt, r);
+    }
+  };
+  fields(bytes, (no, wt, r) => {
+    if (no !== 1) return r.skip(wt);
+    fields(r.bytes(), (no, wt, r) => {
+      if (no !== 1) return r.skip(wt);
+      fields(r.bytes(), (no, wt, r) => {
+        if (no !== 1) return r.skip(wt);
+        const m = { receivers: [], body: undefined, expiry: undefined };
+        fields(r.bytes(), (no, wt, r) => {
+          if (no === 1) {
+            const rc = {};
+            fields(r.bytes(), (no, wt, r) => {
+              if (no === 1) rc.id = hex(r.bytes());
+              else if (no === 2) rc.isPrivate = r.bool();
+              else if (no === 3) rc.signature = hex(r.bytes());
+              else r.skip(wt);
+            });
+            m.receivers.push(rc);
+          } else if (no === 3) m.body = r.string();
+          else if (no === 4) m.expiry = r.uint32();
+          else r.skip(wt);
+        });
+        out.push(m);
+      });
+    });
+  });
+  return out;
+}
+
+function hexBytes(s) {
+  return Uint8Array.from(s.match(/../g), (x) => parseInt(x, 16));
+}
+
+function hex(b) {
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** A protocol-5 incoming.message notification object for message n. */
+export function rpcMessage(n, module = "im", command = "message", params = { n }, more = {}) {
+  return {
+    jsonrpc: "2.0",
+    method: "incoming.message",
+    params: { mid: mid(n), body: { module_id: module, command, params, extra: {} }, sender: { type: 2 }, expiry: 86400, created: 1767225600, ...more },
+  };
 }

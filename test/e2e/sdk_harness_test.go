@@ -48,9 +48,10 @@ func checkNode() error {
 }
 
 // npmCI installs dir's locked dependencies (npm ci) unless installed, a
-// path in dir, exists.
+// path in dir, exists and npm's record of what it installed
+// (node_modules/.package-lock.json) is not older than package-lock.json.
 func npmCI(dir, installed string) error {
-	if _, err := os.Stat(filepath.Join(dir, installed)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, installed)); err == nil && !lockNewer(dir) {
 		return nil
 	}
 	npm, err := exec.LookPath("npm")
@@ -63,6 +64,17 @@ func npmCI(dir, installed string) error {
 		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 	return nil
+}
+
+// lockNewer reports whether dir's package-lock.json changed after the
+// last npm ci there.
+func lockNewer(dir string) bool {
+	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		return false
+	}
+	done, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json"))
+	return err != nil || lock.ModTime().After(done.ModTime())
 }
 
 // prepareSDK checks for Node 20+ and installs test/sdk's locked

@@ -1,6 +1,7 @@
 // The demo page: connects with @pushpull/client and shows what arrives.
-// Query parameters prefill the form: channel, ws, lp, pub, transport;
-// with a channel the page connects at once.
+// Query parameters prefill the form: channel, ws, lp, pub, transport,
+// version (the protocol: 3, 4 or 5); with a channel the page connects at
+// once.
 import { PullClient } from "./client/index.js";
 
 const $ = (id) => document.getElementById(id);
@@ -53,6 +54,7 @@ function showStatus(s) {
   el.textContent = s.status;
   const parts = [];
   if (s.transport) parts.push(s.transport === "websocket" ? "WebSocket" : "long polling");
+  if (state.client) parts.push(`protocol ${state.client.protocol}`);
   if (s.status === "offline" && s.retryIn !== undefined) parts.push(`retry in ${(s.retryIn / 1000).toFixed(1)} s`);
   if (s.errors) parts.push(`${s.errors} error${s.errors > 1 ? "s" : ""}`);
   if (s.reason) parts.push(s.reason);
@@ -65,7 +67,7 @@ function connect() {
   const client = new PullClient({
     transport: $("transport").value,
     config: {
-      server: { version: 3, websocket_enabled: true, websocket: $("ws").value, long_polling: $("lp").value },
+      server: { version: Number($("version").value), websocket_enabled: true, websocket: $("ws").value, long_polling: $("lp").value },
       channels: { private: { id: channel, type: "private" } },
     },
     log: (line) => console.debug("pushpull:", line),
@@ -110,6 +112,7 @@ $("ws").value = q.get("ws") || (d.websocket ? new URL(d.websocket, location.href
 $("lp").value = q.get("lp") || (d.long_polling ? new URL(d.long_polling, location.href).toString() : "");
 $("puburl").value = q.get("pub") || publishDefault(d);
 if (q.get("transport")) $("transport").value = q.get("transport");
+if (q.get("version")) $("version").value = q.get("version");
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();
