@@ -114,7 +114,7 @@ func (o SDKOptions) MarshalJSON() ([]byte, error) {
 
 // SDKEvent is one line of client.mjs's output.
 type SDKEvent struct {
-	Type      string          `json:"type"` // ready, request, envelope, message, status, error
+	Type      string          `json:"type"` // ready, request, post, envelope, message, status, error
 	ModuleID  string          `json:"moduleId"`
 	Command   string          `json:"command"`
 	Params    json.RawMessage `json:"params"`
@@ -125,6 +125,8 @@ type SDKEvent struct {
 	MID       string          `json:"mid"`
 	Channel   string          `json:"channel"`
 	Error     string          `json:"error"`
+	Body      string          `json:"body"` // post: what was posted
+	Code      int             `json:"code"` // post: the HTTP status of its answer
 	Line      string          `json:"-"`
 }
 
@@ -200,6 +202,9 @@ func startSDK(t testing.TB, opts SDKOptions) *SDKClient {
 	return c
 }
 
+// Stderr is what the client wrote to stderr so far (the SDK's errors).
+func (c *SDKClient) Stderr() string { return c.stderr.String() }
+
 // Send writes one command line to the client (disconnect, connect, stop).
 func (c *SDKClient) Send(cmd string) {
 	_, _ = io.WriteString(c.stdin, cmd+"\n")
@@ -210,8 +215,15 @@ func (c *SDKClient) Send(cmd string) {
 // the client exits.
 func (c *SDKClient) Collect(t testing.TB, what string, until func(SDKEvent) bool) []SDKEvent {
 	t.Helper()
+	return c.CollectWithin(t, waitTimeout, what, until)
+}
+
+// CollectWithin is Collect with another bound than waitTimeout, for what
+// the client itself puts off (it reconnects 15 s after server_restart).
+func (c *SDKClient) CollectWithin(t testing.TB, within time.Duration, what string, until func(SDKEvent) bool) []SDKEvent {
+	t.Helper()
 	var got []SDKEvent
-	timeout := time.After(waitTimeout)
+	timeout := time.After(within)
 	for {
 		select {
 		case e, ok := <-c.Events:
@@ -226,7 +238,7 @@ func (c *SDKClient) Collect(t testing.TB, what string, until func(SDKEvent) bool
 				return got
 			}
 		case <-timeout:
-			t.Fatalf("SDK client: no %s within %v; events: %s", what, waitTimeout, eventLines(got))
+			t.Fatalf("SDK client: no %s within %v; events: %s", what, within, eventLines(got))
 		}
 	}
 }
