@@ -17,7 +17,7 @@
 //	publish.go       the publish route (POST, GET) and what every publish path shares
 //	clientpublish.go client publishes to public channels: refusals, signatures, the REST route
 //	                 (protobuf, and protocol 5's JSON-RPC and acknowledgements)
-//	protocol12.go    versions 1-2: push-stream cursors (tag and time) and their headers
+//	protocol12.go    versions 1-2: push-stream cursors (tag and time), their headers, first polls
 //	protocol3.go     version 3: the backend's text publish and the online GET
 //	protocol4.go     version 4: the backend's protobuf requests (publish, stats), client frames
 //	protocol5.go     version 5: JSON-RPC client calls (WebSocket or HTTP), the backend's /api route

@@ -64,6 +64,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
 			return s.engine.Since(ctx, sub.ids, sub.mid)
 		}
+	case sub.format == format.Text:
+		// No position at all: a version 3 or a version 1-2 client's
+		// first poll.
+		req.Position = FirstPoll{Start: time.Now()}
+		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
 	}
 	h.Set("Content-Type", "text/plain")
 	s.poll.Serve(w, r, req)

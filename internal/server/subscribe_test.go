@@ -16,6 +16,7 @@ import (
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 )
@@ -67,6 +68,104 @@ func (f *routeFixture) post(query, body string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	f.s.restRoute(w, r)
 	return w
+}
+
+// A version 1-2 client whose first poll names no position continues from
+// the Etag and Last-Modified of the answer, as nginx-push-stream-module
+// set them: exactly after the last message it got, nothing repeated.
+// The answer stays a version 3 answer (envelopes), and browsers are told
+// not to store it.
+func TestFirstPollPosition(t *testing.T) {
+	f := newRouteFixture(t, time.Hour)
+	f.publish(`{"n":1}`, chA)
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- f.get("CHANNEL_ID="+chA, nil) }()
+	testutil.WaitFor(t, "the first poll to subscribe", func() bool { return f.s.hub.Count(chA) != 0 })
+	second := f.publish(`{"n":2}`, chA)
+	w := <-done
+	if want := string(format.Text.AppendMessage(nil, second, chA)); w.Code != http.StatusOK || w.Body.String() != want {
+		t.Fatalf("first poll: status %d body %q; want the version 3 envelope of message 2: %q", w.Code, w.Body, want)
+	}
+	checkPositionHeaders(t, "first poll", w, second.MID, second.HTTPTime())
+	if got := w.Header().Get("Access-Control-Expose-Headers"); got != LegacyExposeHeaders {
+		t.Errorf("Access-Control-Expose-Headers %q; want %q", got, LegacyExposeHeaders)
+	}
+
+	// The client sends back what it was given and gets only what came
+	// after.
+	third := f.publish(`{"n":3}`, chA)
+	back := map[string]string{"If-None-Match": w.Header().Get("Etag"), "If-Modified-Since": w.Header().Get("Last-Modified")}
+	w = f.get("CHANNEL_ID="+chA, back)
+	if want := string(format.PushStream.AppendMessage(nil, third, chA)); w.Code != http.StatusOK || w.Body.String() != want {
+		t.Fatalf("poll from the first answer's headers: status %d body %q; want message 3 alone: %q", w.Code, w.Body, want)
+	}
+	checkPositionHeaders(t, "continued poll", w, third.MID, third.HTTPTime())
+}
+
+// The 304 that ends the hold of a first poll: Etag the newest mid, the one
+// Last-Message-Id offers, Last-Modified the second the poll arrived; on an
+// empty channel only Last-Modified, from which a client gets what is
+// published later.
+func TestFirstPollNotModified(t *testing.T) {
+	f := newRouteFixture(t, 10*time.Millisecond)
+	arrived := time.Now().UTC().Truncate(time.Second)
+	w := f.get("CHANNEL_ID="+chB, nil)
+	if w.Code != http.StatusNotModified {
+		t.Fatalf("empty channel: status %d; want 304", w.Code)
+	}
+	if _, ok := w.Header()["Etag"]; ok || w.Header().Get("Last-Message-Id") != "" || w.Header().Get("Expires") != ExpiresNever {
+		t.Errorf("empty channel: headers %v; want no Etag, an empty Last-Message-Id and the 1973 Expires", w.Header())
+	}
+	if w.Header().Get("Cache-Control") != noStore {
+		t.Errorf("304 Cache-Control %q; want %q", w.Header().Get("Cache-Control"), noStore)
+	}
+	lm, err := http.ParseTime(w.Header().Get("Last-Modified"))
+	if err != nil || lm.Before(arrived) || lm.After(time.Now()) {
+		t.Errorf("empty channel: Last-Modified %q; want the second the poll arrived", w.Header().Get("Last-Modified"))
+	}
+
+	later := f.publish(`{"n":1}`, chB)
+	w2 := f.get("CHANNEL_ID="+chB, map[string]string{"If-Modified-Since": w.Header().Get("Last-Modified")})
+	if want := string(format.PushStream.AppendMessage(nil, later, chB)); w2.Code != http.StatusOK || w2.Body.String() != want {
+		t.Errorf("poll from the 304's Last-Modified: status %d body %q; want the later message", w2.Code, w2.Body)
+	}
+
+	f.publish(`{"n":2}`, chA) // another channel's: not the newest of chB
+	w = f.get("CHANNEL_ID="+chB, nil)
+	if w.Code != http.StatusNotModified || w.Header().Get("Etag") != later.MID || w.Header().Get("Last-Message-Id") != later.MID {
+		t.Errorf("304 after the hold: status %d headers %v; want Etag and Last-Message-Id %s", w.Code, w.Header(), later.MID)
+	}
+}
+
+// Requests that name a position, or ask for another mode, get no Etag: no
+// version 1-2 client sends them, and Etag is of no use to the others.
+func TestNoEtagForLaterClients(t *testing.T) {
+	f := newRouteFixture(t, 10*time.Millisecond)
+	f.publish(`{"module_id":"m","command":"c","params":{}}`, chA)
+	before := protocol.FormatMID(1, 0)
+	for _, q := range []string{"mid=" + before, "mid=" + before + "&format=json", "mid=" + before + "&binaryMode=true", "mid=" + before + "&jsonRpc=true",
+		"format=json", "binaryMode=true", "jsonRpc=true"} {
+		w := f.get("CHANNEL_ID="+chA+"&"+q, nil)
+		if w.Code != http.StatusOK && w.Code != http.StatusNotModified {
+			t.Errorf("%s: status %d body %q; want 200 or 304", q, w.Code, w.Body)
+			continue
+		}
+		for _, h := range []string{"Etag", "Last-Modified"} {
+			if _, ok := w.Header()[h]; ok {
+				t.Errorf("%s: answer carries %s %q", q, h, w.Header().Get(h))
+			}
+		}
+	}
+}
+
+func checkPositionHeaders(t *testing.T, what string, w *httptest.ResponseRecorder, etag, lastModified string) {
+	t.Helper()
+	if w.Header().Get("Etag") != etag || w.Header().Get("Last-Modified") != lastModified {
+		t.Errorf("%s: Etag %q Last-Modified %q; want %q %q", what, w.Header().Get("Etag"), w.Header().Get("Last-Modified"), etag, lastModified)
+	}
+	if w.Header().Get("Cache-Control") != noStore {
+		t.Errorf("%s: Cache-Control %q; want %q", what, w.Header().Get("Cache-Control"), noStore)
+	}
 }
 
 // A protocol-5 long poll is answered in JSON-RPC: every message due as
