@@ -78,19 +78,26 @@ func sdk5Acks(t *testing.T, srv *Server) {
 			t.Errorf("envelope %d: mid %q", i, e.MID)
 		}
 	}
+	// Each message's acknowledgement is a POST of its own; they may be
+	// answered in any order.
 	acked := map[string]bool{}
 	note := func(e SDKEvent) bool {
 		if e.Type == "post" {
 			acked[e.Body] = true
 		}
-		return acked["mack:"+env[2].MID]
+		for _, m := range env {
+			if !acked["mack:"+m.MID] {
+				return false
+			}
+		}
+		return true
 	}
 	done := false
 	for _, e := range events {
 		done = note(e)
 	}
 	if !done {
-		events = append(events, c.Collect(t, "the acknowledgement of the last message", note)...)
+		events = append(events, c.Collect(t, "the acknowledgements of the three messages", note)...)
 	}
 	for _, e := range events {
 		if e.Type != "post" {
@@ -102,11 +109,6 @@ func sdk5Acks(t *testing.T, srv *Server) {
 		}
 		if e.Code != http.StatusOK || !strings.HasPrefix(e.Body, "mack:") {
 			t.Errorf("POST %q answered %d; want an acknowledgement answered 200", e.Body, e.Code)
-		}
-	}
-	for _, e := range env {
-		if !acked["mack:"+e.MID] {
-			t.Errorf("message %s not acknowledged; events: %s", e.MID, eventLines(events))
 		}
 	}
 	// Nothing is delivered twice: a sentinel comes next, alone.
@@ -189,13 +191,10 @@ func sdk5Restart(t *testing.T) {
 	proxy.to(first)
 	p := newPair(t)
 	c := startSDK(t, sdk5Options(first, proxy.URL, p, true))
+	// The stop finds the client's first poll held (a poll sent after
+	// the stop began would meet a closed port; the first is the only
+	// one, so being online is being held).
 	firstPoll(t, c)
-	waitOnline(t, first, p.priv, true)
-	publish(t, first, []string{p.priv}, command("test", "before", 0))
-	c.WaitCommand(t, "before")
-	// The stop must find the client's next poll held: one sent after
-	// it would meet a closed port.
-	c.Collect(t, "the poll after the message", func(e SDKEvent) bool { return e.Type == "request" })
 	waitOnline(t, first, p.priv, true)
 
 	first.ExitExpected = true
