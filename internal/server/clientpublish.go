@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pushpull/pushpull/protocol"
+	"github.com/pushpull/pushpull/protocol/jsonrpc"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
@@ -224,9 +226,13 @@ func (s *Server) clientStats(req *clientRequest) *pb.ResponseBatch {
 	return b
 }
 
-// restRoute serves client requests over HTTP (/bitrix/rest/,
-// /bitrix/pubweb/): the same RequestBatch as over a WebSocket, the sender
-// named by its signed CHANNEL_ID.
+// restRoute serves what clients send over HTTP (/bitrix/rest/,
+// /bitrix/pubweb/, the config's server.publish), the sender named by its
+// signed CHANNEL_ID: a protocol-4 client's RequestBatch, as over a
+// WebSocket; and what a protocol-5 client's long-polling connector sends
+// there in place of WebSocket frames: JSON-RPC requests, answered as on
+// a WebSocket, and the mack:<mid> acknowledgements and pong, which need
+// nothing.
 func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodOptions:
@@ -256,6 +262,15 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	switch {
+	case isRPCKeepalive(body):
+		text(w, http.StatusOK, "")
+		return
+	case isJSON(body):
+		s.restRPC(w, r, &rpcCaller{t: t, public: sender, private: bareIDs(channels), rate: senderKey(sender, host)}, body)
+		return
+	}
 	req, bad := parseClientRequest(t, sender, body, s.requestLimits())
 	if bad != 0 {
 		refuse(w, bad)
@@ -265,7 +280,6 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		writeProto(w, s.clientStats(req))
 		return
 	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	if !s.clientRate.allow(senderKey(sender, host), len(req.msgs)) {
 		w.Header().Set("Retry-After", "1")
 		text(w, http.StatusTooManyRequests, s.clientRate.errTooFast())
@@ -278,4 +292,41 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text(w, http.StatusOK, "")
+}
+
+// restRPC answers the JSON-RPC requests a protocol-5 long-polling client
+// POSTs, as its WebSocket would (its connector drops the answer; a
+// batch of notifications gets an empty body).
+func (s *Server) restRPC(w http.ResponseWriter, r *http.Request, cl *rpcCaller, body []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	defer cancel()
+	out := s.rpcAnswer(ctx, body, false, func(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Error) {
+		return s.clientCall(ctx, cl, req)
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+func bareIDs(channels []protocol.Channel) []string {
+	out := make([]string, len(channels))
+	for i, c := range channels {
+		out[i] = c.ID
+	}
+	return out
+}
+
+// isRPCKeepalive reports whether body is one of the bare-text frames of
+// protocol 5: a delivery acknowledgement mack:<mid>, or pong. Neither
+// can be a client's RequestBatch, whose first byte is 0x0a (the tag of
+// its field 1, requests).
+func isRPCKeepalive(body []byte) bool {
+	return string(body) == "pong" || bytes.HasPrefix(body, []byte("mack:"))
+}
+
+// isJSON reports whether body starts like a JSON-RPC request or batch,
+// which a client's RequestBatch (first byte 0x0a) never does.
+func isJSON(body []byte) bool {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	return len(body) > 0 && (body[0] == '{' || body[0] == '[')
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -155,4 +157,29 @@ func TestClientRequestRefusals(t *testing.T) {
 	if got := protocol.Reason(int(protocol.CloseTooManyMessages)); got != "4016: Request exceeded the maximum number of messages." {
 		t.Errorf("reason %q", got)
 	}
+}
+
+// FuzzRestRoute posts any body to the rest route as a client would: a
+// protobuf batch, JSON-RPC, an acknowledgement or garbage gets a status
+// of the route, and a JSON answer is JSON.
+func FuzzRestRoute(f *testing.F) {
+	fx := newRouteFixture(f, time.Millisecond)
+	for _, s := range []string{
+		"mack:" + protocol.FormatMID(1700000000, 1), "pong", "mack:", `[{"jsonrpc":"2.0","method":"ping","id":1}]`,
+		`{"jsonrpc":"2.0","method":"publish","params":{"channelList":["` + chB + `"],"body":{}},"id":"x"}`,
+		"\x0a\x02\x0a\x00", " [", "{}", "garbage",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w := fx.post("CHANNEL_ID="+chA+":00112233445566778899aabbccddeeff", string(body))
+		switch w.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusForbidden, http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d for %q", w.Code, body)
+		}
+		if w.Header().Get("Content-Type") == "application/json" && w.Body.Len() > 0 && !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("answer %q is not JSON", w.Body)
+		}
+	})
 }

@@ -139,14 +139,63 @@ func (c *Cursor) NotModified(hd http.Header, _ string) {
 	}
 	hd.Set("Last-Message-Id", c.MID)
 	hd.Set("Expires", ExpiresNever)
+	hd.Set("Cache-Control", noStore)
 }
 
 // Answered implements poll.Position: the headers of a 200 are the tag and
 // time of m, the last message of the answer, which is where the client
 // resumes.
 func (c *Cursor) Answered(hd http.Header, m *protocol.Message) {
+	setPosition(hd, m)
+}
+
+// setPosition sets the Etag and Last-Modified of a 200 whose last message
+// is m, and what keeps browsers from storing the answer:
+// nginx-push-stream-module sent "no-cache, no-store, must-revalidate" on
+// every subscriber answer. A browser that stored one would revalidate it
+// with If-None-Match and If-Modified-Since of its own, or answer a later
+// poll from its cache.
+func setPosition(hd http.Header, m *protocol.Message) {
 	hd.Set("Etag", m.MID)
 	hd.Set("Last-Modified", m.HTTPTime())
+	hd.Set("Cache-Control", noStore)
+}
+
+const noStore = "no-cache, no-store, must-revalidate"
+
+// FirstPoll is the position of a text-mode long poll that names none: no
+// mid, tag or time, no If-None-Match or If-Modified-Since. That is the
+// first poll of a version 3 client, and also of a version 1-2 client that
+// sends no position before it has read one, and then continues from the
+// Etag and Last-Modified of the answer: nginx-push-stream-module set both
+// on every long-polling answer, with messages, on a message arriving
+// during the hold and at its end. So these answers carry both kinds of
+// position: the version 3 headers, and Etag and Last-Modified, which
+// version 3 clients do not read (nor do browsers keep them, see
+// setPosition). Answers to requests with a mid, or in another mode,
+// carry no Etag: no version 1-2 client sends those.
+type FirstPoll struct {
+	Start time.Time // when the request arrived
+}
+
+// NotModified implements poll.Position: the version 3 headers, Etag the
+// newest mid (the one Last-Message-Id offers, read while the request
+// was already subscribed), Last-Modified the second the request arrived:
+// a client resuming from it gets what was published since, possibly
+// again what it has of that second, which the clients drop.
+func (p FirstPoll) NotModified(hd http.Header, newest string) {
+	midPosition{}.NotModified(hd, newest)
+	if newest != "" {
+		hd.Set("Etag", newest)
+	}
+	hd.Set("Last-Modified", p.Start.UTC().Format(http.TimeFormat))
+	hd.Set("Cache-Control", noStore)
+}
+
+// Answered implements poll.Position: the tag and time of m, the last
+// message, as for a version 1-2 client.
+func (FirstPoll) Answered(hd http.Header, m *protocol.Message) {
+	setPosition(hd, m)
 }
 
 // legacyCursor returns the resume position of a version 1-2 client, or nil

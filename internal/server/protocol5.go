@@ -30,8 +30,9 @@ const maxUsers = 1000
 func (c *conn) rpcRequest(data []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
+	cl := c.caller()
 	out := c.s.rpcAnswer(ctx, data, false, func(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Error) {
-		return c.call(ctx, req)
+		return c.s.clientCall(ctx, cl, req)
 	})
 	if out != nil {
 		c.sess.Send(ws.TextFrame(out))
@@ -82,9 +83,35 @@ func (s *Server) rpcAnswer(ctx context.Context, data []byte, always bool, call f
 	return b
 }
 
-// call runs one client request.
-func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Error) {
-	t := c.sub.t
+// rpcCaller is who sends a protocol-5 client request: a WebSocket
+// connection, or a long-polling client POSTing to a rest route.
+type rpcCaller struct {
+	t       *tenant
+	public  string   // the sender's public id, "" if none
+	user    string   // the token's user, "" if none
+	private []string // the bare private ids it reads, for listChannels
+	rate    string   // its bucket in the client publish rate limit
+	// follow subscribes the caller to a status channel or unsubscribes
+	// it (false: too many followed); nil for a caller without a
+	// connection to deliver status changes on.
+	follow func(ch string, on bool) bool
+}
+
+// caller is the connection as the sender of JSON-RPC requests.
+func (c *conn) caller() *rpcCaller {
+	return &rpcCaller{
+		t: c.sub.t, public: c.sub.public, user: c.sub.user, private: c.sub.private,
+		rate: senderKey(c.sub.public, c.id), follow: c.follow,
+	}
+}
+
+// errNoConnection answers a status subscription sent over HTTP: status
+// changes are delivered on a WebSocket connection only.
+var errNoConnection = &jsonrpc.Error{Code: jsonrpc.CodeServerError, Message: "status subscriptions need a WebSocket connection"}
+
+// clientCall runs one client request of cl.
+func (s *Server) clientCall(ctx context.Context, cl *rpcCaller, req *jsonrpc.Request) (any, *jsonrpc.Error) {
+	t := cl.t
 	switch req.Method {
 	case methodPing:
 		return "pong", nil
@@ -93,7 +120,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		if !decodeParams(req, &p) || len(p.Body) == 0 {
 			return nil, jsonrpc.ErrInvalidParams
 		}
-		m := &protocol.Message{Expiry: p.Expiry, Sender: protocol.Sender{Type: protocol.SenderClient, ID: c.sub.public}}
+		m := &protocol.Message{Expiry: p.Expiry, Sender: protocol.Sender{Type: protocol.SenderClient, ID: cl.public}}
 		for _, raw := range p.ChannelList {
 			id, sig, ok := publicDescriptor(raw)
 			if !ok {
@@ -105,7 +132,7 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			}
 			m.Channels = append(m.Channels, ch)
 		}
-		if len(p.UserList) > 0 && c.sub.user == "" {
+		if len(p.UserList) > 0 && cl.user == "" {
 			// Users are known by their tokens: only a connection with
 			// one may address users.
 			return nil, jsonrpc.InvalidParams("userList needs a connection with a token")
@@ -121,17 +148,17 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 			return nil, jsonrpc.InvalidParams("body must be an object")
 		}
 		m.Body = p.Body
-		if !c.s.clientRate.allow(senderKey(c.sub.public, c.id), 1) {
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeServerError, Message: c.s.clientRate.errTooFast()}
+		if !s.clientRate.allow(cl.rate, 1) {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeServerError, Message: s.clientRate.errTooFast()}
 		}
-		if err := c.s.publishAll(ctx, []*protocol.Message{m}); err != nil {
+		if err := s.publishAll(ctx, []*protocol.Message{m}); err != nil {
 			return nil, jsonrpc.ErrInternal
 		}
 		return true, nil
 	case methodLastSeen:
-		return c.s.lastSeen(ctx, t, req)
+		return s.lastSeen(ctx, t, req)
 	case methodList:
-		return map[string]any{"channels": c.sub.private}, nil
+		return map[string]any{"channels": cl.private}, nil
 	case methodSubscribe, methodUnsubscribe:
 		var p struct {
 			UserID json.Number `json:"userId"`
@@ -143,7 +170,10 @@ func (c *conn) call(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Er
 		if err != nil {
 			return nil, jsonrpc.InvalidParams("userId must be a user id")
 		}
-		if !c.follow(t.statusChannel(strconv.FormatUint(user, 10)), req.Method == methodSubscribe) {
+		if cl.follow == nil {
+			return nil, errNoConnection
+		}
+		if !cl.follow(t.statusChannel(strconv.FormatUint(user, 10)), req.Method == methodSubscribe) {
 			return nil, jsonrpc.InvalidParams(errTooManyFollowed)
 		}
 		return struct{}{}, nil

@@ -51,6 +51,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.serveConn(w, r, sub)
 		return
 	}
+	// A protocol-5 client that long-polls (websocket_enabled false, or
+	// WebSocket blocked) gets JSON-RPC bodies like the others get their
+	// version's: an array of incoming.message notifications.
 	req := poll.Request{Channels: sub.ids, MID: sub.mid, Format: sub.format, Position: midPosition{}}
 	switch {
 	case legacy != nil:
@@ -62,10 +65,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
 			return s.engine.Since(ctx, sub.ids, sub.mid)
 		}
-	}
-	if req.Format == format.JSONRPC {
-		// Protocol-5 clients do not long-poll; one that does gets text.
-		req.Format = format.Text
+	case sub.format == format.Text:
+		// No position at all: a version 3 or a version 1-2 client's
+		// first poll.
+		req.Position = FirstPoll{Start: time.Now()}
+		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
 	}
 	if s.conns.max > 0 {
 		evicted := make(chan struct{})

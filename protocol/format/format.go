@@ -114,10 +114,15 @@ func (f Format) AppendBody(dst []byte, ds []Delivery) []byte {
 }
 
 // ContentType is the Content-Type of a long-polling answer. The text
-// formats answer text/plain, as the original did (format=json included).
+// formats answer text/plain, as the original did (format=json included);
+// JSON-RPC answers application/json (the clients read the body as text
+// whatever it says).
 func (f Format) ContentType() string {
-	if f == Protobuf {
+	switch f {
+	case Protobuf:
 		return "application/octet-stream"
+	case JSONRPC:
+		return "application/json"
 	}
 	return "text/plain"
 }

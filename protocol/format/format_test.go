@@ -63,3 +63,40 @@ func TestBinaryFrame(t *testing.T) {
 		t.Errorf("decoded %v", om)
 	}
 }
+
+// A protocol-5 long-polling body is one JSON array of incoming.message
+// notifications, oldest first, each written for the channel it came
+// through (a user channel picks that user's user_params); the stock
+// clients run every element of an array and answer none of them.
+func TestJSONRPCBody(t *testing.T) {
+	m := &protocol.Message{
+		MID: protocol.FormatMID(1700000000, 1), Body: []byte(`{"module_id":"im","command":"c","params":{}}`),
+		Created: time.Unix(1700000001, 0), UserParams: map[string]json.RawMessage{"7": json.RawMessage(`{"u":7}`)},
+	}
+	n := &protocol.Message{MID: protocol.FormatMID(1700000000, 2), Body: []byte(`{"module_id":"im","command":"d","params":{}}`), Created: time.Unix(1700000002, 0)}
+	b := JSONRPC.AppendBody(nil, []Delivery{{Msg: m, Channel: "c|user:7"}, {Msg: n, Channel: "c|0123456789abcdef0123456789abcdef"}})
+	var batch []struct {
+		JSONRPC string          `json:"jsonrpc"`
+		Method  string          `json:"method"`
+		ID      json.RawMessage `json:"id"`
+		Params  struct {
+			MID        string          `json:"mid"`
+			UserParams json.RawMessage `json:"user_params"`
+		} `json:"params"`
+	}
+	if err := json.Unmarshal(b, &batch); err != nil || len(batch) != 2 {
+		t.Fatalf("body %s: %v; want an array of two", b, err)
+	}
+	for i, want := range []*protocol.Message{m, n} {
+		e := batch[i]
+		if e.JSONRPC != "2.0" || e.Method != "incoming.message" || e.ID != nil || e.Params.MID != want.MID {
+			t.Errorf("element %d %+v; want the notification of %s", i, e, want.MID)
+		}
+	}
+	if string(batch[0].Params.UserParams) != `{"u":7}` || batch[1].Params.UserParams != nil {
+		t.Errorf("user_params %s, %s", batch[0].Params.UserParams, batch[1].Params.UserParams)
+	}
+	if got := JSONRPC.ContentType(); got != "application/json" {
+		t.Errorf("Content-Type %q", got)
+	}
+}

@@ -392,3 +392,85 @@ func TestOldClientWebSocket(t *testing.T) {
 		t.Errorf("version 3 answer carries Etag %q Last-Modified %q; want neither", r.Header.Get("Etag"), r.Header.Get("Last-Modified"))
 	}
 }
+
+// A version 1-2 client whose first poll names no position (no tag or
+// time, no If-None-Match or If-Modified-Since) continues from the Etag and
+// Last-Modified of each answer, as from nginx-push-stream-module, which set
+// both on every long-polling answer (ngx_http_push_stream_add_polling_headers:
+// with messages, on a message arriving during the hold, at its end): it
+// gets every message once, in order, and the answers are not to be
+// stored by browsers (no-store, as nginx-push-stream sent). The first
+// answer is still a version 3 answer, for the version 3 clients that
+// poll the same way.
+func TestPushStreamFirstPoll(t *testing.T) {
+	srv := startP3(t, "", 1)
+	id := newChannelID(t)
+	checkNoStore := func(what string, r Response) {
+		t.Helper()
+		if got := r.Header.Get("Cache-Control"); !strings.Contains(got, "no-store") {
+			t.Errorf("%s: Cache-Control %q; want no-store", what, got)
+		}
+	}
+
+	// First poll, held until a message arrives.
+	pending := startLongPoll(t, srv.SubURL+"?CHANNEL_ID="+id)
+	waitOnline(t, srv, id, true)
+	body := command("test", "first", 0)
+	publish(t, srv, []string{id}, body)
+	r := awaitResponse(t, pending)
+	checkLegacyHeaders(t, r)
+	checkNoStore("first poll", r)
+	env := parseEnvelopes(t, r.Body)
+	if len(env) != 1 || string(env[0].Text) != body {
+		t.Fatalf("first poll got %q; want the version 3 envelope of the message", r.Body)
+	}
+	etag, lm := r.Header.Get("Etag"), r.Header.Get("Last-Modified")
+	if etag != env[0].MID || lm != env[0].Time {
+		t.Fatalf("first poll: Etag %q Last-Modified %q; want the message's mid %q and time %q", etag, lm, env[0].MID, env[0].Time)
+	}
+
+	// From then on by the headers alone.
+	var want, got []string
+	for burst, size := range []int{3, 1, 4} {
+		for i := range size {
+			b := command("test", fmt.Sprintf("b%d-%d", burst, i), burst*10+i)
+			publish(t, srv, []string{id}, b)
+			want = append(want, b)
+		}
+		r := request(t, http.MethodGet, srv.SubURL+"?CHANNEL_ID="+id, "", map[string]string{"If-None-Match": etag, "If-Modified-Since": lm})
+		checkLegacyHeaders(t, r)
+		checkNoStore(fmt.Sprintf("poll %d", burst), r)
+		if r.Status != http.StatusOK {
+			t.Fatalf("poll %d: status %d body %q; want 200", burst, r.Status, r.Body)
+		}
+		e := parseLegacyEnvelopes(t, r.Body)
+		got = append(got, legacyTexts(e)...)
+		etag, lm = r.Header.Get("Etag"), r.Header.Get("Last-Modified")
+		if last := e[len(e)-1]; etag != last.Tag || lm != last.Time {
+			t.Fatalf("poll %d: Etag %q Last-Modified %q; want the last envelope's %q %q", burst, etag, lm, last.Tag, last.Time)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("received\n  %s\nwant each message once, in order\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	r = request(t, http.MethodGet, srv.SubURL+"?CHANNEL_ID="+id, "", map[string]string{"If-None-Match": etag, "If-Modified-Since": lm})
+	checkLegacy304(t, r, etag, lm, etag)
+
+	// A first poll that ends in 304: Etag the newest mid (what
+	// Last-Message-Id offers version 3 clients), Last-Modified set too; a
+	// client continuing from them gets exactly what came next.
+	r = longPoll(t, srv.SubURL+"?CHANNEL_ID="+id)
+	if r.Status != http.StatusNotModified || r.Header.Get("Etag") != etag || r.Header.Get("Last-Message-Id") != etag || r.Header.Get("Expires") != expires1973 {
+		t.Fatalf("first poll with nothing new: status %d headers %v; want 304 with Etag and Last-Message-Id %s", r.Status, r.Header, etag)
+	}
+	if _, err := http.ParseTime(r.Header.Get("Last-Modified")); err != nil {
+		t.Errorf("304 Last-Modified %q: %v", r.Header.Get("Last-Modified"), err)
+	}
+	checkNoStore("304", r)
+	next := command("test", "next", 99)
+	publish(t, srv, []string{id}, next)
+	r = request(t, http.MethodGet, srv.SubURL+"?CHANNEL_ID="+id, "", map[string]string{"If-None-Match": r.Header.Get("Etag"), "If-Modified-Since": r.Header.Get("Last-Modified")})
+	if e := parseLegacyEnvelopes(t, r.Body); len(e) != 1 || string(e[0].Text) != next {
+		t.Fatalf("poll from the 304's headers got %q; want the next message alone", r.Body)
+	}
+}

@@ -10,9 +10,9 @@ import (
 )
 
 // The official SDK's pull client in protocol 4 (protobuf, over WebSocket
-// and long polling) and protocol 5 (JSON-RPC over WebSocket, with a JWT):
-// it receives, resumes after a reconnect, and publishes to another
-// client's public channel.
+// and long polling) and protocol 5 (JSON-RPC with a JWT, over WebSocket
+// and long polling): it receives, resumes after a reconnect, and
+// publishes to another client's public channel.
 func TestSDKProtocols45(t *testing.T) {
 	for _, e := range engines45 {
 		t.Run(e.name, func(t *testing.T) {
@@ -25,6 +25,7 @@ func TestSDKProtocols45(t *testing.T) {
 				{"v4-websocket", 4, true},
 				{"v4-longpolling", 4, false},
 				{"v5-websocket", 5, true},
+				{"v5-longpolling", 5, false},
 			} {
 				t.Run(m.name+"/receive", func(t *testing.T) {
 					c, p := startSDK45(t, srv, m.version, m.webSocket, "")
@@ -41,7 +42,7 @@ func TestSDKProtocols45(t *testing.T) {
 				t.Run(m.name+"/shared", func(t *testing.T) {
 					sdkShared45(t, srv, m.version, m.webSocket)
 				})
-				if m.version == 5 {
+				if m.version == 5 && m.webSocket {
 					t.Run(m.name+"/users", func(t *testing.T) { sdkUsers5(t, srv) })
 				}
 			}
@@ -146,7 +147,10 @@ func sdkResume45(t *testing.T, srv *Server, version int, webSocket bool) {
 // sdkPublish45: client A publishes (over its WebSocket, or by HTTP to the
 // client publish route when long polling) to B's public channel with the
 // descriptor "<publicId>.<signature>" from publicChannels; B gets it as a
-// client event from A.
+// client event from A. A protocol-5 client sends its JSON-RPC requests
+// (sendMessageToChannels and the like) on its WebSocket connector only,
+// so over long polling it publishes with sendMessageBatch, which POSTs
+// the JSON-RPC batch to server.publish.
 func sdkPublish45(t *testing.T, srv *Server, version int, webSocket bool) {
 	a, pa := startSDK45(t, srv, version, webSocket, "")
 	b, pb := startSDK45(t, srv, version, webSocket, "")
@@ -154,7 +158,11 @@ func sdkPublish45(t *testing.T, srv *Server, version int, webSocket bool) {
 		"channels": []string{pb.pub + "." + pb.publicSig(key45)},
 		"module":   "chat", "command": "typing", "params": map[string]any{"n": 1},
 	})
-	a.Send("publish " + string(cmd))
+	how := "publish "
+	if version >= 5 && !webSocket {
+		how = "publishbatch "
+	}
+	a.Send(how + string(cmd))
 	a.Collect(t, "published", func(e SDKEvent) bool {
 		if e.Type == "publish_failed" {
 			t.Fatalf("publish failed: %s", e.Line)

@@ -48,10 +48,9 @@ func checkNode() error {
 }
 
 // npmCI installs dir's locked dependencies (npm ci) unless installed, a
-// path in dir, exists and npm's record of what it installed
-// (node_modules/.package-lock.json) is not older than package-lock.json.
+// path in dir, exists.
 func npmCI(dir, installed string) error {
-	if _, err := os.Stat(filepath.Join(dir, installed)); err == nil && !lockNewer(dir) {
+	if _, err := os.Stat(filepath.Join(dir, installed)); err == nil {
 		return nil
 	}
 	npm, err := exec.LookPath("npm")
@@ -64,17 +63,6 @@ func npmCI(dir, installed string) error {
 		return fmt.Errorf("npm ci in %s: %v\n%s", dir, err, out)
 	}
 	return nil
-}
-
-// lockNewer reports whether dir's package-lock.json changed after the
-// last npm ci there.
-func lockNewer(dir string) bool {
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return false
-	}
-	done, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json"))
-	return err != nil || lock.ModTime().After(done.ModTime())
 }
 
 // prepareSDK checks for Node 20+ and installs test/sdk's locked
@@ -126,7 +114,7 @@ func (o SDKOptions) MarshalJSON() ([]byte, error) {
 
 // SDKEvent is one line of client.mjs's output.
 type SDKEvent struct {
-	Type      string          `json:"type"` // ready, request, envelope, message, status, error
+	Type      string          `json:"type"` // ready, request, post, envelope, message, status, error
 	ModuleID  string          `json:"moduleId"`
 	Command   string          `json:"command"`
 	Params    json.RawMessage `json:"params"`
@@ -137,6 +125,8 @@ type SDKEvent struct {
 	MID       string          `json:"mid"`
 	Channel   string          `json:"channel"`
 	Error     string          `json:"error"`
+	Body      string          `json:"body"` // post: what was posted
+	Code      int             `json:"code"` // post: the HTTP status of its answer
 	Line      string          `json:"-"`
 }
 
@@ -212,6 +202,9 @@ func startSDK(t testing.TB, opts SDKOptions) *SDKClient {
 	return c
 }
 
+// Stderr is what the client wrote to stderr so far (the SDK's errors).
+func (c *SDKClient) Stderr() string { return c.stderr.String() }
+
 // Send writes one command line to the client (disconnect, connect, stop).
 func (c *SDKClient) Send(cmd string) {
 	_, _ = io.WriteString(c.stdin, cmd+"\n")
@@ -222,12 +215,12 @@ func (c *SDKClient) Send(cmd string) {
 // the client exits.
 func (c *SDKClient) Collect(t testing.TB, what string, until func(SDKEvent) bool) []SDKEvent {
 	t.Helper()
-	return c.CollectWithin(t, what, waitTimeout, until)
+	return c.CollectWithin(t, waitTimeout, what, until)
 }
 
-// CollectWithin is Collect with its own deadline, for what the client
-// itself delays (it reconnects 15 s after a server_restart).
-func (c *SDKClient) CollectWithin(t testing.TB, what string, within time.Duration, until func(SDKEvent) bool) []SDKEvent {
+// CollectWithin is Collect with another bound than waitTimeout, for what
+// the client itself puts off (it reconnects 15 s after server_restart).
+func (c *SDKClient) CollectWithin(t testing.TB, within time.Duration, what string, until func(SDKEvent) bool) []SDKEvent {
 	t.Helper()
 	var got []SDKEvent
 	timeout := time.After(within)

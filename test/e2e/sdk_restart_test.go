@@ -54,7 +54,7 @@ func TestSDKRestart(t *testing.T) {
 				"name": "e2e", "routes": routes45(), "port": first.Ports[0],
 			}}})
 			publish(t, second, []string{channel}, command("test", "missed", 2))
-			events := c.CollectWithin(t, "command missed", waitTimeout+20*time.Second, func(e SDKEvent) bool {
+			events := c.CollectWithin(t, waitTimeout+20*time.Second, "command missed", func(e SDKEvent) bool {
 				return e.Type == "message" && e.Command == "missed"
 			})
 			publish(t, second, []string{channel}, command("test", "live", 3))

@@ -26,6 +26,11 @@
 //   {"type":"ready"}                              the client is set up
 //   {"type":"request","transport":"websocket"|"longpolling","url":...}
 //                                                 every connection it opens
+//   {"type":"post","url":...,"body":...,"code":<HTTP status>}
+//                                                 every POST it made (long
+//                                                 polling sends there what
+//                                                 it would send on a
+//                                                 WebSocket), once answered
 //   {"type":"envelope","mid":...,"channel":...}   every message the server
 //                                                 delivered, before the
 //                                                 client's own duplicate filter
@@ -45,6 +50,9 @@
 //                {"channels":["<publicId>.<signature>",...], "users":[ids],
 //                 "module":..., "command":..., "params":{...}}; reports
 //                {"type":"published"} or {"type":"publish_failed","error":...}
+//   publishbatch <JSON>  the same through sendMessageBatch, the one publish
+//                of version 5 that goes by the current connector (a POST to
+//                server.publish when long polling)
 //   watch <userId>  follow the user's online status (version 5); reports
 //                {"type":"watching"}, then {"type":"user_status","userId","isOnline"}
 //                on each change
@@ -106,8 +114,22 @@ globalThis.WebSocket = ReportingWebSocket;
 // after disconnect().
 class BrowserXMLHttpRequest extends XHR2 {
   open(method, url, ...rest) {
-    emit({ type: 'request', transport: 'longpolling', url: String(url) });
+    if (String(method).toUpperCase() === 'POST') {
+      this._reportPost = String(url);
+    } else {
+      emit({ type: 'request', transport: 'longpolling', url: String(url) });
+    }
     return super.open(method, url, ...rest);
+  }
+
+  send(body) {
+    if (this._reportPost !== undefined) {
+      const url = this._reportPost;
+      this.addEventListener('loadend', () =>
+        emit({ type: 'post', url, body: typeof body === 'string' ? body : null, code: this.status }),
+      );
+    }
+    return super.send(body);
   }
 
   abort() {
@@ -292,11 +314,24 @@ input.on('line', (line) => {
     case 'config':
       options = JSON.parse(rest.join(' '));
       break;
-    case 'publish': {
+    case 'publish':
+    case 'publishbatch': {
       const p = JSON.parse(rest.join(' '));
-      const sent = p.users
-        ? client.sendMessage(p.users, p.module, p.command, p.params ?? {})
-        : client.sendMessageToChannels(p.channels ?? [], p.module, p.command, p.params ?? {});
+      let sent;
+      if (command === 'publishbatch') {
+        const message = { body: { module_id: p.module, command: p.command, params: p.params ?? {} } };
+        if (p.users) {
+          message.userList = p.users;
+        }
+        if (p.channels) {
+          message.channelList = p.channels;
+        }
+        sent = client.sendMessageBatch([message]);
+      } else if (p.users) {
+        sent = client.sendMessage(p.users, p.module, p.command, p.params ?? {});
+      } else {
+        sent = client.sendMessageToChannels(p.channels ?? [], p.module, p.command, p.params ?? {});
+      }
       Promise.resolve(sent).then(
         () => emit({ type: 'published' }),
         (error) => emit({ type: 'publish_failed', error: String(error?.message ?? JSON.stringify(error)) }),
