@@ -159,6 +159,11 @@ func (s *subscriber) websocket(ctx context.Context) error {
 	for {
 		err := s.websocketOnce(ctx)
 		var refused ws.StatusError
+		var closed wsutil.ClosedError
+		if errors.As(err, &closed) && closed.Code == protocol.CloseWrongChannel {
+			// The server upgrades a bad channel id and closes at once.
+			return fmt.Errorf("subscribe: the server refused the channel: %d %s", closed.Code, closed.Reason)
+		}
 		if errors.As(err, &refused) || errors.Is(err, errEnough) || ctx.Err() != nil {
 			return err
 		}
