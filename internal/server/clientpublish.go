@@ -324,9 +324,10 @@ func isRPCKeepalive(body []byte) bool {
 	return string(body) == "pong" || bytes.HasPrefix(body, []byte("mack:"))
 }
 
-// isJSON reports whether body starts like a JSON-RPC request or batch,
-// which a client's RequestBatch (first byte 0x0a) never does.
+// isJSON reports whether body starts as a JSON-RPC request or batch does.
+// A client's RequestBatch starts with 0x0a (its field 1), which JSON counts
+// as white space, and its next byte (a length) may be '{' or '[': the
+// first byte alone tells them apart.
 func isJSON(body []byte) bool {
-	body = bytes.TrimLeft(body, " \t\r\n")
 	return len(body) > 0 && (body[0] == '{' || body[0] == '[')
 }
