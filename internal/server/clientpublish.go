@@ -251,7 +251,7 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	// A CHANNEL_ID that does not parse names no sender: refused below
 	// with 4012, once the body is read, as the push server 2.x does.
 	sender := ""
-	channels, _ := t.signer.ParseChannels(r.URL.Query().Get("CHANNEL_ID"))
+	channels, parseErr := t.signer.ParseChannels(r.URL.Query().Get("CHANNEL_ID"))
 	for _, c := range channels {
 		if c.Public != "" {
 			sender = c.Public
@@ -266,6 +266,11 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case isRPCKeepalive(body):
 		text(w, http.StatusOK, "")
+		return
+	case isJSON(body) && parseErr != nil:
+		// JSON-RPC comes from the long-polling connector, which always
+		// names its channels; calls on no channel are not served.
+		text(w, http.StatusBadRequest, parseErr.Error())
 		return
 	case isJSON(body):
 		s.restRPC(w, r, &rpcCaller{t: t, public: sender, private: bareIDs(channels), rate: senderKey(sender, host)}, body)

@@ -222,6 +222,14 @@ func TestRestRouteJSONRPC(t *testing.T) {
 		}
 	}
 
+	// JSON-RPC on no channel is refused, as the long-polling connector
+	// always names its channels.
+	for _, q := range []string{"", "CHANNEL_ID=nonsense"} {
+		if w := f.post(q, `{"jsonrpc":"2.0","method":"ping","params":{},"id":1}`); w.Code != http.StatusBadRequest {
+			t.Errorf("JSON-RPC with %q: status %d body %q; want 400", q, w.Code, w.Body)
+		}
+	}
+
 	batch := `[{"jsonrpc":"2.0","method":"publish","params":{"channelList":["` + chB + `"],"body":{"module_id":"chat","command":"typing","params":{}}},"id":1},` +
 		`{"jsonrpc":"2.0","method":"ping","params":{},"id":2},` +
 		`{"jsonrpc":"2.0","method":"listChannels","params":{},"id":3},` +
