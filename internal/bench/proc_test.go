@@ -128,7 +128,7 @@ func TestParseSystemBusy(t *testing.T) {
 }
 
 func TestCPUMeter(t *testing.T) {
-	m, err := startCPU(os.Getpid(), os.Getppid())
+	m, err := startCPU(procs{root: os.Getpid()}, os.Getppid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestCPUMeter(t *testing.T) {
 	if u.Server < 0 || u.Bench < 0 || u.Helper < 0 || u.Others < 0 {
 		t.Fatalf("got %+v", u)
 	}
-	if _, err := startCPU(-1, 0); err == nil {
+	if _, err := startCPU(procs{root: -1}, 0); err == nil {
 		t.Fatal("started on pid -1")
 	}
 }
