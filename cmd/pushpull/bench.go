@@ -291,11 +291,11 @@ func checkPeerFlags(o *bench.Options, peer bool, pin pinFlag, explicit map[strin
 	if o.Peer == "" && peer {
 		o.PeerTarget.Kind = bench.KindNchan
 	}
-	if pin.on && runtime.NumCPU() < 2 {
-		return errors.New("bench: --pin needs two CPUs")
-	}
 	if pin.on && !o.Spawn {
 		return errors.New("bench: --pin runs the servers the bench starts; it needs --spawn")
+	}
+	if pin.on && runtime.NumCPU() < 2 {
+		return errors.New("bench: --pin needs two CPUs")
 	}
 	if !peer {
 		if pin.both {
