@@ -288,8 +288,8 @@ func checkPeerFlags(o *bench.Options, peer bool, pin pinFlag, explicit map[strin
 	if o.Peer != "" && o.Peer != bench.KindNchan {
 		return fmt.Errorf("bench: --peer %q: the peer it can run is %s", o.Peer, bench.KindNchan)
 	}
-	if o.Peer == "" && peer {
-		o.PeerTarget.Kind = bench.KindNchan
+	if t := o.PeerTarget; t.PID != 0 || t.SubURL != "" || t.PubURL != "" {
+		o.PeerTarget.Kind = bench.KindNchan // the one peer there is
 	}
 	if pin.on && !o.Spawn {
 		return errors.New("bench: --pin runs the servers the bench starts; it needs --spawn")

@@ -40,7 +40,8 @@ type CompareRow struct {
 	Peer     Spread `json:"peer"`
 	// Ratio is the pushpull median over the peer's: below 1 pushpull
 	// spends less (or, for a rate, achieves less). 0 when either has no
-	// runs or the peer's median is 0.
+	// runs, the peer's median is 0, or the figure is context (losses,
+	// the other processes' share of the CPU).
 	Ratio float64 `json:"ratio"`
 }
 
@@ -76,10 +77,12 @@ func ratio(a, b Spread) float64 {
 	return a.Median / b.Median
 }
 
-// figure is one named number of a run.
+// figure is one named number of a run. A context figure (losses, what
+// else ran) is shown without a ratio: it says how far the others hold.
 type figure struct {
-	name  string
-	value float64
+	name    string
+	value   float64
+	context bool
 }
 
 // figuresOf returns the figures a result is compared by, in table order.
@@ -87,22 +90,22 @@ func figuresOf(res any) []figure {
 	switch r := res.(type) {
 	case *DeliveryResult:
 		return []figure{
-			{"latency p50 (ms)", r.Latency.P50},
-			{"latency p99 (ms)", r.Latency.P99},
-			{"server CPU per 1,000 deliveries (ms)", r.CPUPer1000},
-			{"server CPU (ms)", r.ServerCPUMillis},
-			{"deliveries per second", r.DeliveriesPerSec},
-			{"delivered", float64(r.Delivered)},
-			{"lost", float64(r.Lost)},
-			{"other processes' CPU share (%)", 100 * r.OtherCPUShare},
+			{"latency p50 (ms)", r.Latency.P50, false},
+			{"latency p99 (ms)", r.Latency.P99, false},
+			{"server CPU per 1,000 deliveries (ms)", r.CPUPer1000, false},
+			{"server CPU (ms)", r.ServerCPUMillis, false},
+			{"deliveries per second", r.DeliveriesPerSec, false},
+			{"delivered", float64(r.Delivered), false},
+			{"lost", float64(r.Lost), true},
+			{"other processes' CPU share (%)", 100 * r.OtherCPUShare, true},
 		}
 	case *IdleResult:
 		return []figure{
-			{"RSS per connection (bytes)", r.BytesPerConn},
-			{"PSS per connection (bytes)", r.PSSPerConn},
-			{"RSS before (MiB)", float64(r.RSSBefore) / (1 << 20)},
-			{"RSS after (MiB)", float64(r.RSSAfter) / (1 << 20)},
-			{"dropped", float64(r.Dropped)},
+			{"RSS per connection (bytes)", r.BytesPerConn, false},
+			{"PSS per connection (bytes)", r.PSSPerConn, false},
+			{"RSS before (MiB)", float64(r.RSSBefore) / (1 << 20), false},
+			{"RSS after (MiB)", float64(r.RSSAfter) / (1 << 20), false},
+			{"dropped", float64(r.Dropped), true},
 		}
 	}
 	return nil
@@ -112,12 +115,14 @@ func figuresOf(res any) []figure {
 func compareRows(pushpull, peer []any) []CompareRow {
 	var names []string
 	values := map[string][2][]float64{}
+	context := map[string]bool{}
 	for side, results := range [2][]any{pushpull, peer} {
 		for _, res := range results {
 			for _, f := range figuresOf(res) {
 				v, ok := values[f.name]
 				if !ok {
 					names = append(names, f.name)
+					context[f.name] = f.context
 				}
 				v[side] = append(v[side], f.value)
 				values[f.name] = v
@@ -128,7 +133,9 @@ func compareRows(pushpull, peer []any) []CompareRow {
 	for _, name := range names {
 		v := values[name]
 		row := CompareRow{Figure: name, Pushpull: SpreadOf(v[0]), Peer: SpreadOf(v[1])}
-		row.Ratio = ratio(row.Pushpull, row.Peer)
+		if !context[name] {
+			row.Ratio = ratio(row.Pushpull, row.Peer)
+		}
 		rows = append(rows, row)
 	}
 	return rows
@@ -166,6 +173,7 @@ func Compare(ctx context.Context, o Options, scenario string, pinned bool) *Comp
 				c.Errors = append(c.Errors, fmt.Sprintf("%s run %d: %v", name, i, err))
 				continue
 			}
+			o.logf("compare %s (%s): run %d on %s: %s", scenario, pinning, i, name, runSummary(res))
 			if onPeer {
 				c.PeerRuns = append(c.PeerRuns, res)
 				if w := workersOf(res); w > 0 {
@@ -227,7 +235,11 @@ func (o *Options) scenarioSetup(scenario string) string {
 	subs := cmp.Or(o.Subs, DefaultSubs)
 	switch scenario {
 	case "idle":
-		return fmt.Sprintf("%d idle WebSockets", cmp.Or(o.Conns, DefaultConns))
+		s := fmt.Sprintf("%d idle WebSockets, a channel each", cmp.Or(o.Conns, DefaultConns))
+		if o.Mode != "" && o.Mode != "text" {
+			s += fmt.Sprintf(" (pushpull's in %s mode)", o.Mode)
+		}
+		return s
 	case "fanout":
 		ch := "one channel"
 		if n := min(max(o.Channels, 1), subs); n > 1 {
@@ -242,6 +254,18 @@ func (o *Options) scenarioSetup(scenario string) string {
 		}
 		return fmt.Sprintf("%d subscribers on a channel each, %d publishers publishing %s",
 			subs, cmp.Or(o.Concurrency, DefaultConcurrency), what)
+	}
+	return ""
+}
+
+// runSummary is a run's main figures in a line, for the progress log.
+func runSummary(res any) string {
+	switch r := res.(type) {
+	case *DeliveryResult:
+		return fmt.Sprintf("p50 %.3f ms, p99 %.3f ms, %.2f ms CPU per 1,000 deliveries, %d delivered, %d lost, others took %.0f%% of the CPU",
+			r.Latency.P50, r.Latency.P99, r.CPUPer1000, r.Delivered, r.Lost, 100*r.OtherCPUShare)
+	case *IdleResult:
+		return fmt.Sprintf("%.0f bytes (PSS %.0f) per connection, RSS %s -> %s", r.BytesPerConn, r.PSSPerConn, mib(r.RSSBefore), mib(r.RSSAfter))
 	}
 	return ""
 }

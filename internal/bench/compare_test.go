@@ -68,6 +68,13 @@ func TestCompareRows(t *testing.T) {
 	if lost := byName["lost"]; lost.Pushpull.Median != 0 || lost.Peer != (Spread{1, 0, 2, 2}) || lost.Ratio != 0 {
 		t.Errorf("lost row %+v", lost)
 	}
+	// The other processes' share is context: no ratio, whatever it is.
+	busy := compareRows([]any{&DeliveryResult{OtherCPUShare: 0.5}}, []any{&DeliveryResult{OtherCPUShare: 0.25}})
+	for _, r := range busy {
+		if r.Figure == "other processes' CPU share (%)" && (r.Pushpull.Median != 50 || r.Ratio != 0) {
+			t.Errorf("busy row %+v", r)
+		}
+	}
 	// A side without runs has no spread and no ratio.
 	for _, r := range compareRows(pushpull, nil) {
 		if r.Peer.N != 0 || r.Ratio != 0 || r.Pushpull.N != 3 {

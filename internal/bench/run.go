@@ -129,6 +129,9 @@ func (o *Options) openPeer(ctx context.Context, conns int) (*session, error) {
 		if _, err := ReadStatus(t.PID); err != nil {
 			return nil, fmt.Errorf("peer process %d: %w", t.PID, err)
 		}
+		if t.Kind == "" {
+			t.Kind = KindNchan
+		}
 		return &session{Target: t}, nil
 	}
 	if o.Peer != KindNchan {
