@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -31,6 +32,14 @@ bystander missed, and the server's memory peak against its store bound.
 By default each scenario starts its own server (this executable, "serve") on
 free loopback ports; with --pid, --sub and --pub it measures a running one
 instead.
+
+With --peer nchan, idle, fanout, unicast and all measure nginx with the nchan
+module beside pushpull: the bench starts nginx itself (Debian's nginx and
+libnginx-mod-nchan) with a configuration of its own on free loopback ports,
+or takes a running one with --peer-pid, --peer-sub and --peer-pub. Each
+scenario runs --runs times on each server, alternating, and prints per figure
+each server's median and range and the ratio of the medians. --pin runs the
+server on CPU 0 and the bench on CPU 1 (--pin both: unpinned, then pinned).
 
 flags:
 `
@@ -65,6 +74,19 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.Batch, "batch", 1, "unicast: messages per publish request; above 1 they go as one protocol-4 RequestBatch (binaryMode=true), as the Bitrix backend sends them")
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")
+	fs.IntVar(&o.Channels, "channels", 1, "fanout: the subscribers' channels, round-robin; each message goes to one, in turn")
+	fs.DurationVar(&o.Duration, "duration", 0, "unicast: publish for this long instead of a count of --messages")
+	fs.IntVar(&o.Expiry, "expiry", 0, "Message-Expiry of each publish, in seconds: pushpull keeps the messages for clients that come back (0: delivered only to those connected); a started nchan keeps them as long, up to 10,000 per channel")
+	fs.StringVar(&o.Peer, "peer", "", "also measure this server, side by side: nchan (nginx with the nchan module, started by the bench)")
+	fs.StringVar(&o.PeerTarget.SubURL, "peer-sub", "", "subscribe URL of a running nchan, e.g. ws://127.0.0.1:8080/sub/ (the channel goes in ?CHANNEL_ID=)")
+	fs.StringVar(&o.PeerTarget.PubURL, "peer-pub", "", "publish URL of a running nchan, e.g. http://127.0.0.1:8081/pub/ (the channel goes in ?CHANNEL_ID=)")
+	fs.IntVar(&o.PeerTarget.PID, "peer-pid", 0, "pid of a running nchan's nginx master: its CPU and memory and its workers' are measured")
+	fs.StringVar(&o.PeerTarget.StatURL, "peer-stat", "", "nchan_stub_status URL of a running nchan, to wait for its subscribers (default: wait a second)")
+	fs.StringVar(&o.Nginx, "nginx", "", "nginx binary for --peer nchan (default: nginx from PATH or /usr/sbin/nginx)")
+	fs.StringVar(&o.Module, "nchan-module", "", "nchan module for --peer nchan (default: where Debian's libnginx-mod-nchan puts it)")
+	fs.IntVar(&o.Runs, "runs", bench.DefaultRuns, "with --peer: runs of each server, alternating")
+	pin := pinFlag{}
+	fs.Var(&pin, "pin", "run a started server on CPU 0 and the bench on CPU 1; --pin both: unpinned, then pinned (with --peer)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	var chaos bench.ChaosOptions
@@ -80,6 +102,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		scenario, args = args[0], args[1:]
 	}
+	args = joinPinArg(args)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -107,6 +130,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if _, err := bench.RaiseFileLimit(); err != nil {
 		return fmt.Errorf("bench: raise the open file limit: %w", err)
+	}
+	peer := o.Peer != "" || o.PeerTarget.PID != 0 || o.PeerTarget.SubURL != "" || o.PeerTarget.PubURL != ""
+	if err := checkPeerFlags(&o, peer, pin, explicit); err != nil {
+		return err
+	}
+	o.Pin = pin.on && !pin.both
+	if peer {
+		return runCompare(ctx, o, scenario, pin, jsonOut, stdout)
 	}
 
 	var (
@@ -197,6 +228,135 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err != nil {
 		return fmt.Errorf("bench %s: %w", scenario, err)
+	}
+	return nil
+}
+
+// pinFlag is --pin: a bool flag ("--pin") that also takes "both".
+type pinFlag struct{ on, both bool }
+
+func (p *pinFlag) String() string {
+	switch {
+	case p == nil || !p.on:
+		return "off"
+	case p.both:
+		return "both"
+	}
+	return "on"
+}
+
+func (p *pinFlag) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "true", "on", "1":
+		*p = pinFlag{on: true}
+	case "false", "off", "0":
+		*p = pinFlag{}
+	case "both":
+		*p = pinFlag{on: true, both: true}
+	default:
+		return fmt.Errorf("want on, off or both")
+	}
+	return nil
+}
+
+func (p *pinFlag) IsBoolFlag() bool { return true }
+
+// joinPinArg turns "--pin both" (or on, off) into "--pin=both": a bool flag
+// takes no separate value.
+func joinPinArg(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if (a == "--pin" || a == "-pin") && i+1 < len(args) {
+			switch args[i+1] {
+			case "both", "on", "off":
+				out = append(out, a+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// checkPeerFlags refuses the combinations the side-by-side runs cannot do.
+func checkPeerFlags(o *bench.Options, peer bool, pin pinFlag, explicit map[string]bool) error {
+	if o.Peer != "" && o.Peer != bench.KindNchan {
+		return fmt.Errorf("bench: --peer %q: the peer it can run is %s", o.Peer, bench.KindNchan)
+	}
+	if t := o.PeerTarget; t.PID != 0 || t.SubURL != "" || t.PubURL != "" {
+		o.PeerTarget.Kind = bench.KindNchan // the one peer there is
+	}
+	if pin.on && !o.Spawn {
+		return errors.New("bench: --pin runs the servers the bench starts; it needs --spawn")
+	}
+	if pin.on && runtime.NumCPU() < 2 {
+		return errors.New("bench: --pin needs two CPUs")
+	}
+	if !peer {
+		if pin.both {
+			return errors.New("bench: --pin both compares a server with another: it needs --peer")
+		}
+		if explicit["runs"] {
+			return errors.New("bench: --runs alternates pushpull and a peer: it needs --peer")
+		}
+		return nil
+	}
+	if o.Redis {
+		return errors.New("bench: --peer compares pushpull's memory store with nchan's; leave out --redis")
+	}
+	if o.Runs < 1 {
+		return errors.New("bench: --runs must be at least 1")
+	}
+	return nil
+}
+
+// runCompare runs the side-by-side scenarios and prints their tables.
+func runCompare(ctx context.Context, o bench.Options, scenario string, pin pinFlag, jsonOut bool, stdout io.Writer) error {
+	var scenarios []string
+	switch scenario {
+	case "idle", "fanout", "unicast":
+		scenarios = []string{scenario}
+	case "all":
+		scenarios = bench.CompareScenarios
+	case "":
+		return errors.New("bench: name a scenario: idle, fanout, unicast or all")
+	default:
+		return fmt.Errorf("bench: --peer runs idle, fanout, unicast or all, not %q", scenario)
+	}
+	pins := []bool{pin.on}
+	if pin.both {
+		pins = []bool{false, true}
+	}
+	text := stdout
+	if jsonOut {
+		text = nil
+	}
+	var all []*bench.Comparison
+	failed := 0
+	for _, pinned := range pins {
+		for _, sc := range scenarios {
+			c := bench.Compare(ctx, o, sc, pinned)
+			all = append(all, c)
+			bench.WriteComparison(text, c)
+			if len(c.Errors) > 0 {
+				failed++
+			}
+		}
+	}
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(all); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("bench %s: %d comparison(s) had runs that did not finish", scenario, failed)
 	}
 	return nil
 }

@@ -17,9 +17,12 @@ import (
 // DeliveryResult is the outcome of a publish-and-deliver scenario.
 type DeliveryResult struct {
 	Scenario    string `json:"scenario"`
+	Server      string `json:"server"` // pushpull or nchan
 	Storage     string `json:"storage"`
 	Subscribers int    `json:"subscribers"`
-	Messages    int    `json:"messages"`
+	Channels    int    `json:"channels"`          // the subscribers' channels: 1 in a fan-out, one each in a unicast
+	Messages    int    `json:"messages"`          // published, failed publishes included
+	Workers     int    `json:"workers,omitempty"` // nchan: nginx worker processes
 
 	PublishRate   float64 `json:"publish_rate"` // publishes per second achieved
 	PublishErrors int64   `json:"publish_errors"`
@@ -47,8 +50,9 @@ type DeliveryResult struct {
 	OtherCPUShare  float64 `json:"other_cpu_share"` // of the machine's CPU time over the run
 }
 
-// Fanout subscribes Subs connections to one channel and publishes Messages
-// to it at Rate per second, one publish at a time.
+// Fanout subscribes Subs connections to one channel (to Channels channels,
+// round-robin) and publishes Messages at Rate per second, one publish at a
+// time, each to one channel in turn.
 func Fanout(ctx context.Context, o Options) (*DeliveryResult, error) {
 	return o.fanout(ctx, o.Redis)
 }
@@ -57,13 +61,14 @@ func (o *Options) fanout(ctx context.Context, redis bool) (*DeliveryResult, erro
 	subs := cmp.Or(o.Subs, DefaultSubs)
 	msgs := cmp.Or(o.Messages, DefaultFanoutMsgs)
 	rate := cmp.Or(o.Rate, DefaultFanoutRate)
-	return o.deliver(ctx, "fanout", redis, subs, msgs, true, func(ctx context.Context, pubURL string, channels []string) publishStats {
+	groups := min(max(o.Channels, 1), subs)
+	return o.deliver(ctx, "fanout", redis, subs, msgs, groups, func(ctx context.Context, newPub func() (*Publisher, error), channels []string) (publishStats, int) {
 		interval := time.Duration(float64(time.Second) / rate)
 		var st publishStats
-		p, err := NewPublisher(pubURL)
+		p, err := newPub()
 		if err != nil {
 			st.fail(err)
-			return st
+			return st, 0
 		}
 		defer p.Close()
 		var body []byte
@@ -77,32 +82,45 @@ func (o *Options) fanout(ctx context.Context, redis bool) (*DeliveryResult, erro
 				}
 			}
 			body = AppendTickBody(body[:0], int64(i), time.Now().UnixNano())
-			if st.record(p.Publish(channels[0], body)) {
+			if st.record(p.Publish(channels[i%len(channels)], body)) {
 				break
 			}
 		}
-		return st
+		return st, msgs
 	})
 }
 
 // Unicast subscribes Subs connections, each to its own channel, and
 // publishes Messages round-robin over them from Concurrency connections as
-// fast as the server answers.
+// fast as the server answers; with Duration, for that long instead, at
+// most Messages when given.
 func Unicast(ctx context.Context, o Options) (*DeliveryResult, error) {
 	return o.unicast(ctx, o.Redis)
 }
 
+// maxTimedMessages bounds a unicast that publishes for a time: its ledger
+// holds a bit per message.
+const maxTimedMessages = 50_000_000
+
 func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, error) {
 	subs := cmp.Or(o.Subs, DefaultSubs)
 	msgs := cmp.Or(o.Messages, DefaultUnicastMsgs)
+	if o.Duration > 0 && o.Messages == 0 {
+		msgs = maxTimedMessages
+	}
 	conc := cmp.Or(o.Concurrency, DefaultConcurrency)
-	return o.deliver(ctx, "unicast", redis, subs, msgs, false, func(ctx context.Context, pubURL string, channels []string) publishStats {
+	return o.deliver(ctx, "unicast", redis, subs, msgs, subs, func(ctx context.Context, newPub func() (*Publisher, error), channels []string) (publishStats, int) {
 		var (
 			next atomic.Int64
+			stop atomic.Bool
 			wg   sync.WaitGroup
 			mu   sync.Mutex
 			all  publishStats
 		)
+		var deadline time.Time
+		if o.Duration > 0 {
+			deadline = time.Now().Add(o.Duration)
+		}
 		for w := 0; w < conc; w++ {
 			wg.Add(1)
 			go func() {
@@ -113,14 +131,18 @@ func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, err
 					all.merge(st)
 					mu.Unlock()
 				}()
-				p, err := NewPublisher(pubURL)
+				p, err := newPub()
 				if err != nil {
 					st.fail(err)
 					return
 				}
 				defer p.Close()
 				var body []byte
-				for ctx.Err() == nil {
+				for ctx.Err() == nil && !stop.Load() {
+					if !deadline.IsZero() && time.Now().After(deadline) {
+						stop.Store(true) // the others too
+						return
+					}
 					n := int64(max(o.Batch, 1))
 					i := next.Add(n) - n
 					if i >= int64(msgs) {
@@ -137,14 +159,18 @@ func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, err
 						err = p.Publish(channels[i%int64(len(channels))], body)
 					}
 					if st.record(err) {
-						next.Store(int64(msgs)) // stop the others too
+						stop.Store(true) // the others too
 						return
 					}
 				}
 			}()
 		}
 		wg.Wait()
-		return all
+		if deadline.IsZero() {
+			return all, msgs
+		}
+		// Every sequence number claimed was published (or failed).
+		return all, int(min(next.Load(), int64(msgs)))
 	})
 }
 
@@ -188,37 +214,39 @@ func (s *publishStats) merge(o publishStats) {
 	}
 }
 
-// deliver runs one scenario: subscribers, then publish, then a drain wait
-// for what is still in flight, measuring the server's CPU across the
-// publishing and the drain.
-func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs, msgs int, fanout bool,
-	publish func(ctx context.Context, pubURL string, channels []string) publishStats) (*DeliveryResult, error) {
-	s, err := o.open(ctx, redis)
+// deliver runs one scenario: subscribers on groups channels, then
+// publish, then a drain wait for what is still in flight, measuring the
+// server's CPU across the publishing and the drain. publish returns how
+// many messages it published (seq 0 to n-1), failures included.
+func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs, msgs, groups int,
+	publish func(ctx context.Context, newPub func() (*Publisher, error), channels []string) (publishStats, int)) (*DeliveryResult, error) {
+	s, err := o.open(ctx, redis, max(subs, 1)+o.Concurrency)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	nch := subs
-	if fanout {
-		nch = 1
+	if s.nchan() && o.Batch > 1 {
+		return nil, fmt.Errorf("%s: --batch publishes protobuf RequestBatches, which only pushpull takes", scenario)
 	}
-	_, signed, err := o.channels(nch)
+	nch := groups
+	channels, err := o.channelsFor(s.Target, nch)
 	if err != nil {
 		return nil, err
 	}
-	ledger := NewLedger(subs, msgs, fanout)
-	perConn := msgs
-	if !fanout {
-		perConn = msgs/subs + 1
+	ledger := NewGroupLedger(subs, msgs, groups)
+	perConn := msgs/groups + 1
+	if o.Duration > 0 && o.Messages == 0 {
+		perConn = 16 // grows as needed
 	}
-	o.logf("%s: opening %d subscribers", scenario, subs)
+	o.logf("%s: opening %d subscribers on %s", scenario, subs, s.kind())
 	sw, err := OpenSwarm(ctx, SwarmOptions{
 		URL:         s.SubURL,
-		Channel:     func(i int) string { return signed[i%nch] },
+		Channel:     func(i int) string { return channels[i%nch] },
 		Count:       subs,
 		Concurrency: 64,
 		Ledger:      ledger,
 		PerConn:     perConn,
+		Kind:        s.Kind,
 	})
 	if err != nil {
 		return nil, err
@@ -227,15 +255,27 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 	if _, err := s.waitSubscribed(ctx, subs); err != nil {
 		return nil, err
 	}
-	o.logf("%s: publishing %d messages to %d subscribers", scenario, msgs, subs)
+	what := fmt.Sprintf("%d messages", msgs)
+	if o.Duration > 0 && scenario == "unicast" {
+		what = "for " + o.Duration.String()
+	}
+	o.logf("%s: publishing %s to %d subscribers", scenario, what, subs)
 
-	cpu, err := startCPU(s.PID, s.RedisPID)
+	cpu, err := startCPU(s.procs(), s.RedisPID)
 	if err != nil {
 		return nil, err
 	}
+	newPub := func() (*Publisher, error) {
+		p, err := NewPublisher(s.PubURL)
+		if err == nil {
+			p.Expiry, p.Created = o.Expiry, s.nchan()
+		}
+		return p, err
+	}
 	t0 := time.Now()
-	st := publish(ctx, s.PubURL, signed)
+	st, sent := publish(ctx, newPub, channels)
 	published := time.Since(t0)
+	ledger.Sent(sent)
 	drainEnd := time.Now().Add(cmp.Or(o.Drain, 5*time.Second))
 	for ledger.Delivered() < ledger.Expected() && time.Now().Before(drainEnd) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
@@ -255,10 +295,12 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 
 	r := &DeliveryResult{
 		Scenario:        scenario,
+		Server:          s.kind(),
 		Storage:         s.storage(),
 		Subscribers:     subs,
-		Messages:        msgs,
-		PublishRate:     float64(msgs-int(st.errors)) / published.Seconds(),
+		Channels:        groups,
+		Messages:        sent,
+		PublishRate:     float64(sent-int(st.errors)) / published.Seconds(),
 		PublishErrors:   st.errors,
 		Expected:        ledger.Expected(),
 		Delivered:       ledger.Delivered(),
@@ -272,6 +314,9 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		RedisCPUMillis:  use.Helper,
 		OtherCPUMillis:  use.Others,
 		OtherCPUShare:   use.OthersShare,
+	}
+	if s.nchan() {
+		r.Workers = s.procs().workers()
 	}
 	r.Lost = r.Expected - r.Delivered
 	if st.first != nil {

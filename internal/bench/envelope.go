@@ -67,6 +67,30 @@ func AppendTicks(dst []Tick, frame []byte) (ticks []Tick, bad int) {
 	return dst, bad
 }
 
+// AppendBodyTick appends the tick of a frame that is one published body as
+// it was posted (nchan sends each message's body alone in a frame, with no
+// envelope). A frame without one is counted in bad.
+func AppendBodyTick(dst []Tick, frame []byte) (ticks []Tick, bad int) {
+	seq, ok1 := intAfter(frame, keySeq)
+	sent, ok2 := intAfter(frame, keySent)
+	if !ok1 || !ok2 {
+		return dst, 1
+	}
+	return append(dst, Tick{Seq: seq, Sent: sent}), 0
+}
+
+// tickParser reads the ticks of one delivered frame.
+type tickParser func(dst []Tick, frame []byte) ([]Tick, int)
+
+// parserFor returns how the subscribers of a kind of server read their
+// frames.
+func parserFor(kind string) tickParser {
+	if kind == KindNchan {
+		return AppendBodyTick
+	}
+	return AppendTicks
+}
+
 // parseTick finds params.seq and params.t in the "text" of one envelope
 // object. The envelope's own fields come before "text" and none of them is
 // named "seq" or "t", so a search after "text" finds the bench's values.

@@ -125,3 +125,49 @@ func FuzzAppendTicks(f *testing.F) {
 		}
 	})
 }
+
+// nchan delivers the body as it was posted, one message a frame: its tick
+// reads back whole, and anything else counts as unparsed.
+func TestAppendBodyTick(t *testing.T) {
+	ticks, bad := AppendBodyTick(nil, AppendTickBody(nil, 7, 1754000000000000001))
+	if bad != 0 || !slices.Equal(ticks, []Tick{{7, 1754000000000000001}}) {
+		t.Fatalf("got %v, bad %d", ticks, bad)
+	}
+	ticks, bad = AppendBodyTick(ticks, []byte(`{"module_id":"bench","command":"tick","params":{"seq": 8, "t": -1}}`))
+	if bad != 0 || !slices.Equal(ticks, []Tick{{7, 1754000000000000001}, {8, -1}}) {
+		t.Fatalf("spaced JSON: got %v, bad %d", ticks, bad)
+	}
+	for _, frame := range []string{"", "hello", `{"params":{"seq":1}}`, `{"params":{"t":1}}`, `{"seq":x,"t":1}`} {
+		if got, bad := AppendBodyTick(nil, []byte(frame)); bad != 1 || len(got) != 0 {
+			t.Errorf("%q: got %v, bad %d; want one unparsed", frame, got, bad)
+		}
+	}
+	// A pushpull frame is not one body: its envelope's fields come first,
+	// and they hold no "seq" or "t", but the body's do parse. The parser
+	// is chosen by the server's kind, so each reads its own frames.
+	if p := parserFor(KindNchan); p == nil {
+		t.Fatal("no parser for nchan")
+	}
+	env := envelope(3, 4, "c")
+	if got, bad := parserFor(KindPushpull)(nil, env); bad != 0 || !slices.Equal(got, []Tick{{3, 4}}) {
+		t.Fatalf("pushpull envelope: got %v, bad %d", got, bad)
+	}
+	if got, bad := parserFor("")(nil, AppendTickBody(nil, 1, 2)); bad != 1 || len(got) != 0 {
+		t.Fatalf("a bare body read as a pushpull frame: got %v, bad %d", got, bad)
+	}
+}
+
+func FuzzAppendBodyTick(f *testing.F) {
+	f.Add(AppendTickBody(nil, 5, 1754000000000000000), int64(5), int64(6))
+	f.Add([]byte(`"seq":"t":`), int64(-1), int64(0))
+	f.Fuzz(func(t *testing.T, frame []byte, seq, sent int64) {
+		ticks, bad := AppendBodyTick(nil, frame)
+		if len(ticks)+bad != 1 {
+			t.Fatalf("%d ticks, %d bad from one frame", len(ticks), bad)
+		}
+		got, bad := AppendBodyTick(nil, AppendTickBody(nil, seq, sent))
+		if bad != 0 || len(got) != 1 || got[0] != (Tick{seq, sent}) {
+			t.Fatalf("seq %d t %d: got %v (bad %d)", seq, sent, got, bad)
+		}
+	})
+}

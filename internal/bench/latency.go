@@ -55,12 +55,14 @@ func (b *bitset) set(i int) bool {
 	return b.words[i/64].Or(mask)&mask == 0
 }
 
-// Ledger accounts for the deliveries of a run. In a fan-out every
-// subscriber expects every message; in a unicast message seq goes to
-// subscriber seq % subscribers only.
+// Ledger accounts for the deliveries of a run. Subscribers are in groups,
+// one per channel: subscriber sub listens on channel sub % groups, and
+// message seq goes to channel seq % groups, to every member of its group.
+// A fan-out is one group; a unicast has a group (a channel) per subscriber.
 type Ledger struct {
 	subs, msgs int
-	fanout     bool
+	groups     int
+	sent       int // messages published, once known; msgs until then
 	seen       *bitset
 	unique     atomic.Int64
 	dups       atomic.Int64
@@ -68,36 +70,66 @@ type Ledger struct {
 	last       atomic.Int64 // unix ns of the latest first delivery
 }
 
-// NewLedger returns a ledger for msgs messages to subs subscribers.
+// NewLedger returns a ledger for msgs messages to subs subscribers: all of
+// them (fanout), or each message to one subscriber (seq % subs).
 func NewLedger(subs, msgs int, fanout bool) *Ledger {
-	n := msgs
+	groups := subs
 	if fanout {
+		groups = 1
+	}
+	return NewGroupLedger(subs, msgs, groups)
+}
+
+// NewGroupLedger returns a ledger for msgs messages to subs subscribers in
+// groups channels (1 <= groups <= subs).
+func NewGroupLedger(subs, msgs, groups int) *Ledger {
+	groups = min(max(groups, 1), max(subs, 1))
+	n := msgs
+	if groups < subs {
 		n = subs * msgs
 	}
-	return &Ledger{subs: subs, msgs: msgs, fanout: fanout, seen: newBitset(n)}
+	return &Ledger{subs: subs, msgs: msgs, groups: groups, sent: msgs, seen: newBitset(n)}
 }
+
+// Sent sets how many messages were published, seq 0 to n-1, when a run
+// that publishes for a time stopped short of msgs.
+func (l *Ledger) Sent(n int) { l.sent = min(max(n, 0), l.msgs) }
 
 // Expected returns how many deliveries the run should see.
 func (l *Ledger) Expected() int64 {
-	if l.fanout {
-		return int64(l.subs) * int64(l.msgs)
+	if l.groups == 1 {
+		return int64(l.subs) * int64(l.sent)
 	}
-	return int64(l.msgs)
+	if l.groups == l.subs {
+		return int64(l.sent)
+	}
+	// Group k has subs/groups members, one more for k < subs%groups, and
+	// gets sent/groups messages, one more for k < sent%groups.
+	var n int64
+	for k := 0; k < l.groups; k++ {
+		members := int64(l.subs / l.groups)
+		if k < l.subs%l.groups {
+			members++
+		}
+		msgs := int64(l.sent / l.groups)
+		if k < l.sent%l.groups {
+			msgs++
+		}
+		n += members * msgs
+	}
+	return n
 }
 
 // Record accounts for message seq received by subscriber sub at now and
 // reports whether it was its first arrival there.
 func (l *Ledger) Record(sub int, seq int64, now int64) bool {
-	if seq < 0 || seq >= int64(l.msgs) || sub < 0 || sub >= l.subs {
+	if seq < 0 || seq >= int64(l.msgs) || sub < 0 || sub >= l.subs || int(seq%int64(l.groups)) != sub%l.groups {
 		l.stray.Add(1)
 		return false
 	}
 	i := int(seq)
-	if l.fanout {
+	if l.groups < l.subs {
 		i += sub * l.msgs
-	} else if int(seq%int64(l.subs)) != sub {
-		l.stray.Add(1)
-		return false
 	}
 	if !l.seen.set(i) {
 		l.dups.Add(1)

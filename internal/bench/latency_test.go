@@ -100,3 +100,47 @@ func TestLedgerConcurrent(t *testing.T) {
 		t.Fatalf("delivered %d dups %d", l.Delivered(), l.Duplicates())
 	}
 }
+
+func TestLedgerGroups(t *testing.T) {
+	// 7 subscribers on 3 channels (3, 2 and 2 members), 10 messages
+	// round-robin (4, 3 and 3 of them): 4*3 + 3*2 + 3*2 deliveries.
+	l := NewGroupLedger(7, 10, 3)
+	if l.Expected() != 24 {
+		t.Fatalf("expected %d, want 24", l.Expected())
+	}
+	for sub := 0; sub < 7; sub++ {
+		for seq := int64(0); seq < 10; seq++ {
+			if int(seq%3) == sub%3 {
+				if !l.Record(sub, seq, seq) {
+					t.Fatalf("first delivery of %d to %d not counted", seq, sub)
+				}
+			}
+		}
+	}
+	l.Record(0, 1, 1) // message 1 went to channel 1
+	l.Record(3, 0, 1) // again
+	if l.Delivered() != 24 || l.Stray() != 1 || l.Duplicates() != 1 {
+		t.Fatalf("delivered %d dups %d stray %d", l.Delivered(), l.Duplicates(), l.Stray())
+	}
+	// A run that stopped early expects only what it published.
+	l.Sent(4) // 2, 1 and 1 messages
+	if l.Expected() != 2*3+1*2+1*2 {
+		t.Fatalf("expected %d after 4 sent", l.Expected())
+	}
+	// The ends: one channel is a fan-out, a channel each a unicast, and
+	// more channels than subscribers is a unicast too.
+	for _, c := range []struct{ subs, msgs, groups int }{{5, 8, 1}, {5, 8, 5}, {5, 8, 9}} {
+		l := NewGroupLedger(c.subs, c.msgs, c.groups)
+		want := int64(c.subs * c.msgs)
+		if c.groups > 1 {
+			want = int64(c.msgs)
+		}
+		if l.Expected() != want {
+			t.Errorf("%+v: expected %d, want %d", c, l.Expected(), want)
+		}
+		l.Sent(3)
+		if c.groups == 1 && l.Expected() != int64(c.subs*3) || c.groups > 1 && l.Expected() != 3 {
+			t.Errorf("%+v: expected %d after 3 sent", c, l.Expected())
+		}
+	}
+}

@@ -159,15 +159,16 @@ func parseSystemBusy(b []byte) (int64, error) {
 // cpuMeter measures, over an interval, the CPU of the server, of the bench
 // itself, and of everything else on the machine.
 type cpuMeter struct {
-	pid, helper              int // helper: a Redis the bench started, or 0
-	server, self, all, extra int64
-	start                    time.Time
+	server                procs
+	helper                int // a Redis the bench started, or 0
+	cpu, self, all, extra int64
+	start                 time.Time
 }
 
-func startCPU(pid, helper int) (*cpuMeter, error) {
-	m := &cpuMeter{pid: pid, helper: helper, start: time.Now()}
+func startCPU(server procs, helper int) (*cpuMeter, error) {
+	m := &cpuMeter{server: server, helper: helper, start: time.Now()}
 	var err error
-	if m.server, err = ReadCPUTicks(pid); err != nil {
+	if m.cpu, err = server.cpuTicks(); err != nil {
 		return nil, err
 	}
 	m.self, _ = ReadCPUTicks(os.Getpid())
@@ -187,14 +188,14 @@ type cpuUse struct {
 }
 
 func (m *cpuMeter) stop() (cpuUse, error) {
-	server, err := ReadCPUTicks(m.pid)
+	server, err := m.server.cpuTicks()
 	if err != nil {
 		return cpuUse{}, err
 	}
 	self, _ := ReadCPUTicks(os.Getpid())
 	all, _ := ReadSystemBusy()
 	u := cpuUse{
-		Server: TicksToMillis(server - m.server),
+		Server: TicksToMillis(server - m.cpu),
 		Bench:  TicksToMillis(self - m.self),
 	}
 	if m.helper > 0 {
@@ -209,4 +210,146 @@ func (m *cpuMeter) stop() (cpuUse, error) {
 		}
 	}
 	return u, nil
+}
+
+// parseStatPPID reads the parent pid, field 4 of /proc/PID/stat.
+func parseStatPPID(b []byte) (int, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc stat: no command name")
+	}
+	fields := bytes.Fields(b[i+1:])
+	if len(fields) < 2 {
+		return 0, errors.New("bad /proc stat: too few fields")
+	}
+	return strconv.Atoi(string(fields[1]))
+}
+
+// treePIDs returns root and every process descended from it (an nginx
+// master and its workers), found by the parent pids in /proc.
+func treePIDs(root int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{root}
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if ppid, err := parseStatPPID(b); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	pids := []int{root}
+	for i := 0; i < len(pids); i++ {
+		pids = append(pids, children[pids[i]]...)
+	}
+	return pids
+}
+
+// procs is the server a measurement reads: one process, or a process and
+// its descendants, whose CPU and memory are summed.
+type procs struct {
+	root int
+	tree bool
+}
+
+func (p procs) pids() []int {
+	if !p.tree {
+		return []int{p.root}
+	}
+	return treePIDs(p.root)
+}
+
+// cpuTicks sums the CPU time of the processes. The root must be readable;
+// a descendant that exited meanwhile is left out.
+func (p procs) cpuTicks() (int64, error) {
+	var sum int64
+	for i, pid := range p.pids() {
+		n, err := ReadCPUTicks(pid)
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// status sums the resident memory and threads of the processes. Pages
+// that several of them map (nginx's shared memory zone, its code) count
+// once for each process that has them resident, as VmRSS counts them.
+func (p procs) status() (ProcStatus, error) {
+	var sum ProcStatus
+	for i, pid := range p.pids() {
+		st, err := ReadStatus(pid)
+		if err != nil {
+			if i == 0 {
+				return sum, err
+			}
+			continue
+		}
+		sum.RSS += st.RSS
+		sum.Threads += st.Threads
+	}
+	return sum, nil
+}
+
+// workers counts the processes below the root: nginx's workers (and its
+// cache helpers, which this configuration does not start).
+func (p procs) workers() int { return len(p.pids()) - 1 }
+
+// ReadPSS returns a process's proportional set size in bytes, from
+// /proc/PID/smaps_rollup: its resident memory with each page shared with
+// other processes divided among them.
+func ReadPSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parsePSS(b)
+}
+
+// parsePSS reads the Pss line (in kB) of a smaps_rollup text.
+func parsePSS(b []byte) (int64, error) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		val, ok := bytes.CutPrefix(line, []byte("Pss:"))
+		if !ok {
+			continue
+		}
+		num, unit, _ := bytes.Cut(bytes.TrimSpace(val), []byte{' '})
+		kb, err := strconv.ParseInt(string(num), 10, 64)
+		if err != nil || kb < 0 || string(bytes.TrimSpace(unit)) != "kB" {
+			return 0, fmt.Errorf("bad Pss line %q", line)
+		}
+		return kb * 1024, nil
+	}
+	return 0, errors.New("no Pss in smaps_rollup")
+}
+
+// pss sums the proportional set sizes of the processes: unlike their RSS,
+// a page they share counts once in all.
+func (p procs) pss() (int64, error) {
+	var sum int64
+	for i, pid := range p.pids() {
+		n, err := ReadPSS(pid)
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue
+		}
+		sum += n
+	}
+	return sum, nil
 }

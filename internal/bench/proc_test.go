@@ -3,7 +3,13 @@ package bench
 import (
 	"encoding/binary"
 	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const sampleStatus = `Name:	pushpull
@@ -128,7 +134,7 @@ func TestParseSystemBusy(t *testing.T) {
 }
 
 func TestCPUMeter(t *testing.T) {
-	m, err := startCPU(os.Getpid(), os.Getppid())
+	m, err := startCPU(procs{root: os.Getpid()}, os.Getppid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +145,7 @@ func TestCPUMeter(t *testing.T) {
 	if u.Server < 0 || u.Bench < 0 || u.Helper < 0 || u.Others < 0 {
 		t.Fatalf("got %+v", u)
 	}
-	if _, err := startCPU(-1, 0); err == nil {
+	if _, err := startCPU(procs{root: -1}, 0); err == nil {
 		t.Fatal("started on pid -1")
 	}
 }
@@ -157,5 +163,132 @@ func TestModeURL(t *testing.T) {
 	}
 	if _, err := modeURL("ws://h/", "protobuf"); err == nil {
 		t.Error("an unknown mode was accepted")
+	}
+}
+
+func TestParsePSS(t *testing.T) {
+	rollup := "55b17ceb8000-7ffe5fe41000 ---p 00000000 00:00 0    [rollup]\nRss:                1776 kB\nPss:                 201 kB\nPss_Dirty:           116 kB\n"
+	if n, err := parsePSS([]byte(rollup)); err != nil || n != 201*1024 {
+		t.Fatalf("got %d, %v; want %d", n, err, 201*1024)
+	}
+	for _, bad := range []string{"", "Rss: 10 kB\n", "Pss: x kB\n", "Pss: 10 MB\n", "Pss: -1 kB\n", "Pss_Dirty: 1 kB\n"} {
+		if n, err := parsePSS([]byte(bad)); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, n)
+		}
+	}
+	if n, err := ReadPSS(os.Getpid()); err != nil || n <= 0 {
+		t.Fatalf("own PSS %d, %v", n, err)
+	}
+}
+
+func TestParseStatPPID(t *testing.T) {
+	if ppid, err := parseStatPPID([]byte("4242 (nginx: worker (x)) S 4200 4200 4200 0 -1\n")); err != nil || ppid != 4200 {
+		t.Fatalf("got %d, %v; want 4200", ppid, err)
+	}
+	for _, bad := range []string{"", "4242 nginx S 1", "4242 (n) S", "4242 (n) S x"} {
+		if n, err := parseStatPPID([]byte(bad)); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, n)
+		}
+	}
+}
+
+// FuzzProcText feeds the /proc readers any text: no panic, and no
+// negative PSS.
+func FuzzProcText(f *testing.F) {
+	f.Add([]byte(sampleStatus))
+	f.Add([]byte("4242 (p) S 1 4242 4242 0 -1 4194560 1500 0 0 0 731 269 0\n"))
+	f.Add([]byte("Pss:   201 kB\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseStatus(b)
+		parseStatCPU(b)
+		parseStatPPID(b)
+		if n, err := parsePSS(b); err == nil && n < 0 {
+			t.Fatalf("negative PSS %d", n)
+		}
+	})
+}
+
+// A server's tree is the process and its descendants: nginx's master and
+// workers, whose CPU and memory are summed.
+func TestProcsTree(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep to start: %v", err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	self := procs{root: os.Getpid(), tree: true}
+	if pids := self.pids(); pids[0] != os.Getpid() || !slices.Contains(pids, cmd.Process.Pid) || self.workers() < 1 {
+		t.Fatalf("tree %v lacks the child %d", pids, cmd.Process.Pid)
+	}
+	one, err := procs{root: os.Getpid()}.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := self.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.RSS <= one.RSS || all.Threads <= one.Threads {
+		t.Fatalf("tree %+v is not more than the process alone %+v", all, one)
+	}
+	if _, err := self.cpuTicks(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := self.pss(); err != nil || n <= 0 {
+		t.Fatalf("tree PSS %d, %v", n, err)
+	}
+	if _, err := (procs{root: -1, tree: true}).status(); err == nil {
+		t.Fatal("a tree without its root was read")
+	}
+}
+
+// PinSelf moves every thread of the process onto the CPU and gives the
+// CPUs back after.
+func TestPinSelf(t *testing.T) {
+	var before unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Fatal(err)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	cpu := 0
+	for !before.IsSet(cpu) {
+		cpu++
+	}
+	restore, err := PinSelf(cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	each := func(check func(tid int, set unix.CPUSet)) {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			tid, _ := strconv.Atoi(e.Name())
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &set); err == nil {
+				check(tid, set)
+			}
+		}
+	}
+	each(func(tid int, set unix.CPUSet) {
+		if set.Count() != 1 || !set.IsSet(cpu) {
+			t.Errorf("thread %d may run on %d CPUs, want only CPU %d", tid, set.Count(), cpu)
+		}
+	})
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Errorf("GOMAXPROCS %d while pinned", n)
+	}
+	restore()
+	each(func(tid int, set unix.CPUSet) {
+		if set != before {
+			t.Errorf("thread %d may run on %d CPUs after the restore, want %d", tid, set.Count(), before.Count())
+		}
+	})
+	if n := runtime.GOMAXPROCS(0); n != procs {
+		t.Errorf("GOMAXPROCS %d after the restore, want %d", n, procs)
 	}
 }

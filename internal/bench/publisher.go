@@ -18,6 +18,14 @@ import (
 // bench spends little of the CPU it shares with the server. It is not safe
 // for concurrent use: each publishing goroutine has its own.
 type Publisher struct {
+	// Expiry, when above 0, is sent as Message-Expiry: the seconds pushpull
+	// keeps the message for clients that reconnect. Without it pushpull
+	// delivers the message to the clients connected and keeps nothing.
+	Expiry int
+	// Created takes 201 and 202 as success too, as nchan answers a publish
+	// (201 when the channel has subscribers, 202 when none).
+	Created bool
+
 	addr   string // host:port
 	head   []byte // "POST /path?CHANNEL_ID=" (or "...&CHANNEL_ID=")
 	binary []byte // "POST /path?binaryMode=true"
@@ -83,6 +91,10 @@ func (p *Publisher) send(contentType string, body []byte) error {
 	p.req = append(p.req, p.host...)
 	p.req = append(p.req, "\r\nContent-Type: "...)
 	p.req = append(p.req, contentType...)
+	if p.Expiry > 0 {
+		p.req = append(p.req, "\r\nMessage-Expiry: "...)
+		p.req = strconv.AppendInt(p.req, int64(p.Expiry), 10)
+	}
 	p.req = append(p.req, "\r\nContent-Length: "...)
 	p.req = strconv.AppendInt(p.req, int64(len(body)), 10)
 	p.req = append(p.req, "\r\n\r\n"...)
@@ -122,7 +134,7 @@ func (p *Publisher) roundTrip() error {
 	if err != nil {
 		return err
 	}
-	if code != 200 {
+	if code != 200 && !(p.Created && (code == 201 || code == 202)) {
 		return &StatusError{Code: code, Body: string(p.errBuf)}
 	}
 	return nil
@@ -135,7 +147,7 @@ func (p *Publisher) readResponse() (code int, keep bool, err error) {
 }
 
 // ReadResponse reads one HTTP/1.1 response from br: the status code, whether
-// the connection stays open, and (for a status other than 200) up to 200
+// the connection stays open, and (for a status other than 2xx) up to 200
 // bytes of the body in *errBody.
 func ReadResponse(br *bufio.Reader, errBody *[]byte) (code int, keep bool, err error) {
 	line, err := br.ReadSlice('\n')
@@ -185,7 +197,8 @@ func ReadResponse(br *bufio.Reader, errBody *[]byte) (code int, keep bool, err e
 	}
 	*errBody = (*errBody)[:0]
 	body := io.Discard
-	if code != 200 {
+	success := code/100 == 2
+	if !success {
 		body = &limitedBuffer{b: errBody, max: 200}
 	}
 	switch {
@@ -193,7 +206,7 @@ func ReadResponse(br *bufio.Reader, errBody *[]byte) (code int, keep bool, err e
 	case chunked:
 		err = readChunked(br, body)
 	case length == 0:
-	case length > 0 && code == 200:
+	case length > 0 && success:
 		_, err = br.Discard(int(length))
 	case length > 0:
 		_, err = io.CopyN(body, br, length)

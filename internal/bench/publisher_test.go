@@ -28,6 +28,7 @@ func TestReadResponse(t *testing.T) {
 		"chunked":      {"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nfail\r\n3\r\ned!\r\n0\r\nTrailer: 1\r\n\r\n", 500, true, "failed!"},
 		"to eof":       {"HTTP/1.1 503 Service Unavailable\r\n\r\ndown", 503, false, "downNEXT"}, // the body runs to the end
 		"304 no body":  {"HTTP/1.1 304 Not Modified\r\n\r\n", 304, true, ""},
+		"201 body":     {"HTTP/1.1 201 Created\r\nContent-Length: 19\r\n\r\nqueued messages: 1\n", 201, true, ""},
 		"long errbody": {"HTTP/1.1 413 Too Large\r\nContent-Length: 300\r\n\r\n" + strings.Repeat("x", 300), 413, true, strings.Repeat("x", 200)},
 	} {
 		br := bufio.NewReader(strings.NewReader(c.in + "NEXT"))
@@ -137,5 +138,37 @@ func TestNewPublisherURL(t *testing.T) {
 	}
 	if _, err := NewPublisher("https://example.test/pub/"); err == nil {
 		t.Fatal("https accepted")
+	}
+}
+
+// Message-Expiry goes with each publish when set, and not otherwise.
+func TestPublisherExpiry(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get("Message-Expiry"))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	p, err := NewPublisher(srv.URL + "/bitrix/pub/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Publish("a", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	p.Expiry = 86400
+	if err := p.Publish("a", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, ",") != ",86400" {
+		t.Fatalf("Message-Expiry sent: %q, want none then 86400", got)
 	}
 }

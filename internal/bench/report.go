@@ -173,18 +173,36 @@ func firstLine(s string) string {
 	return s
 }
 
+// serverLabel names the server of a result: pushpull's store, or the peer
+// and its workers.
+func serverLabel(server, storage string, workers int) string {
+	switch server {
+	case "", KindPushpull:
+		return storage + " store"
+	case KindNchan:
+		if workers > 0 {
+			return "nchan, " + nginxWorkers(workers)
+		}
+	}
+	return server
+}
+
 // WriteIdle writes an idle result for people.
 func WriteIdle(w io.Writer, r *IdleResult) {
 	if w == nil {
 		return
 	}
-	fmt.Fprintf(w, "idle (%s store): %d WebSocket connections, opened in %.1fs", r.Storage, r.Connections, r.ConnectSeconds)
+	fmt.Fprintf(w, "idle (%s): %d WebSocket connections, opened in %.1fs", serverLabel(r.Server, r.Storage, r.Workers), r.Connections, r.ConnectSeconds)
 	if r.ServerWebSockets >= 0 {
 		fmt.Fprintf(w, "; server counts %d", r.ServerWebSockets)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  server RSS %s -> %s: %.0f bytes (%.2f KiB) per connection; %d threads\n",
 		mib(r.RSSBefore), mib(r.RSSAfter), r.BytesPerConn, r.BytesPerConn/1024, r.Threads)
+	if r.PSSAfter > 0 {
+		fmt.Fprintf(w, "  proportional set size (shared pages counted once) %s -> %s: %.0f bytes per connection\n",
+			mib(r.PSSBefore), mib(r.PSSAfter), r.PSSPerConn)
+	}
 	if !r.Settled {
 		fmt.Fprintln(w, "  (RSS was still moving when the wait ended)")
 	}
@@ -199,8 +217,12 @@ func WriteDelivery(w io.Writer, r *DeliveryResult) {
 	if w == nil {
 		return
 	}
-	fmt.Fprintf(w, "%s (%s store): %d subscribers, %d messages, %.0f publishes/s\n",
-		r.Scenario, r.Storage, r.Subscribers, r.Messages, r.PublishRate)
+	subs := fmt.Sprintf("%d subscribers", r.Subscribers)
+	if r.Channels > 1 && r.Channels < r.Subscribers {
+		subs += fmt.Sprintf(" on %d channels", r.Channels)
+	}
+	fmt.Fprintf(w, "%s (%s): %s, %d messages, %.0f publishes/s\n",
+		r.Scenario, serverLabel(r.Server, r.Storage, r.Workers), subs, r.Messages, r.PublishRate)
 	fmt.Fprintf(w, "  delivered %d of %d, lost %d, duplicates %d", r.Delivered, r.Expected, r.Lost, r.Duplicates)
 	if r.Stray > 0 || r.Unparsed > 0 || r.Dropped > 0 {
 		fmt.Fprintf(w, ", stray %d, unparsed %d, subscribers dropped %d", r.Stray, r.Unparsed, r.Dropped)
@@ -223,4 +245,11 @@ func WriteDelivery(w io.Writer, r *DeliveryResult) {
 			100*r.OtherCPUShare)
 	}
 	fmt.Fprintln(w)
+}
+
+func nginxWorkers(n int) string {
+	if n == 1 {
+		return "1 nginx worker"
+	}
+	return fmt.Sprintf("%d nginx workers", n)
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
@@ -35,6 +36,28 @@ type Options struct {
 	Drain       time.Duration // how long to wait for late deliveries (5 s)
 	Settle      time.Duration // idle: longest wait for the server's memory to settle (60 s)
 	Log         io.Writer     // progress; nil for none
+
+	Channels int           // fanout: the subscribers' channels, round-robin (1)
+	Duration time.Duration // unicast: publish for this long rather than a count of messages
+	// Expiry, above 0, is sent with every publish as Message-Expiry, so
+	// pushpull keeps the messages that long for clients that come back;
+	// a spawned nchan then keeps them as long (nchan_message_timeout),
+	// up to pushpull's 10,000 per channel. 0: neither keeps them.
+	Expiry int
+	// Pin runs a spawned server on CPU 0 and the bench on CPU 1; the
+	// server then has one core, as GOMAXPROCS and nginx's workers say.
+	Pin bool
+
+	// Peer names a server to measure side by side with pushpull
+	// (Compare): KindNchan, started by the bench, or the running one in
+	// PeerTarget.
+	Peer       string
+	PeerTarget Target
+	Nginx      string // nginx binary for the peer; found when empty
+	Module     string // the nchan module; found when empty
+	Runs       int    // Compare: runs of each server, alternating (3)
+
+	onPeer bool // this run measures the peer
 }
 
 // Scenario defaults.
@@ -59,10 +82,20 @@ func (o *Options) signer() (*protocol.Signer, error) { return protocol.NewSigner
 type session struct {
 	Target
 	spawned *Spawned
+	unpin   func() // gives the bench back all its CPUs
 }
 
-func (o *Options) open(ctx context.Context, redis bool) (*session, error) {
+// open returns the server a scenario measures: pushpull, or the peer when
+// o.onPeer. conns is how many connections the scenario makes, which a
+// spawned nginx must be configured to hold.
+func (o *Options) open(ctx context.Context, redis bool, conns int) (s *session, err error) {
+	if o.onPeer {
+		return o.openPeer(ctx, conns)
+	}
 	if !o.Spawn {
+		if o.Pin {
+			return nil, fmt.Errorf("pinning needs a server the bench starts")
+		}
 		if o.Target.PID <= 0 || o.Target.SubURL == "" || o.Target.PubURL == "" {
 			return nil, fmt.Errorf("without spawning, the server's pid, subscribe URL and publish URL are needed")
 		}
@@ -75,15 +108,88 @@ func (o *Options) open(ctx context.Context, redis bool) (*session, error) {
 	if redis {
 		storage = "redis"
 	}
-	o.logf("starting pushpull serve (%s store)", storage)
-	sp, err := Spawn(ctx, SpawnOptions{Executable: o.Executable, Redis: redis, Key: o.Key})
+	o.logf("starting pushpull serve (%s store)%s", storage, o.pinNote())
+	sp, err := Spawn(ctx, SpawnOptions{Executable: o.Executable, Redis: redis, Key: o.Key, CPUs: o.serverCPUs()})
 	if err != nil {
 		return nil, err
 	}
-	return &session{Target: sp.Target, spawned: sp}, nil
+	s = &session{Target: sp.Target, spawned: sp}
+	return s, o.pinBench(s)
+}
+
+// openPeer starts nginx with nchan, or checks the running peer given.
+func (o *Options) openPeer(ctx context.Context, conns int) (*session, error) {
+	if t := o.PeerTarget; t.PID != 0 || t.SubURL != "" || t.PubURL != "" {
+		if o.Pin {
+			return nil, fmt.Errorf("pinning needs a peer the bench starts")
+		}
+		if t.PID <= 0 || t.SubURL == "" || t.PubURL == "" {
+			return nil, fmt.Errorf("a running peer needs its pid, subscribe URL and publish URL")
+		}
+		if _, err := ReadStatus(t.PID); err != nil {
+			return nil, fmt.Errorf("peer process %d: %w", t.PID, err)
+		}
+		if t.Kind == "" {
+			t.Kind = KindNchan
+		}
+		return &session{Target: t}, nil
+	}
+	if o.Peer != KindNchan {
+		return nil, fmt.Errorf("peer %q: the bench starts only %s", o.Peer, KindNchan)
+	}
+	no := NchanOptions{Nginx: o.Nginx, Module: o.Module, Conns: conns, Expiry: o.Expiry, CPUs: o.serverCPUs()}
+	if o.Pin {
+		no.Workers = 1 // one core, as pushpull's GOMAXPROCS is then 1
+	}
+	o.logf("starting nginx with nchan%s", o.pinNote())
+	sp, err := SpawnNchan(ctx, no)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{Target: sp.Target, spawned: sp}
+	return s, o.pinBench(s)
+}
+
+// The CPUs of a pinned run: the server's, and the bench's.
+const (
+	serverCPU = 0
+	benchCPU  = 1
+)
+
+func (o *Options) serverCPUs() string {
+	if !o.Pin {
+		return ""
+	}
+	return strconv.Itoa(serverCPU)
+}
+
+func (o *Options) pinNote() string {
+	if !o.Pin {
+		return ""
+	}
+	return fmt.Sprintf(" on CPU %d, the bench on CPU %d", serverCPU, benchCPU)
+}
+
+// pinBench moves the bench to its CPU for a pinned run; s.close moves it
+// back. On failure it stops the server s holds.
+func (o *Options) pinBench(s *session) error {
+	if !o.Pin {
+		return nil
+	}
+	unpin, err := PinSelf(benchCPU)
+	if err != nil {
+		s.close()
+		return fmt.Errorf("pin the bench to CPU %d: %w", benchCPU, err)
+	}
+	s.unpin = unpin
+	return nil
 }
 
 func (s *session) close() {
+	if s.unpin != nil {
+		s.unpin()
+		s.unpin = nil
+	}
 	if s.spawned != nil {
 		s.spawned.Stop()
 	}
@@ -114,8 +220,9 @@ func newChannelID() string {
 }
 
 // serverWebSockets asks the stat route how many WebSocket connections the
-// server holds.
-func serverWebSockets(ctx context.Context, statURL string) (int64, error) {
+// server holds: pushpull's /server-stat/ (JSON, per process), or nchan's
+// stub status ("subscribers: N", which counts every kind of subscriber).
+func serverWebSockets(ctx context.Context, kind, statURL string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statURL, nil)
@@ -129,6 +236,13 @@ func serverWebSockets(ctx context.Context, statURL string) (int64, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("%s answered %s", statURL, resp.Status)
+	}
+	if kind == KindNchan {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", statURL, err)
+		}
+		return parseNchanSubscribers(b)
 	}
 	var procs []struct {
 		WebSockets int64 `json:"websockets"`
@@ -152,7 +266,7 @@ func (s *session) waitSubscribed(ctx context.Context, n int) (int64, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := serverWebSockets(ctx, s.StatURL)
+		got, err := serverWebSockets(ctx, s.Kind, s.StatURL)
 		if err != nil {
 			// A server without the stat route: fall back to waiting.
 			return -1, sleep(ctx, time.Second)
@@ -180,6 +294,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// channelsFor returns the CHANNEL_ID values of n new channels on t: signed
+// for pushpull when there is a key; nchan takes the ids as they are.
+func (o *Options) channelsFor(t Target, n int) ([]string, error) {
+	ids, signed, err := o.channels(n)
+	if t.nchan() {
+		return ids, err
+	}
+	return signed, err
 }
 
 // channels returns n channel ids and the CHANNEL_ID value for each: the id

@@ -14,9 +14,21 @@ import (
 	"github.com/pushpull/pushpull/internal/spawn"
 )
 
+// Server kinds the bench measures.
+const (
+	KindPushpull = "pushpull"
+	KindNchan    = "nchan" // nginx with the nchan module
+)
+
 // Target is the server under measurement.
 type Target struct {
-	PID     int    // server process, for /proc readings
+	// Kind is the server's kind: KindPushpull (also when empty), whose
+	// subscribers get text-mode envelopes, or KindNchan, whose subscribers
+	// get each message's body as one frame, whose publish route answers
+	// 201 or 202, and whose CPU and memory are those of the nginx master
+	// and its workers.
+	Kind    string
+	PID     int    // server process (an nginx master), for /proc readings
 	SubURL  string // WebSocket subscribe URL, e.g. ws://127.0.0.1:8893/bitrix/subws/
 	PubURL  string // publish URL, e.g. http://127.0.0.1:8895/bitrix/pub/
 	StatURL string // process statistics, e.g. http://127.0.0.1:8895/server-stat/; "" if unknown
@@ -26,12 +38,29 @@ type Target struct {
 	RedisPID int
 }
 
+// nchan reports whether t is an nginx with nchan.
+func (t Target) nchan() bool { return t.Kind == KindNchan }
+
+// procs is the processes whose CPU and memory count as the server's.
+func (t Target) procs() procs { return procs{root: t.PID, tree: t.nchan()} }
+
+// kind names the server for reports.
+func (t Target) kind() string {
+	if t.Kind == "" {
+		return KindPushpull
+	}
+	return t.Kind
+}
+
 // SpawnOptions says how to start a server.
 type SpawnOptions struct {
 	Executable  string // the pushpull binary; the running one when empty
 	Redis       bool   // use a Redis store, on a redis-server the bench starts
 	RedisServer string // redis-server binary; "redis-server" from PATH when empty
 	Key         string // security key
+	// CPUs, when set, is the CPU list the server runs on, as taskset -c
+	// takes it ("0").
+	CPUs string
 }
 
 // Spawned is a server (and its Redis) the bench started.
@@ -77,7 +106,7 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 	if err := writeConfig(file, storage, opt.Key); err != nil {
 		return s, err
 	}
-	server, ls, err := spawn.Serve(wait, 2, "pushpull serve", exec.Command(exe, "serve", "--config", file))
+	server, ls, err := spawn.Serve(wait, 2, "pushpull serve", pinned(opt.CPUs, exe, "serve", "--config", file))
 	if err != nil {
 		return s, err
 	}
@@ -89,11 +118,21 @@ func Spawn(ctx context.Context, opt SpawnOptions) (s *Spawned, err error) {
 		PubURL:  fmt.Sprintf("http://%s/bitrix/pub/", pub),
 		StatURL: fmt.Sprintf("http://%s/server-stat/", pub),
 		Storage: storage["type"].(string),
+		Kind:    KindPushpull,
 	}
 	if s.redis != nil {
 		s.Target.RedisPID = s.redis.Pid()
 	}
 	return s, nil
+}
+
+// pinned returns the command that runs exe with args, on cpus when set:
+// taskset execs the program, so the pid started is the program's.
+func pinned(cpus, exe string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(exe, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, exe}, args...)...)
 }
 
 // writeConfig writes the server's config to file, its servers on port 0:

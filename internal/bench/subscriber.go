@@ -39,11 +39,12 @@ type Swarm struct {
 	conns   []*conn
 	reactor *reactor // nil: a goroutine per connection
 	ledger  *Ledger  // nil: connections only (idle)
+	parse   tickParser
 	wg      sync.WaitGroup
 	closing atomic.Bool
 
 	frames   atomic.Int64 // data frames received
-	bad      atomic.Int64 // envelopes without a bench tick, or text outside envelopes
+	bad      atomic.Int64 // envelopes (nchan: frames) without a bench tick, or text outside envelopes
 	dropped  atomic.Int64 // connections that ended before Close
 	firstErr struct {
 		sync.Mutex
@@ -60,6 +61,9 @@ type SwarmOptions struct {
 	Ledger      *Ledger             // where deliveries are recorded; nil for none
 	PerConn     int                 // expected deliveries per connection (capacity hint)
 	Progress    func(connected int) // called now and then while connecting
+	// Kind is the server's kind, which says how its frames carry the
+	// bench's ticks: KindPushpull (also when empty) or KindNchan.
+	Kind string
 	// goroutines reads with a goroutine per connection even where the
 	// reactor is available.
 	goroutines bool
@@ -79,7 +83,7 @@ func OpenSwarm(ctx context.Context, opt SwarmOptions) (*Swarm, error) {
 	case "https":
 		base.Scheme = "wss"
 	}
-	s := &Swarm{conns: make([]*conn, opt.Count), ledger: opt.Ledger}
+	s := &Swarm{conns: make([]*conn, opt.Count), ledger: opt.Ledger, parse: parserFor(opt.Kind)}
 	if !opt.goroutines {
 		s.reactor = newReactor(s)
 	}
@@ -275,7 +279,7 @@ func (s *Swarm) deliver(c *conn, p []byte) {
 	}
 	now := time.Now().UnixNano()
 	var bad int
-	c.tick, bad = AppendTicks(c.tick[:0], p)
+	c.tick, bad = s.parse(c.tick[:0], p)
 	if bad > 0 {
 		s.bad.Add(int64(bad))
 	}
