@@ -16,48 +16,57 @@ import (
 // over, the trimmer hands them back at once.
 
 const (
-	trimInterval = 2 * time.Second // how often the trimmer looks
-	trimSpacing  = time.Minute     // the least time between two releases
-	trimChurn    = 8 << 20         // allocated since the last release before one is worth a collection
-	trimQuiet    = 1 << 20         // allocated between two looks by a process at rest
+	trimInterval = 2 * time.Second  // how often the trimmer looks
+	trimSpacing  = 4 * time.Second  // the least time between two releases
+	trimChurn    = 4 << 20          // allocated since the last release before one is worth a collection
+	trimQuiet    = 1 << 20          // allocated between two looks by a process at rest
 )
 
+// heapReading is what the trimmer looks at.
+type heapReading struct {
+	allocated uint64 // bytes allocated since the process started
+	live      uint64 // the heap the last collection left live
+}
+
 // trimmer decides, at each look, whether to collect and release the free
-// heap, from the bytes the process allocated since it started.
+// heap.
 type trimmer struct {
-	allocated func() uint64
+	read      func() heapReading
 	release   func() // debug.FreeOSMemory
 	last      uint64 // allocated at the previous look
 	atRelease uint64 // allocated at the last release
 	done      time.Time
 }
 
-// look releases when a burst is over: much was allocated since the last
-// release (at least trimChurn), little since the previous look (less than
-// trimQuiet), and the last release was more than trimSpacing ago. A busy
-// server is left to its collector.
+// look releases when a burst is over: since the last release more was
+// allocated than trimChurn and than an eighth of the live heap (so a
+// release costs at most eight times what the collector's own cycles
+// would), less than trimQuiet since the previous look, and the last
+// release was more than trimSpacing ago. A busy server is left to its
+// collector.
 func (t *trimmer) look(now time.Time) bool {
-	a := t.allocated()
-	quiet := a-t.last < trimQuiet
-	t.last = a
-	if !quiet || a-t.atRelease < trimChurn || now.Sub(t.done) < trimSpacing {
+	r := t.read()
+	quiet := r.allocated-t.last < trimQuiet
+	t.last = r.allocated
+	churn := r.allocated - t.atRelease
+	if !quiet || churn < trimChurn || churn < r.live/8 || now.Sub(t.done) < trimSpacing {
 		return false
 	}
 	t.release()
-	t.atRelease, t.done = a, now
+	t.atRelease, t.done = r.allocated, now
 	return true
 }
 
-func allocatedBytes() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+func readHeap() heapReading {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return heapReading{allocated: s[0].Value.Uint64(), live: s[1].Value.Uint64()}
 }
 
 // trimMemory runs the trimmer until ctx ends.
 func trimMemory(ctx context.Context) {
-	t := &trimmer{allocated: allocatedBytes, release: debug.FreeOSMemory}
-	t.last = t.allocated()
+	t := &trimmer{read: readHeap, release: debug.FreeOSMemory}
+	t.last = t.read().allocated
 	tick := time.NewTicker(trimInterval)
 	defer tick.Stop()
 	for {
