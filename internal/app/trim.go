@@ -16,10 +16,10 @@ import (
 // over, the trimmer hands them back at once.
 
 const (
-	trimInterval = 2 * time.Second  // how often the trimmer looks
-	trimSpacing  = 4 * time.Second  // the least time between two releases
-	trimChurn    = 4 << 20          // allocated since the last release before one is worth a collection
-	trimQuiet    = 1 << 20          // allocated between two looks by a process at rest
+	trimInterval = 2 * time.Second // how often the trimmer looks
+	trimSpacing  = 4 * time.Second // the least time between two releases
+	trimChurn    = 4 << 20         // allocated since the last release before one is worth a collection
+	trimQuiet    = 1 << 20         // allocated between two looks by a process at rest
 )
 
 // heapReading is what the trimmer looks at.
