@@ -267,12 +267,15 @@ func (p procs) pids() []int {
 	return treePIDs(p.root)
 }
 
-// cpuTicks sums the CPU time of the processes. The root must be readable;
-// a descendant that exited meanwhile is left out.
-func (p procs) cpuTicks() (int64, error) {
+// cpuTicks sums the CPU time of the processes.
+func (p procs) cpuTicks() (int64, error) { return p.sum(ReadCPUTicks) }
+
+// sum adds read over the processes. The root must be readable; a
+// descendant that exited meanwhile is left out.
+func (p procs) sum(read func(pid int) (int64, error)) (int64, error) {
 	var sum int64
 	for i, pid := range p.pids() {
-		n, err := ReadCPUTicks(pid)
+		n, err := read(pid)
 		if err != nil {
 			if i == 0 {
 				return 0, err
@@ -339,17 +342,4 @@ func parsePSS(b []byte) (int64, error) {
 
 // pss sums the proportional set sizes of the processes: unlike their RSS,
 // a page they share counts once in all.
-func (p procs) pss() (int64, error) {
-	var sum int64
-	for i, pid := range p.pids() {
-		n, err := ReadPSS(pid)
-		if err != nil {
-			if i == 0 {
-				return 0, err
-			}
-			continue
-		}
-		sum += n
-	}
-	return sum, nil
-}
+func (p procs) pss() (int64, error) { return p.sum(ReadPSS) }
