@@ -141,13 +141,15 @@ func TestDeliversInOrder(t *testing.T) {
 	}
 }
 
-func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
+// dialHeld connects a client to a session of enc subscribed to channel
+// "c" of a hub and not yet live, which the test drives itself.
+func dialHeld(t *testing.T, enc Encoder) (*hub.Hub, *Session, net.Conn) {
+	t.Helper()
 	srv := NewServer(Options{})
-	defer srv.Close()
 	hb := hub.New()
 	ready := make(chan *Session, 1)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := srv.Upgrade(w, r, encodeText)
+		sess, err := srv.Upgrade(w, r, enc)
 		if err != nil {
 			return
 		}
@@ -155,13 +157,17 @@ func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
 		sess.Start(nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
 		ready <- sess
 	}))
-	defer hs.Close()
+	t.Cleanup(func() { hs.Close(); srv.Close() })
 	conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	sess := <-ready
+	t.Cleanup(func() { conn.Close() })
+	return hb, <-ready, conn
+}
+
+func TestLiveSendsHistoryFirstWithoutRepeats(t *testing.T) {
+	hb, sess, conn := dialHeld(t, encodeText)
 	mid := func(n uint64) string { return protocol.FormatMID(2, n) }
 	// Live messages 2 and 3 arrive while history (1, 2) is being read.
 	publishMID(hb, mid(2), "2")
@@ -649,26 +655,7 @@ func TestUnfinishedMessageIsClosed(t *testing.T) {
 // A session resumed after a mid sends nothing at or below it, even when
 // history is empty and messages the client has reach this process late.
 func TestResumeAfterDropsWhatTheClientHas(t *testing.T) {
-	srv := NewServer(Options{})
-	defer srv.Close()
-	hb := hub.New()
-	ready := make(chan *Session, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := srv.Upgrade(w, r, encodeText)
-		if err != nil {
-			return
-		}
-		hb.Subscribe(sess, []string{"c"})
-		sess.Start(nil, func() { hb.Unsubscribe(sess, []string{"c"}) })
-		ready <- sess
-	}))
-	defer hs.Close()
-	conn, _, _, err := ws.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	sess := <-ready
+	hb, sess, conn := dialHeld(t, encodeText)
 	mid := func(n uint64) string { return protocol.FormatMID(3, n) }
 	sess.ResumeAfter(mid(5))
 	publishMID(hb, mid(4), "4 late") // held, then dropped
@@ -746,26 +733,8 @@ func TestJoin(t *testing.T) {
 // A session of a joinable format sends what was queued together as one
 // frame: one frame of three envelopes for three messages queued at once.
 func TestJoinedDelivery(t *testing.T) {
-	srv := NewServer(Options{})
-	h := hub.New()
-	ready := make(chan *Session, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := srv.Upgrade(w, r, FormatEncoder(format.Text))
-		if err != nil {
-			return
-		}
-		h.Subscribe(sess, []string{"c"})
-		sess.Start(func(*Session, ws.OpCode, []byte) {}, func() { h.Unsubscribe(sess, []string{"c"}) })
-		sess.Live(nil, nil)
-		ready <- sess
-	}))
-	t.Cleanup(func() { hs.Close(); srv.Close() })
-	conn, _, _, err := ws.Dialer{}.Dial(context.Background(), "ws"+strings.TrimPrefix(hs.URL, "http"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	sess := <-ready
+	_, sess, conn := dialHeld(t, FormatEncoder(format.Text))
+	sess.Live(nil, nil)
 	var flush hub.Flusher
 	for i := 1; i <= 3; i++ {
 		m := &protocol.Message{MID: protocol.FormatMID(1, uint64(i)), Channels: []string{"c"}, Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}
