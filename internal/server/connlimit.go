@@ -1,6 +1,9 @@
 package server
 
-import "sync"
+import (
+	"container/list"
+	"sync"
+)
 
 // connLimit bounds the connections of a private channel on this process
 // (limits.maxConnPerChannel), as the push server 2.x does: a connection
@@ -14,22 +17,7 @@ type connLimit struct {
 	max int // 0: unlimited
 
 	mu        sync.Mutex
-	byChannel map[string]*connRing
-}
-
-// connRing is one channel's connections, oldest first: a doubly linked
-// list through the connections' memberships.
-type connRing struct {
-	head, tail *membership
-	n          int
-}
-
-// membership is a connection's place in one channel's list.
-type membership struct {
-	channel    string
-	ring       *connRing
-	prev, next *membership
-	owner      *limitedConn
+	byChannel map[string]*list.List // of *limitedConn, oldest first
 }
 
 // limitedConn is a connection the limit counts. evict ends it (once:
@@ -40,6 +28,13 @@ type limitedConn struct {
 	once  sync.Once
 }
 
+// membership is a connection's place in one channel's list; el is nil
+// once it has left it.
+type membership struct {
+	channel string
+	el      *list.Element
+}
+
 // connEntry is one channel of a connection: its hub channel, and whether
 // the connection names it with a public id.
 type connEntry struct {
@@ -48,7 +43,7 @@ type connEntry struct {
 }
 
 func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, byChannel: make(map[string]*connRing)}
+	return &connLimit{max: max, byChannel: make(map[string]*list.List)}
 }
 
 // add counts a connection on its channels and ends the oldest connections
@@ -66,18 +61,17 @@ func (l *connLimit) add(entries []connEntry, evict func()) *limitedConn {
 		if c.member(e.channel) {
 			continue // a channel named twice counts once
 		}
-		r := l.byChannel[e.channel]
-		if r == nil {
-			r = &connRing{}
-			l.byChannel[e.channel] = r
-		}
-		if e.public && r.n >= l.max {
-			old := r.head.owner
+		if conns := l.byChannel[e.channel]; e.public && conns != nil && conns.Len() >= l.max {
+			old := conns.Front().Value.(*limitedConn)
 			l.removeLocked(old)
 			victims = append(victims, old)
 		}
-		c.in = append(c.in, membership{channel: e.channel, owner: c})
-		r.push(&c.in[len(c.in)-1])
+		conns := l.byChannel[e.channel] // the eviction may have emptied and dropped it
+		if conns == nil {
+			conns = list.New()
+			l.byChannel[e.channel] = conns
+		}
+		c.in = append(c.in, membership{channel: e.channel, el: conns.PushBack(c)})
 	}
 	l.mu.Unlock()
 	for _, v := range victims {
@@ -87,8 +81,8 @@ func (l *connLimit) add(entries []connEntry, evict func()) *limitedConn {
 }
 
 func (c *limitedConn) member(channel string) bool {
-	for i := range c.in {
-		if c.in[i].channel == channel {
+	for _, m := range c.in {
+		if m.channel == channel {
 			return true
 		}
 	}
@@ -108,12 +102,13 @@ func (l *connLimit) remove(c *limitedConn) {
 func (l *connLimit) removeLocked(c *limitedConn) {
 	for i := range c.in {
 		m := &c.in[i]
-		if m.ring == nil {
+		if m.el == nil {
 			continue
 		}
-		r := m.ring
-		r.unlink(m)
-		if r.n == 0 {
+		conns := l.byChannel[m.channel]
+		conns.Remove(m.el)
+		m.el = nil
+		if conns.Len() == 0 {
 			delete(l.byChannel, m.channel)
 		}
 	}
@@ -123,34 +118,8 @@ func (l *connLimit) removeLocked(c *limitedConn) {
 func (l *connLimit) count(channel string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r := l.byChannel[channel]; r != nil {
-		return r.n
+	if conns := l.byChannel[channel]; conns != nil {
+		return conns.Len()
 	}
 	return 0
-}
-
-func (r *connRing) push(m *membership) {
-	m.ring, m.prev = r, r.tail
-	if r.tail != nil {
-		r.tail.next = m
-	} else {
-		r.head = m
-	}
-	r.tail = m
-	r.n++
-}
-
-func (r *connRing) unlink(m *membership) {
-	if m.prev != nil {
-		m.prev.next = m.next
-	} else {
-		r.head = m.next
-	}
-	if m.next != nil {
-		m.next.prev = m.prev
-	} else {
-		r.tail = m.prev
-	}
-	m.prev, m.next, m.ring = nil, nil, nil
-	r.n--
 }

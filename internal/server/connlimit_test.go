@@ -49,4 +49,18 @@ func TestConnLimit(t *testing.T) {
 	if len(l2.byChannel) != 0 {
 		t.Errorf("channels kept: %v", l2.byChannel)
 	}
+
+	// A limit of one: each newcomer ends the one before it, and the
+	// newcomer is counted even though the eviction emptied the channel.
+	var ended []string
+	one := newConnLimit(1)
+	for _, name := range []string{"x", "y", "z"} {
+		one.add([]connEntry{a}, func() { ended = append(ended, name) })
+		if one.count("a") != 1 {
+			t.Fatalf("after %s: count %d; want 1", name, one.count("a"))
+		}
+	}
+	if !slices.Equal(ended, []string{"x", "y"}) {
+		t.Errorf("limit 1: ended %q; want x, y", ended)
+	}
 }
