@@ -78,6 +78,7 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 		c.lim = lim
 		c.mu.Unlock()
 	}
+	sub.entries = nil // counted: the limit keeps what it needs
 	ctx := r.Context()
 	s.engine.Subscribed(ctx, sub.ids)
 	if sub.user != "" {

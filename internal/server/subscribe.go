@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,10 +185,21 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	sub.ids = protocol.UniqueIDs(sub.ids)
 	// The ids are slices of the request line, which a connection would
 	// otherwise keep whole for as long as it lasts.
-	for _, list := range [][]string{sub.ids, sub.private} {
-		for i := range list {
-			list[i] = strings.Clone(list[i])
+	for i := range sub.ids {
+		sub.ids[i] = strings.Clone(sub.ids[i])
+	}
+	// One copy of each id for the hub, the limit and listChannels.
+	shared := func(id string) string {
+		if j := slices.Index(sub.ids, id); j >= 0 {
+			return sub.ids[j]
 		}
+		return strings.Clone(id)
+	}
+	for i := range sub.private {
+		sub.private[i] = shared(sub.private[i])
+	}
+	for i := range sub.entries {
+		sub.entries[i].channel = shared(sub.entries[i].channel)
 	}
 	sub.public, sub.user, sub.mid = strings.Clone(sub.public), strings.Clone(sub.user), strings.Clone(sub.mid)
 	return sub, 0, ""
