@@ -103,6 +103,7 @@ func figuresOf(res any) []figure {
 		return []figure{
 			{"RSS per connection (bytes)", r.BytesPerConn, false},
 			{"PSS per connection (bytes)", r.PSSPerConn, false},
+			{"kernel socket memory per connection (bytes)", r.KernelPerConn, false},
 			{"RSS before (MiB)", float64(r.RSSBefore) / (1 << 20), false},
 			{"RSS after (MiB)", float64(r.RSSAfter) / (1 << 20), false},
 			{"dropped", float64(r.Dropped), true},

@@ -102,15 +102,21 @@ func (s *Server) refuseSubscribe(w http.ResponseWriter, r *http.Request, status 
 	sess.Close(protocol.CloseWrongChannel, protocol.Reason(protocol.CloseWrongChannel))
 }
 
-// subscriber is a parsed subscribe request of any version.
+// subscriber is what a connection keeps of its subscribe request.
 type subscriber struct {
 	t       *tenant
 	format  format.Format // what its messages are written in
 	ids     []string      // hub channels: private ids, their public ids, the user channel
 	public  string        // the connection's own public id (bare hex), "" if none
 	user    string        // protocol 5 with a token: the user id, "" if none
+	private []string      // bare private ids, for listChannels
+}
+
+// subscribeRequest is a parsed subscribe request of any version: the
+// subscriber, and what only the start of its connection needs.
+type subscribeRequest struct {
+	*subscriber
 	mid     string
-	private []string    // bare private ids, for listChannels
 	entries []connEntry // its private channels, for limits.maxConnPerChannel
 }
 
@@ -118,12 +124,12 @@ type subscriber struct {
 // (shared mode), the frame format, the resume mid, and the channels from
 // CHANNEL_ID or a token, with the public ids of pairs and the user's
 // channel. A non-zero status is the answer to a request that is refused.
-func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, int, string) {
+func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscribeRequest, int, string) {
 	t, ok := s.tenantOf(r)
 	if !ok {
 		return nil, http.StatusUnauthorized, "Unknown client id."
 	}
-	sub := &subscriber{t: t, format: format.Text}
+	sub := &subscribeRequest{subscriber: &subscriber{t: t, format: format.Text}}
 	switch {
 	case q.Get("jsonRpc") == "true":
 		sub.format = format.JSONRPC

@@ -398,7 +398,9 @@ func (s *Session) written(n, frames int, bufs [][]byte) {
 	s.mu.Lock()
 	s.stalled = false
 	s.queued -= n
-	if s.spare == nil && cap(bufs) <= 64 {
+	// An array of one is not kept: an idle session would hold it for
+	// nothing, and a new one costs as little as reusing it.
+	if s.spare == nil && cap(bufs) > 1 && cap(bufs) <= 64 {
 		s.spare = bufs[:0]
 	}
 	s.mu.Unlock()
