@@ -77,6 +77,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")
 	fs.IntVar(&o.Channels, "channels", 1, "fanout: the subscribers' channels, round-robin; each message goes to one, in turn")
+	fs.StringVar(&o.Transport, "transport", bench.TransportWebSocket, "fanout, unicast: how subscribers receive: websocket or longpoll (needs --expiry)")
 	fs.DurationVar(&o.Duration, "duration", 0, "unicast: publish for this long instead of a count of --messages")
 	fs.IntVar(&o.Expiry, "expiry", 0, "Message-Expiry of each publish, in seconds: pushpull keeps the messages for clients that come back (0: delivered only to those connected); a started nchan keeps them as long, up to 10,000 per channel")
 	fs.StringVar(&o.Peer, "peer", "", "also measure this server, side by side: nchan (nginx with the nchan module, started by the bench)")
@@ -142,6 +143,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	o.Pin = pin.on && !pin.both
+	if o.Transport != bench.TransportWebSocket && o.Transport != bench.TransportLongPoll {
+		return fmt.Errorf("bench: --transport is websocket or longpoll, not %q", o.Transport)
+	}
 	if scenario == "sweep" {
 		return runSweep(ctx, o, sweepSubs, plot, peer, jsonOut, stdout)
 	}

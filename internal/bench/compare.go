@@ -226,6 +226,9 @@ func workersOf(res any) int {
 // setup says in words what the runs of a scenario do.
 func (o *Options) setup(scenario string) string {
 	s := o.scenarioSetup(scenario)
+	if o.Transport == TransportLongPoll && scenario != "idle" {
+		s += ", subscribers long-polling"
+	}
 	if o.Expiry > 0 && scenario != "idle" {
 		s += fmt.Sprintf(", kept %d s", o.Expiry)
 	}

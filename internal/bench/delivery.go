@@ -239,7 +239,7 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		perConn = 16 // grows as needed
 	}
 	o.logf("%s: opening %d subscribers on %s", scenario, subs, s.kind())
-	sw, err := OpenSwarm(ctx, SwarmOptions{
+	swo := SwarmOptions{
 		URL:         s.SubURL,
 		Channel:     func(i int) string { return channels[i%nch] },
 		Count:       subs,
@@ -247,12 +247,27 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		Ledger:      ledger,
 		PerConn:     perConn,
 		Kind:        s.Kind,
-	})
-	if err != nil {
-		return nil, err
+	}
+	longPoll := o.Transport == TransportLongPoll
+	var sw subscriberSet
+	if longPoll {
+		if o.Expiry <= 0 {
+			return nil, fmt.Errorf("%s: long-polling subscribers need --expiry: what is published between two polls must be kept", scenario)
+		}
+		ps, err := OpenPollSwarm(ctx, swo)
+		if err != nil {
+			return nil, err
+		}
+		sw = ps
+	} else {
+		ws, err := OpenSwarm(ctx, swo)
+		if err != nil {
+			return nil, err
+		}
+		sw = ws
 	}
 	defer sw.Close()
-	if _, err := s.waitSubscribed(ctx, subs); err != nil {
+	if _, err := s.waitSubscribed(ctx, subs, longPoll); err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("%d messages", msgs)

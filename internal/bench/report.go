@@ -102,7 +102,7 @@ func (rep *Report) check() []Check {
 			Value:    r.BytesPerConn,
 			Limit:    TargetBytesPerConn,
 			Measured: fmt.Sprintf("%.0f B", r.BytesPerConn),
-			Target:   "<= 4096 B",
+			Target:   "<= 1536 B",
 			Pass:     r.BytesPerConn <= TargetBytesPerConn && r.Dropped == 0,
 		})
 	}
