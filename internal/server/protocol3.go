@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,7 +40,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	// The publish completes even if the caller hangs up: a message is
 	// either stored and delivered or refused, never half done.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	start := time.Now()
 	if err := s.engine.Publish(ctx, m); err != nil {

@@ -38,7 +38,7 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 		refuse(w, bad)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	switch cmd {
 	case cmdMessages:
