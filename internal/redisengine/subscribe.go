@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -145,7 +146,7 @@ func (s *subscriber) once(ctx context.Context) error {
 				notify(probed, struct{}{})
 				return
 			}
-			s.receive(m.Message)
+			s.receive(c.keys, m.Message)
 		},
 		OnSubscription: func(ps rueidis.PubSubSubscription) {
 			switch ps.Kind {
@@ -256,8 +257,8 @@ func connErr(err error) error {
 }
 
 // receive handles one pub/sub payload.
-func (s *subscriber) receive(payload string) {
-	m, err := decode([]byte(payload), s.e.opt.TTLs)
+func (s *subscriber) receive(keys layout, payload string) {
+	ms, err := keys.decodePublished([]byte(payload), s.e.opt.TTLs)
 	if err != nil {
 		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
 		return
@@ -266,16 +267,18 @@ func (s *subscriber) receive(payload string) {
 	defer b.Flush() // after mu is released: sockets are written with no lock held
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.recovering {
-		if len(s.pending) >= s.e.opt.GapLimit {
-			s.pending, s.overflow = nil, true
+	for _, m := range ms {
+		if s.recovering {
+			if len(s.pending) >= s.e.opt.GapLimit {
+				s.pending, s.overflow = nil, true
+			}
+			if !s.overflow {
+				s.pending = append(s.pending, m)
+			}
+			continue
 		}
-		if !s.overflow {
-			s.pending = append(s.pending, m)
-		}
-		return
+		s.deliverLocked(m, b)
 	}
-	s.deliverLocked(m, b)
 }
 
 // deliverLocked hands m to the hub and moves the delivered position;
@@ -335,7 +338,10 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 			for id := from; id <= counter; id++ {
 				mids = append(mids, protocol.FormatMID(start, id))
 			}
-			if missed, err = s.e.fetch(rctx, c, mids); err != nil {
+			if missed, err = s.e.fetch(rctx, c, mids, nil); err != nil {
+				return err
+			}
+			if err := s.e.locate(rctx, c, missed); err != nil {
 				return err
 			}
 		}
@@ -380,4 +386,51 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// locate finds the channels of messages that name none (the 2.0
+// original's stored messages), among the channels with subscribers here:
+// the only ones this process delivers to. ms are in id order.
+func (e *Engine) locate(ctx context.Context, c *connection, ms []*protocol.Message) error {
+	lost := make(map[string]*protocol.Message)
+	var lo, hi string
+	for _, m := range ms {
+		if len(m.Channels) == 0 {
+			if lo == "" {
+				lo = m.MID
+			}
+			hi = m.MID
+			lost[m.MID] = m
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	var channels []string
+	e.hub.Each(func(ch string, _ int) { channels = append(channels, ch) })
+	const chunk = 500
+	for len(channels) > 0 {
+		n := min(chunk, len(channels))
+		var cmds rueidis.Commands
+		var of []string
+		for _, ch := range channels[:n] {
+			for _, key := range c.keys.indexes(ch, false) {
+				cmds = append(cmds, c.client.B().Zrangebylex().Key(key).Min("["+c.keys.member(lo)).Max("["+c.keys.member(hi)).Build())
+				of = append(of, ch)
+			}
+		}
+		channels = channels[n:]
+		for i, r := range c.client.DoMulti(ctx, cmds...) {
+			members, err := r.AsStrSlice()
+			if err != nil {
+				return fmt.Errorf("redis locate: %w", err)
+			}
+			for _, member := range members {
+				if m := lost[c.keys.midOf(member)]; m != nil && !slices.Contains(m.Channels, of[i]) {
+					m.Channels = append(m.Channels, of[i])
+				}
+			}
+		}
+	}
+	return nil
 }
