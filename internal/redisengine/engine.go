@@ -728,8 +728,8 @@ func (e *Engine) Stats(ctx context.Context) ([]engine.ProcessStats, error) {
 		if field == self.ProcessUniqueID {
 			continue
 		}
-		var s engine.ProcessStats
-		if err := json.Unmarshal([]byte(v), &s); err != nil || s.Date < oldest {
+		s, err := parseStats(field, v)
+		if err != nil || s.Date < oldest {
 			stale = append(stale, field)
 			continue
 		}
@@ -742,6 +742,24 @@ func (e *Engine) Stats(ctx context.Context) ([]engine.ProcessStats, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseStats reads a process's stats entry. The original names a process
+// without a processUniqueId by its pid, a number: the entry's field is
+// taken then.
+func parseStats(field, v string) (engine.ProcessStats, error) {
+	var s struct {
+		engine.ProcessStats
+		ProcessUniqueID json.RawMessage `json:"processUniqueId"`
+	}
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return engine.ProcessStats{}, err
+	}
+	st := s.ProcessStats
+	if err := json.Unmarshal(s.ProcessUniqueID, &st.ProcessUniqueID); err != nil {
+		st.ProcessUniqueID = field
+	}
+	return st, nil
 }
 
 func (e *Engine) localStats() engine.ProcessStats {
