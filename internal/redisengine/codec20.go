@@ -334,8 +334,8 @@ func decodeSender(b []byte) (protocol.Sender, error) {
 
 // decodeBatch20 parses a pub/sub NotificationBatch into the messages it
 // carries, each with its channels: those pushpull named, else the
-// receivers' 16-byte ids in hex. Other notifications (licenses), and
-// messages that name no channel, are left out.
+// receivers' 16-byte ids in hex. Other notifications (licenses) are left
+// out.
 func decodeBatch20(data []byte, ttl store.TTLs) ([]*protocol.Message, error) {
 	var out []*protocol.Message
 	ipcMessage := func(b []byte) error {
@@ -376,9 +376,9 @@ func decodeBatch20(data []byte, ttl store.TTLs) ([]*protocol.Message, error) {
 		if m.Channels == nil {
 			m.Channels = protocol.UniqueIDs(receivers)
 		}
-		if len(m.Channels) > 0 {
-			out = append(out, m)
-		}
+		// Even with no channel it is kept: its id tells the subscriber
+		// that no message before it is missing.
+		out = append(out, m)
 		return nil
 	}
 	// nested calls g with the bytes of each field 1 of b.

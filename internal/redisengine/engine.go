@@ -60,6 +60,10 @@ type Options struct {
 	OnResync func()
 
 	Timeout time.Duration // bound of each Redis call without an earlier deadline (default 5 s)
+	// ReorderWindow is how long, in the 2.0 layout, a message that comes
+	// through pub/sub after a missing id waits for the ids before it
+	// (default 200 ms; negative: not at all). See subscriber.admitLocked.
+	ReorderWindow time.Duration
 	// ProbeInterval is how often the process sends a probe through its
 	// own pub/sub subscription (default 1 s); a probe not back within
 	// ProbeTimeout (default 3 s) means the subscription silently stopped
@@ -144,6 +148,9 @@ func (o *Options) defaults() {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.ReorderWindow == 0 {
+		o.ReorderWindow = 200 * time.Millisecond
 	}
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = time.Second

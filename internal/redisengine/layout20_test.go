@@ -118,6 +118,24 @@ func TestLayout20TwoProcesses(t *testing.T) {
 // indexes, then the NotificationBatch on its own channel.
 func storeAsOriginal(t *testing.T, addr string, publish bool, body string, channels ...string) string {
 	t.Helper()
+	mid, payload := originalMessage(t, addr, body, channels...)
+	if publish {
+		publishAsOriginal(t, addr, payload)
+	}
+	return mid
+}
+
+func publishAsOriginal(t *testing.T, addr, payload string) {
+	t.Helper()
+	if err := raw(t, addr).Do(context.Background(), rawCmd("PUBLISH", "pushserver:original", payload)).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// originalMessage takes an id and stores a message as the original does,
+// returning its id and the payload the original would publish.
+func originalMessage(t *testing.T, addr string, body string, channels ...string) (mid, payload string) {
+	t.Helper()
 	ctx := context.Background()
 	rc := raw(t, addr)
 	if err := rc.Do(ctx, rawCmd("SETNX", "server:startdate", "1790000000")).Error(); err != nil {
@@ -131,7 +149,7 @@ func storeAsOriginal(t *testing.T, addr string, publish bool, body string, chann
 	if err != nil {
 		t.Fatal(err)
 	}
-	mid := fmt.Sprintf("%s%016d", start, n)
+	mid = fmt.Sprintf("%s%016d", start, n)
 	m := &protocol.Message{MID: mid, Body: []byte(body), Expiry: 600, Created: time.Now(), Sender: protocol.Sender{Type: protocol.SenderBackend}}
 	stored := encode20(m, store.DefaultTTLs)
 	// The original has no createdMs, the field that ends pushpull's.
@@ -144,13 +162,55 @@ func storeAsOriginal(t *testing.T, addr string, publish bool, body string, chann
 			t.Fatal(err)
 		}
 	}
-	if publish {
-		head := encodeBatchHead20(&protocol.Message{Channels: channels}, len(stored))
-		if err := rc.Do(ctx, rawCmd("PUBLISH", "pushserver:original", string(head)+string(stored))).Error(); err != nil {
-			t.Fatal(err)
-		}
+	head := encodeBatchHead20(&protocol.Message{Channels: channels}, len(stored))
+	return mid, string(head) + string(stored)
+}
+
+// The original's processes publish out of id order: pushpull delivers in
+// id order, waiting for a missing id at most the reorder window.
+func TestLayout20Reorder(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	patient := opts20(r.Addr(), "patient") // waits as long as the test may take
+	patient.ReorderWindow = time.Hour
+	e := newEngine(t, patient)
+	hasty := opts20(r.Addr(), "hasty") // gives up on a missing id at once
+	hasty.ReorderWindow = time.Millisecond
+	h := newEngine(t, hasty)
+	waitReady(t, e)
+	waitReady(t, h)
+	rec, hrec := newRecorder(e.hub, chA), newRecorder(h.hub, chA)
+
+	first := storeAsOriginal(t, r.Addr(), true, `{"n":0}`, chA)
+	rec.wait(t, 1)
+	// Two processes took ids 2 and 3; the second published first.
+	second, late := originalMessage(t, r.Addr(), `{"n":1}`, chA)
+	third := storeAsOriginal(t, r.Addr(), true, `{"n":2}`, chA)
+	publishAsOriginal(t, r.Addr(), late)
+	got := rec.wait(t, 3)
+	if want := []string{first, second, third}; !slices.Equal(mids(got), want) {
+		t.Fatalf("delivered %v, want %v", mids(got), want)
 	}
-	return mid
+	hrec.wait(t, 3)
+
+	// An id taken and never published holds the next messages back for
+	// the window only.
+	if err := raw(t, r.Addr()).Do(ctx, rawCmd("INCR", "server:messagecounter")).Error(); err != nil {
+		t.Fatal(err)
+	}
+	fifth := storeAsOriginal(t, r.Addr(), true, `{"n":4}`, chA)
+	sixth := storeAsOriginal(t, r.Addr(), true, `{"n":5}`, chA)
+	got = hrec.wait(t, 5)
+	if want := []string{fifth, sixth}; !slices.Equal(mids(got[3:]), want) {
+		t.Fatalf("delivered %v, want %v last", mids(got), want)
+	}
+	seventh := storeAsOriginal(t, r.Addr(), true, `{"n":6}`, chA)
+	if got := hrec.wait(t, 6); got[5].MID != seventh {
+		t.Fatalf("delivered %v", mids(got))
+	}
+	if got := rec.messages(); len(got) != 3 {
+		t.Fatalf("delivered %v past a missing id within the window", mids(got))
+	}
 }
 
 // The original's messages: delivered from pub/sub, served as history with

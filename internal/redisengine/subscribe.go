@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,12 @@ type subscriber struct {
 	last       uint64 // its counter value
 	joined     bool   // a subscription was established before
 
+	// In the 2.0 layout, live messages that come after a missing id wait
+	// in held, in id order, for at most reorder (see admitLocked).
+	reorder   time.Duration
+	held      []*protocol.Message
+	heldTimer *time.Timer
+
 	beforeSubscribe func() // test seam: runs before each subscription
 }
 
@@ -43,6 +50,9 @@ func (s *subscriber) init(e *Engine) {
 	s.e = e
 	s.state = errNotSubscribed
 	s.beforeSubscribe = e.opt.beforeSubscribe
+	if e.opt.Layout == Layout20 && e.opt.ReorderWindow > 0 {
+		s.reorder = e.opt.ReorderWindow
+	}
 }
 
 func (s *subscriber) ready() error {
@@ -127,7 +137,14 @@ func (s *subscriber) once(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.recovering, s.pending, s.overflow = true, nil, false
+	// What waited for a missing id goes first: the recovery reads
+	// whatever was stored for the gap.
+	s.recovering, s.pending, s.overflow = true, s.held, false
+	s.held = nil
+	if s.heldTimer != nil {
+		s.heldTimer.Stop()
+		s.heldTimer = nil
+	}
 	hook := s.beforeSubscribe
 	s.mu.Unlock()
 	if hook != nil {
@@ -277,18 +294,83 @@ func (s *subscriber) receive(keys layout, payload string) {
 			}
 			continue
 		}
-		s.deliverLocked(m, b)
+		s.admitLocked(m, b)
 	}
+}
+
+// admitLocked delivers a live message in id order. In the 2.0 layout the
+// original's processes take an id (INCR) before they store and publish
+// the message in separate calls, so that two processes' messages can reach
+// pub/sub out of order, and a session would drop the older one as already
+// sent. A message that comes after a missing id therefore waits, for at
+// most the reorder window, until the ids before it came; then whatever
+// waits goes in id order. Pushpull's own messages, published atomically,
+// come in order.
+func (s *subscriber) admitLocked(m *protocol.Message, b *hub.Batch) {
+	if s.reorder <= 0 {
+		s.deliverLocked(m, b)
+		return
+	}
+	start, id := protocol.SplitMID(m.MID)
+	switch {
+	case s.start == 0 || start < s.start || start == s.start && id <= s.last+1:
+		s.deliverLocked(m, b)
+		s.drainLocked(b, false)
+	case start > s.start:
+		// A new numbering (Redis lost its data): what waits is older.
+		s.drainLocked(b, true)
+		s.deliverLocked(m, b)
+	default:
+		i, _ := slices.BinarySearchFunc(s.held, m.MID, func(h *protocol.Message, mid string) int { return strings.Compare(h.MID, mid) })
+		s.held = slices.Insert(s.held, i, m)
+		if len(s.held) > s.e.opt.GapLimit {
+			s.drainLocked(b, true)
+		} else if s.heldTimer == nil {
+			s.heldTimer = time.AfterFunc(s.reorder, s.reorderExpired)
+		}
+	}
+}
+
+// drainLocked delivers the held messages that are next in line, or all of
+// them.
+func (s *subscriber) drainLocked(b *hub.Batch, all bool) {
+	for len(s.held) > 0 {
+		start, id := protocol.SplitMID(s.held[0].MID)
+		if !all && !(start == s.start && id <= s.last+1) {
+			break
+		}
+		s.deliverLocked(s.held[0], b)
+		s.held[0] = nil
+		s.held = s.held[1:]
+	}
+	if len(s.held) == 0 {
+		s.held = nil
+		if s.heldTimer != nil {
+			s.heldTimer.Stop()
+			s.heldTimer = nil
+		}
+	}
+}
+
+// reorderExpired delivers what waited the whole reorder window: the ids
+// before it were taken and never published (a failed publish of the
+// original, or an id reserved at a pushpull process's stop).
+func (s *subscriber) reorderExpired() {
+	b := hub.GetBatch()
+	defer b.Flush() // after mu is released
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heldTimer = nil
+	if s.e.ctx.Err() != nil || s.recovering {
+		return
+	}
+	s.drainLocked(b, true)
 }
 
 // deliverLocked hands m to the hub and moves the delivered position;
 // what the hub leaves to write goes to b, flushed once mu is released.
 // Holding mu orders it with recovery.
 func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
-	if m.Expired(time.Now()) {
-		return
-	}
-	s.e.hub.Broadcast(m, b)
 	start, id := protocol.SplitMID(m.MID)
 	switch {
 	case start > s.start:
@@ -296,6 +378,10 @@ func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
 	case start == s.start && id > s.last:
 		s.last = id
 	}
+	if m.Expired(time.Now()) {
+		return
+	}
+	s.e.hub.Broadcast(m, b)
 }
 
 // recover delivers, in id order, the messages published while this
@@ -367,16 +453,24 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 		}
 	}
 	got := make(map[string]struct{}, len(missed))
+	var deliver []*protocol.Message
 	if !resync {
 		for _, m := range missed {
 			got[m.MID] = struct{}{}
-			s.deliverLocked(m, b)
+			deliver = append(deliver, m)
 		}
 	}
 	for _, m := range s.pending {
 		if _, dup := got[m.MID]; !dup {
-			s.deliverLocked(m, b)
+			deliver = append(deliver, m)
 		}
+	}
+	if s.reorder > 0 {
+		// The original's messages may have come out of order.
+		slices.SortStableFunc(deliver, func(a, b *protocol.Message) int { return strings.Compare(a.MID, b.MID) })
+	}
+	for _, m := range deliver {
+		s.deliverLocked(m, b)
 	}
 	s.pending, s.overflow, s.recovering, s.joined = nil, false, false, true
 	return nil
