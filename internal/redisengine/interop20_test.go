@@ -4,35 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/redis/rueidis"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/testutil/ps20"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/pb"
 )
 
-// The original push server 2.0 is not part of this repository. To run
-// TestInterop20, extract its tree (bitrix-tools/env-docker,
-// sources/bxpush30/push-server-0.4.0.tar.gz), install its dependencies
-// there (npm ci --omit=dev), and name the tree:
+// TestInterop20 runs the original push server 2.0 beside a pushpull
+// engine in the 2.0 layout (see internal/testutil/ps20 for how to give it
+// the original):
 //
 //	PUSHPULL_PS20_DIR=/path/to/push-server go test -run Interop20 ./internal/redisengine/
 //
@@ -40,157 +33,6 @@ import (
 // the original stored and published into <dir> (testdata/layout20 holds
 // such a capture).
 const ps20Key = "interop-secret"
-
-// ps20 is one running process of the original.
-type ps20 struct {
-	url string
-	uid string
-	out *testutil.SyncBuffer
-}
-
-func startPS20(t *testing.T, dir string, redisPort int, uid string) *ps20 {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	port := redistest.FreePort(t)
-	tmp := t.TempDir()
-	cfg := map[string]any{
-		"servers": []any{map[string]any{
-			"name": uid, "port": port, "hostname": "127.0.0.1",
-			"routes": map[string]any{"pub": "/bitrix/pub/", "sub": "/bitrix/sub/", "rest": "/bitrix/rest/", "stat": "/server-stat/"},
-		}},
-		"clusterMode":     true,
-		"processUniqueId": uid,
-		"storage": map[string]any{
-			"type": "redis", "host": "127.0.0.1", "port": redisPort,
-			"messageTTL": 86400, "channelTTL": 86400, "onlineTTL": 120, "onlineDelta": 10,
-		},
-		"security": map[string]any{"key": ps20Key},
-		"debug":    map[string]any{"folderName": tmp},
-	}
-	b, _ := json.Marshal(cfg)
-	file := filepath.Join(tmp, "config.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, "server.js", "--config", file)
-	cmd.Dir = dir
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("push server 2.0 %s output:\n%s", uid, out.String())
-		}
-	})
-	p := &ps20{url: "http://127.0.0.1:" + strconv.Itoa(port), uid: uid, out: out}
-	testutil.WaitFor(t, "push server 2.0 listening", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return p
-}
-
-// post publishes body to the private channels ids through the original's
-// text publish route.
-func (p *ps20) post(t *testing.T, body string, expiry int, ids ...string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, p.url+"/bitrix/pub/?CHANNEL_ID="+strings.Join(ids, "/"), strings.NewReader(body))
-	req.Header.Set("Message-Expiry", strconv.Itoa(expiry))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("publish through the original: %s", resp.Status)
-	}
-}
-
-// ps20Client is a binaryMode WebSocket subscriber of the original.
-type ps20Client struct {
-	t    *testing.T
-	conn net.Conn
-}
-
-func (p *ps20) dial(t *testing.T, channel, mid string) *ps20Client {
-	t.Helper()
-	signer, _ := protocol.NewSigner(ps20Key, "")
-	q := "CHANNEL_ID=" + channel + "." + signer.Sign(channel) + "&binaryMode=true"
-	if mid != "" {
-		q += "&mid=" + mid
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/bitrix/sub/?"+q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &ps20Client{t: t, conn: conn}
-}
-
-// read returns the messages of the frames the client gets until it holds
-// at least n.
-func (c *ps20Client) read(n int) []*pb.OutgoingMessage {
-	c.t.Helper()
-	var out []*pb.OutgoingMessage
-	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for len(out) < n {
-		data, op, err := wsutil.ReadServerData(c.conn)
-		if err != nil {
-			c.t.Fatalf("read from the original after %d messages: %v", len(out), err)
-		}
-		if op != ws.OpBinary {
-			continue
-		}
-		var batch pb.ResponseBatch
-		if err := proto.Unmarshal(data, &batch); err != nil {
-			c.t.Fatal(err)
-		}
-		for _, r := range batch.GetResponses() {
-			out = append(out, r.GetOutgoingMessages().GetMessages()...)
-		}
-	}
-	return out
-}
-
-// publish sends a client's message to the public channels pubs.
-func (c *ps20Client) publish(body string, pubs ...string) {
-	c.t.Helper()
-	signer, _ := protocol.NewSigner(ps20Key, "")
-	var rcv []*pb.Receiver
-	for _, p := range pubs {
-		id, _ := hex.DecodeString(p)
-		sig, _ := hex.DecodeString(signer.Sign("public:" + p))
-		rcv = append(rcv, &pb.Receiver{Id: id, Signature: sig})
-	}
-	b, _ := proto.Marshal(&pb.RequestBatch{Requests: []*pb.Request{{Command: &pb.Request_IncomingMessages{
-		IncomingMessages: &pb.IncomingMessagesRequest{Messages: []*pb.IncomingMessage{{
-			Receivers: rcv, Body: proto.String(body), Expiry: proto.Uint32(600),
-		}}},
-	}}}})
-	if err := wsutil.WriteClientBinary(c.conn, b); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func midsOf(ms []*pb.OutgoingMessage) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = hex.EncodeToString(m.GetId())
-	}
-	return out
-}
 
 // capture keeps every pub/sub payload the original's processes publish.
 type capture struct {
@@ -252,13 +94,7 @@ func (c *capture) payloads() []string {
 }
 
 func TestInterop20(t *testing.T) {
-	dir := os.Getenv("PUSHPULL_PS20_DIR")
-	if dir == "" {
-		t.Skip("PUSHPULL_PS20_DIR is not set: no original push server 2.0 to run beside pushpull (see interop20_test.go)")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "redis")); err != nil {
-		t.Fatalf("PUSHPULL_PS20_DIR=%s: no node_modules/redis (run npm ci --omit=dev there): %v", dir, err)
-	}
+	dir := ps20.Dir(t)
 	keep := os.Getenv("PUSHPULL_PS20_CAPTURE")
 	ctx := context.Background()
 	r := redistest.Start(t)
@@ -271,7 +107,7 @@ func TestInterop20(t *testing.T) {
 	e := newEngine(t, o)
 	waitReady(t, e)
 	seen := captureOriginal(t, r.Addr(), o.ProcessUniqueID)
-	orig := startPS20(t, dir, r.Port, "ps20-a")
+	orig := ps20.Start(t, dir, r.Port, "ps20-a", ps20Key)
 	testutil.WaitFor(t, "the original subscribed", func() bool {
 		return patternSubscribers(t, rc) >= 3 // pushpull, the capture, the original
 	})
@@ -283,7 +119,7 @@ func TestInterop20(t *testing.T) {
 	t.Run("the original publishes, pushpull delivers and serves it", func(t *testing.T) {
 		rec := newRecorder(e.hub, c20A)
 		body := `{"module_id":"im","command":"message","params":{"text":"from 2.0"}}`
-		orig.post(t, body, 600, c20A)
+		orig.Post(t, body, 600, c20A)
 		got := rec.wait(t, 1)
 		m := got[0]
 		if string(m.Body) != body || !slices.Equal(m.Channels, []string{c20A}) || m.EffectiveSender().Type != protocol.SenderBackend || !protocol.ValidMID(m.MID) {
@@ -308,7 +144,7 @@ func TestInterop20(t *testing.T) {
 	})
 
 	t.Run("pushpull publishes, the original delivers and serves it", func(t *testing.T) {
-		first := orig.dial(t, c20B, "")
+		first := orig.Dial(t, c20B, "")
 		testutil.WaitFor(t, "the original's subscriber online for pushpull", func() bool {
 			n, err := e.Online(ctx, []string{c20B})
 			return err == nil && n[0] == 1
@@ -321,17 +157,17 @@ func TestInterop20(t *testing.T) {
 			}
 			sent = append(sent, m.MID)
 		}
-		got := first.read(3)
-		if !slices.Equal(midsOf(got), sent) || got[0].GetBody() != `{"n":0}` || got[0].GetSender().GetType() != pb.SenderType_UNKNOWN && got[0].GetSender().GetType() != pb.SenderType_BACKEND {
+		got := first.Read(3)
+		if !slices.Equal(ps20.MIDs(got), sent) || got[0].GetBody() != `{"n":0}` || got[0].GetSender().GetType() != pb.SenderType_UNKNOWN && got[0].GetSender().GetType() != pb.SenderType_BACKEND {
 			t.Fatalf("the original delivered %v, want %v", got, sent)
 		}
 		// Then the original publishes too: a client resuming from the
 		// first message, from either server, gets everything after it.
-		orig.post(t, `{"n":3}`, 600, c20B)
-		orig.post(t, `{"n":4}`, 600, c20B)
-		all := append(sent, midsOf(first.read(2))...)
-		again := orig.dial(t, c20B, sent[0])
-		if got := midsOf(again.read(4)); !slices.Equal(got, all[1:]) {
+		orig.Post(t, `{"n":3}`, 600, c20B)
+		orig.Post(t, `{"n":4}`, 600, c20B)
+		all := append(sent, ps20.MIDs(first.Read(2))...)
+		again := orig.Dial(t, c20B, sent[0])
+		if got := ps20.MIDs(again.Read(4)); !slices.Equal(got, all[1:]) {
 			t.Fatalf("the original resumed with %v, want %v", got, all[1:])
 		}
 		hist, err := e.Since(ctx, []string{c20B}, sent[0])
@@ -347,15 +183,15 @@ func TestInterop20(t *testing.T) {
 
 	t.Run("public channels and client publishes", func(t *testing.T) {
 		rec := newRecorder(e.hub, privC, pubC)
-		c := orig.dial(t, privC+":"+pubC, "")
+		c := orig.Dial(t, privC+":"+pubC, "")
 		testutil.WaitFor(t, "online", func() bool {
 			n, err := e.Online(ctx, []string{pubC})
 			return err == nil && n[0] == 1
 		})
 		// A client of the original publishes to its public channel:
 		// delivered to itself by the original, and by pushpull.
-		c.publish(`{"from":"2.0 client"}`, pubC)
-		own := c.read(1)[0]
+		c.Publish(`{"from":"2.0 client"}`, pubC)
+		own := c.Read(1)[0]
 		if own.GetSender().GetType() != pb.SenderType_CLIENT || hex.EncodeToString(own.GetSender().GetId()) != pubC {
 			t.Fatalf("the original delivered %v", own)
 		}
@@ -379,7 +215,7 @@ func TestInterop20(t *testing.T) {
 		if err := e.Publish(ctx, pm); err != nil {
 			t.Fatal(err)
 		}
-		got := c.read(1)[0]
+		got := c.Read(1)[0]
 		if hex.EncodeToString(got.GetId()) != pm.MID || got.GetSender().GetType() != pb.SenderType_CLIENT || hex.EncodeToString(got.GetSender().GetId()) != pubC {
 			t.Fatalf("the original delivered %v", got)
 		}
@@ -388,8 +224,8 @@ func TestInterop20(t *testing.T) {
 		if err != nil || !slices.Equal(mids(hist), []string{m.MID, pm.MID}) {
 			t.Fatalf("pushpull history %v, %v", mids(hist), err)
 		}
-		resumed := orig.dial(t, privC+":"+pubC, strings.Repeat("0", 26))
-		if got := midsOf(resumed.read(2)); !slices.Equal(got, []string{m.MID, pm.MID}) {
+		resumed := orig.Dial(t, privC+":"+pubC, strings.Repeat("0", 26))
+		if got := ps20.MIDs(resumed.Read(2)); !slices.Equal(got, []string{m.MID, pm.MID}) {
 			t.Fatalf("the original's history %v", got)
 		}
 	})
@@ -403,7 +239,7 @@ func TestInterop20(t *testing.T) {
 		}
 		testutil.WaitFor(t, "pushpull not ready", func() bool { return e.Ready(ctx) != nil })
 		for i := range 3 {
-			orig.post(t, fmt.Sprintf(`{"gap":%d}`, i), 600, c20A)
+			orig.Post(t, fmt.Sprintf(`{"gap":%d}`, i), 600, c20A)
 		}
 		release()
 		waitReady(t, e)
@@ -427,7 +263,7 @@ func TestInterop20(t *testing.T) {
 			}
 			return slices.Contains(ids, "ps20-a") && slices.Contains(ids, "pushpull-a")
 		})
-		resp, err := http.Get(orig.url + "/server-stat/")
+		resp, err := http.Get(orig.URL + "/server-stat/")
 		if err != nil {
 			t.Fatal(err)
 		}
