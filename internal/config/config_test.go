@@ -619,6 +619,7 @@ func TestParseEachOverride(t *testing.T) {
 		}},
 		{"redis-password", "PUSHPULL_REDIS_PASSWORD", "pw", func(c *Config) bool { return c.Storage.Password == "pw" }},
 		{"redis-db", "PUSHPULL_REDIS_DB", "3", func(c *Config) bool { return c.Storage.DB == 3 }},
+		{"redis-layout", "PUSHPULL_REDIS_LAYOUT", "2.0", func(c *Config) bool { return c.Storage.Layout == "2.0" }},
 		{"sub-listen", "PUSHPULL_SUB_LISTEN", "0.0.0.0:8080", func(c *Config) bool { return c.Servers[0].Addr() == "0.0.0.0:8080" }},
 		{"pub-listen", "PUSHPULL_PUB_LISTEN", "127.0.0.1:9999", func(c *Config) bool { return c.Servers[1].Addr() == "127.0.0.1:9999" }},
 		{"message-ttl", "PUSHPULL_MESSAGE_TTL", "3600", func(c *Config) bool { return c.Storage.MessageTTL == 3600 }},
