@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
+	"github.com/pushpull/pushpull/internal/store"
 	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/ps20"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
@@ -249,6 +251,112 @@ func TestInterop20(t *testing.T) {
 				t.Fatalf("recovered %d: %s on %v, want %s", i, m.Body, m.Channels, want)
 			}
 		}
+	})
+
+	t.Run("concurrent publishers", func(t *testing.T) {
+		// Two processes of the original and pushpull publish at once to one
+		// channel. The original's publishes reach pub/sub out of id order;
+		// a pushpull process delivers every message once, in id order (its
+		// reorder window here longer than the test, as nothing is lost).
+		po := opts20(r.Addr(), "pushpull-patient")
+		po.ReorderWindow = time.Hour
+		patient := newEngine(t, po)
+		waitReady(t, patient)
+		arrivals := captureOriginal(t, r.Addr(), "")
+		orig2 := ps20.Start(t, dir, r.Port, "ps20-b", ps20Key)
+		testutil.WaitFor(t, "the second original subscribed", func() bool { return patternSubscribers(t, rc) >= 5 })
+		const ch = "e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5"
+		io := opts20(r.Addr(), "pushpull-unordered")
+		io.ReorderWindow = -1
+		unordered := newEngine(t, io)
+		waitReady(t, unordered)
+		rec, urec, drec := newRecorder(patient.hub, ch), newRecorder(unordered.hub, ch), newRecorder(e.hub, ch)
+		c := orig.Dial(t, ch, "")
+		testutil.WaitFor(t, "online", func() bool {
+			n, err := e.Online(ctx, []string{ch})
+			return err == nil && n[0] == 1
+		})
+		const each = 100
+		errs := make(chan error, 3*each)
+		var wg sync.WaitGroup
+		post := func(p *ps20.Process, i int) error {
+			req, _ := http.NewRequest(http.MethodPost, p.URL+"/bitrix/pub/?CHANNEL_ID="+ch, strings.NewReader(fmt.Sprintf(`{"i":%d}`, i)))
+			req.Header.Set("Message-Expiry", "600")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			return nil
+		}
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					var err error
+					switch w {
+					case 0:
+						err = post(orig, i)
+					case 1:
+						err = post(orig2, i)
+					default:
+						err = e.Publish(ctx, &protocol.Message{Channels: []string{ch}, Body: []byte(fmt.Sprintf(`{"i":%d}`, i)), Expiry: 600})
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got := rec.wait(t, 3*each)
+		if len(got) != 3*each {
+			t.Fatalf("delivered %d messages, want %d", len(got), 3*each)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i].MID <= got[i-1].MID {
+				t.Fatalf("delivered %s after %s", got[i].MID, got[i-1].MID)
+			}
+		}
+		// The original's client gets every message too, in whatever
+		// order its process saw them.
+		if n := len(c.Read(3 * each)); n != 3*each {
+			t.Fatalf("the original delivered %d", n)
+		}
+		var late, seen int
+		var newest string
+		testutil.WaitFor(t, "every payload captured", func() bool { return len(arrivals.payloads()) >= 3*each })
+		for _, p := range arrivals.payloads() {
+			ms, err := decodeBatch20([]byte(p), store.DefaultTTLs)
+			if err != nil || len(ms) != 1 || !slices.Contains(ms[0].Channels, ch) {
+				continue
+			}
+			seen++
+			if ms[0].MID < newest {
+				late++
+			}
+			newest = max(newest, ms[0].MID)
+		}
+		// Without the window, a session would drop each message that came
+		// after a later one as already sent; with the default window, none
+		// is expected to.
+		behind := func(ms []*protocol.Message) (n int) {
+			newest := ""
+			for _, m := range ms {
+				if m.MID < newest {
+					n++
+				}
+				newest = max(newest, m.MID)
+			}
+			return n
+		}
+		t.Logf("%d of %d messages reached pub/sub after a later id; delivered out of order: %d without a reorder window, %d with the default one",
+			late, seen, behind(urec.wait(t, 3*each)), behind(drec.wait(t, 3*each)))
 	})
 
 	t.Run("process stats", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -150,6 +151,7 @@ type Client struct {
 	t    testing.TB
 	key  string
 	conn net.Conn
+	rw   io.ReadWriter // reads through what the handshake read ahead
 }
 
 // Dial subscribes to channel ("<private>" or "<private>:<public>", signed
@@ -163,12 +165,21 @@ func (p *Process) Dial(t testing.TB, channel, mid string) *Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(p.URL, "http")+"/bitrix/sub/?"+q)
+	conn, br, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(p.URL, "http")+"/bitrix/sub/?"+q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &Client{t: t, key: p.Key, conn: conn}
+	// The original sends history right after the handshake: what came
+	// with it is in br.
+	var rd io.Reader = conn
+	if br != nil {
+		rd = br
+	}
+	return &Client{t: t, key: p.Key, conn: conn, rw: struct {
+		io.Reader
+		io.Writer
+	}{rd, conn}}
 }
 
 // Read returns the messages of the frames the client gets until it holds
@@ -178,7 +189,7 @@ func (c *Client) Read(n int) []*pb.OutgoingMessage {
 	var out []*pb.OutgoingMessage
 	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for len(out) < n {
-		data, op, err := wsutil.ReadServerData(c.conn)
+		data, op, err := wsutil.ReadServerData(c.rw)
 		if err != nil {
 			c.t.Fatalf("read from the original after %d messages: %v", len(out), err)
 		}
