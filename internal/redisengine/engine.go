@@ -730,7 +730,13 @@ func (e *Engine) Stats(ctx context.Context) ([]engine.ProcessStats, error) {
 	self := e.localStats()
 	out := []engine.ProcessStats{self}
 	var stale []string
-	oldest := time.Now().Add(-e.opt.StatsInterval - 10*time.Second).UnixMilli()
+	fresh := e.opt.StatsInterval + 10*time.Second
+	if c.keys.v20 {
+		// The push server 2.0 refreshes its entry every 60 s and keeps
+		// one for 70 s.
+		fresh = max(fresh, 70*time.Second)
+	}
+	oldest := time.Now().Add(-fresh).UnixMilli()
 	for field, v := range all {
 		if field == self.ProcessUniqueID {
 			continue

@@ -259,14 +259,16 @@ func TestLayout20ReadsOriginal(t *testing.T) {
 }
 
 // The original's process stats entries are read, though it may name a
-// process by a number, and kept while fresh.
+// process by a number, and kept while fresh by its own measure.
 func TestLayout20Stats(t *testing.T) {
 	r := redistest.Start(t)
 	ctx := context.Background()
 	rc := raw(t, r.Addr())
 	e := newEngine(t, opts20(r.Addr(), "pp"))
 	waitReady(t, e)
-	entry := strings.Replace(string(fixture20(t, "stats.json")), `"date":1796144954750`, fmt.Sprintf(`"date":%d`, time.Now().UnixMilli()), 1)
+	// The original refreshes its entry every 60 s: one 50 s old is fresh.
+	entry := strings.Replace(string(fixture20(t, "stats.json")), `"date":1796144954750`,
+		fmt.Sprintf(`"date":%d`, time.Now().Add(-50*time.Second).UnixMilli()), 1)
 	byNumber := strings.Replace(entry, `"processUniqueId":"ps20-a"`, `"processUniqueId":4242`, 1)
 	if err := rc.Do(ctx, rawCmd("HSET", "stats", "ps20-a", entry, "4242", byNumber)).Error(); err != nil {
 		t.Fatal(err)

@@ -427,8 +427,10 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 			if missed, err = s.e.fetch(rctx, c, mids, nil); err != nil {
 				return err
 			}
-			if err := s.e.locate(rctx, c, missed); err != nil {
-				return err
+			if c.keys.v20 {
+				if err := s.e.locate(rctx, c, missed); err != nil {
+					return err
+				}
 			}
 		}
 	}
