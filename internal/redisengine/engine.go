@@ -62,7 +62,7 @@ type Options struct {
 	Timeout time.Duration // bound of each Redis call without an earlier deadline (default 5 s)
 	// ReorderWindow is how long, in the 2.0 layout, a message that comes
 	// through pub/sub after a missing id waits for the ids before it
-	// (default 200 ms; negative: not at all). See subscriber.admitLocked.
+	// (default 1 s; negative: not at all). See subscriber.admitLocked.
 	ReorderWindow time.Duration
 	// ProbeInterval is how often the process sends a probe through its
 	// own pub/sub subscription (default 1 s); a probe not back within
@@ -150,7 +150,7 @@ func (o *Options) defaults() {
 		o.Timeout = 5 * time.Second
 	}
 	if o.ReorderWindow == 0 {
-		o.ReorderWindow = 200 * time.Millisecond
+		o.ReorderWindow = time.Second
 	}
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = time.Second

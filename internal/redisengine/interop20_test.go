@@ -38,13 +38,12 @@ const ps20Key = "interop-secret"
 
 // capture keeps every pub/sub payload the original's processes publish.
 type capture struct {
-	mu   chan struct{}
+	mu   sync.Mutex
 	msgs []rueidis.PubSubMessage
 }
 
 func captureOriginal(t *testing.T, addr, except string) *capture {
-	c := &capture{mu: make(chan struct{}, 1)}
-	c.mu <- struct{}{}
+	c := &capture{}
 	client := raw(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -58,9 +57,9 @@ func captureOriginal(t *testing.T, addr, except string) *capture {
 				if m.Channel == "pushserver:"+except {
 					return
 				}
-				<-c.mu
+				c.mu.Lock()
 				c.msgs = append(c.msgs, m)
-				c.mu <- struct{}{}
+				c.mu.Unlock()
 			},
 			OnSubscription: func(s rueidis.PubSubSubscription) {
 				if s.Kind == "psubscribe" {
@@ -86,8 +85,8 @@ func captureOriginal(t *testing.T, addr, except string) *capture {
 }
 
 func (c *capture) payloads() []string {
-	<-c.mu
-	defer func() { c.mu <- struct{}{} }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make([]string, len(c.msgs))
 	for i, m := range c.msgs {
 		out[i] = m.Message

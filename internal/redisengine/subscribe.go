@@ -38,10 +38,16 @@ type subscriber struct {
 	// In the 2.0 layout, live messages that come after a missing id wait
 	// in held, in id order, for at most reorder (see admitLocked).
 	reorder   time.Duration
-	held      []*protocol.Message
+	held      []heldMessage
 	heldTimer *time.Timer
 
 	beforeSubscribe func() // test seam: runs before each subscription
+}
+
+// heldMessage is a live message waiting for the ids before it, since at.
+type heldMessage struct {
+	m  *protocol.Message
+	at time.Time
 }
 
 var errNotSubscribed = errors.New("redis: pub/sub not subscribed")
@@ -139,7 +145,10 @@ func (s *subscriber) once(ctx context.Context) error {
 	s.mu.Lock()
 	// What waited for a missing id goes first: the recovery reads
 	// whatever was stored for the gap.
-	s.recovering, s.pending, s.overflow = true, s.held, false
+	s.recovering, s.pending, s.overflow = true, nil, false
+	for _, h := range s.held {
+		s.pending = append(s.pending, h.m)
+	}
 	s.held = nil
 	if s.heldTimer != nil {
 		s.heldTimer.Stop()
@@ -303,9 +312,9 @@ func (s *subscriber) receive(keys layout, payload string) {
 // the message in separate calls, so that two processes' messages can reach
 // pub/sub out of order, and a session would drop the older one as already
 // sent. A message that comes after a missing id therefore waits, for at
-// most the reorder window, until the ids before it came; then whatever
-// waits goes in id order. Pushpull's own messages, published atomically,
-// come in order.
+// most the reorder window, until the ids before it came; then it goes, in
+// id order with whatever else waits. Pushpull's own messages, published
+// atomically, come in order.
 func (s *subscriber) admitLocked(m *protocol.Message, b *hub.Batch) {
 	if s.reorder <= 0 {
 		s.deliverLocked(m, b)
@@ -315,32 +324,33 @@ func (s *subscriber) admitLocked(m *protocol.Message, b *hub.Batch) {
 	switch {
 	case s.start == 0 || start < s.start || start == s.start && id <= s.last+1:
 		s.deliverLocked(m, b)
-		s.drainLocked(b, false)
+		s.drainLocked(b, "")
 	case start > s.start:
 		// A new numbering (Redis lost its data): what waits is older.
-		s.drainLocked(b, true)
+		s.drainLocked(b, m.MID)
 		s.deliverLocked(m, b)
 	default:
-		i, _ := slices.BinarySearchFunc(s.held, m.MID, func(h *protocol.Message, mid string) int { return strings.Compare(h.MID, mid) })
-		s.held = slices.Insert(s.held, i, m)
+		i, _ := slices.BinarySearchFunc(s.held, m.MID, func(h heldMessage, mid string) int { return strings.Compare(h.m.MID, mid) })
+		s.held = slices.Insert(s.held, i, heldMessage{m, time.Now()})
 		if len(s.held) > s.e.opt.GapLimit {
-			s.drainLocked(b, true)
+			s.drainLocked(b, s.held[len(s.held)-1].m.MID)
 		} else if s.heldTimer == nil {
 			s.heldTimer = time.AfterFunc(s.reorder, s.reorderExpired)
 		}
 	}
 }
 
-// drainLocked delivers the held messages that are next in line, or all of
-// them.
-func (s *subscriber) drainLocked(b *hub.Batch, all bool) {
+// drainLocked delivers, in id order, the held messages up to upTo
+// (giving up on the ids missing below it), then those next in line.
+func (s *subscriber) drainLocked(b *hub.Batch, upTo string) {
 	for len(s.held) > 0 {
-		start, id := protocol.SplitMID(s.held[0].MID)
-		if !all && !(start == s.start && id <= s.last+1) {
+		m := s.held[0].m
+		start, id := protocol.SplitMID(m.MID)
+		if m.MID > upTo && !(start == s.start && id <= s.last+1) {
 			break
 		}
-		s.deliverLocked(s.held[0], b)
-		s.held[0] = nil
+		s.deliverLocked(m, b)
+		s.held[0] = heldMessage{}
 		s.held = s.held[1:]
 	}
 	if len(s.held) == 0 {
@@ -352,9 +362,11 @@ func (s *subscriber) drainLocked(b *hub.Batch, all bool) {
 	}
 }
 
-// reorderExpired delivers what waited the whole reorder window: the ids
-// before it were taken and never published (a failed publish of the
-// original, or an id reserved at a pushpull process's stop).
+// reorderExpired delivers the messages that waited the whole reorder
+// window, giving up on the ids missing before them: ids taken and never
+// published (a failed publish of the original, or an id reserved at a
+// pushpull process's stop), or published later than the window. The
+// timer is set again for the next message still waiting.
 func (s *subscriber) reorderExpired() {
 	b := hub.GetBatch()
 	defer b.Flush() // after mu is released
@@ -364,7 +376,23 @@ func (s *subscriber) reorderExpired() {
 	if s.e.ctx.Err() != nil || s.recovering {
 		return
 	}
-	s.drainLocked(b, true)
+	now := time.Now()
+	upTo := ""
+	for _, h := range s.held {
+		if now.Sub(h.at) >= s.reorder && h.m.MID > upTo {
+			upTo = h.m.MID
+		}
+	}
+	s.drainLocked(b, upTo)
+	if len(s.held) > 0 {
+		first := s.held[0].at
+		for _, h := range s.held {
+			if h.at.Before(first) {
+				first = h.at
+			}
+		}
+		s.heldTimer = time.AfterFunc(max(s.reorder-now.Sub(first), time.Millisecond), s.reorderExpired)
+	}
 }
 
 // deliverLocked hands m to the hub and moves the delivered position;
