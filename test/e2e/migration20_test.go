@@ -95,6 +95,60 @@ func TestRollingMigration20(t *testing.T) {
 	}
 }
 
+// Two pushpull processes in the 2.0 layout on one Redis, without the
+// original: a message published on either reaches the WebSocket clients
+// of both, a client resumes on the other process, and Redis holds the
+// original's binary keys.
+func TestRedisLayout20TwoProcesses(t *testing.T) {
+	r := redistest.Start(t)
+	const key = "layout20-secret"
+	start := func() *Server {
+		srv := startServer(t, map[string]any{
+			"storage":  map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port, "layout": "2.0"},
+			"security": map[string]any{"key": key},
+		})
+		waitReadyStatus(t, srv, true)
+		return srv
+	}
+	p, q := start(), start()
+	ch := newChannelID(t)
+	var clients []*WSClient
+	for _, srv := range []*Server{p, q} {
+		_, wsURL := subQuery(srv, signed(key, ch), "")
+		clients = append(clients, mustDialWS(t, wsURL))
+		waitOnline(t, srv, ch, true)
+	}
+	expiry := map[string]string{"Message-Expiry": "600"}
+	publishWith(t, p, []string{ch}, command("im", "message", 0), expiry)
+	publishWith(t, q, []string{ch}, command("im", "message", 1), expiry)
+	var sent []string
+	for i, c := range clients {
+		got := envMIDs(c.NextEnvelopes(t, 2))
+		if i == 0 {
+			sent = got
+		} else if !slices.Equal(got, sent) {
+			t.Fatalf("the clients got %v and %v", sent, got)
+		}
+	}
+	if !(sent[0] < sent[1]) {
+		t.Fatalf("ids %v", sent)
+	}
+	if got := envMIDs(pollAll(t, q, signed(key, ch), sent[0], 1)); !slices.Equal(got, sent[1:]) {
+		t.Fatalf("resumed with %v, want %v", got, sent[1:])
+	}
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mid, _ := hex.DecodeString(sent[0])
+	id, _ := hex.DecodeString(ch)
+	ctx := context.Background()
+	if n, err := c.Do(ctx, c.B().Exists().Key("message:"+string(mid), "channel:messages:"+string(id)).Build()).AsInt64(); err != nil || n != 2 {
+		t.Fatalf("the 2.0 layout's keys: %d exist, %v", n, err)
+	}
+}
+
 // waitOnlineRedis waits until a process of the original marked ch online.
 func waitOnlineRedis(t *testing.T, r *redistest.Server, ch string) {
 	t.Helper()
