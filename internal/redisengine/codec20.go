@@ -203,7 +203,8 @@ func (f field) want(t protowire.Type) error {
 
 // decode20 parses a stored OutgoingMessage, the original's or pushpull's.
 // Channels are those pushpull named, nil for the original's. As decode,
-// the body must be JSON text and is repaired to UTF-8.
+// the body must be JSON text and is repaired to UTF-8; if it is not, the
+// error is errBadText and the message returned holds only the id.
 func decode20(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 	m := &protocol.Message{}
 	var body []byte
@@ -272,11 +273,11 @@ func decode20(data []byte, ttl store.TTLs) (*protocol.Message, error) {
 	if m.MID == "" {
 		return nil, errBinaryMID
 	}
+	_, m.ID = protocol.SplitMID(m.MID)
 	if len(body) == 0 || !json.Valid(body) {
-		return nil, errBadText
+		return &protocol.Message{ID: m.ID, MID: m.MID}, errBadText // the id only, for decodeBatch20
 	}
 	m.Body = protocol.RepairUTF8(append([]byte(nil), body...))
-	_, m.ID = protocol.SplitMID(m.MID)
 	switch {
 	case createdMs > 0 && createdMs < 1e15:
 		m.Created = time.UnixMilli(int64(createdMs))
@@ -335,7 +336,7 @@ func decodeSender(b []byte) (protocol.Sender, error) {
 // decodeBatch20 parses a pub/sub NotificationBatch into the messages it
 // carries, each with its channels: those pushpull named, else the
 // receivers' 16-byte ids in hex. Other notifications (licenses) are left
-// out.
+// out; a message whose body is not JSON comes with its id only.
 func decodeBatch20(data []byte, ttl store.TTLs) ([]*protocol.Message, error) {
 	var out []*protocol.Message
 	ipcMessage := func(b []byte) error {
@@ -370,6 +371,13 @@ func decodeBatch20(data []byte, ttl store.TTLs) ([]*protocol.Message, error) {
 			return err
 		}
 		m, err := decode20(stored, ttl)
+		if errors.Is(err, errBadText) {
+			// Not deliverable (clients need JSON), but its id tells the
+			// subscriber that nothing before it is missing: kept, with
+			// no body and no channel.
+			out = append(out, m)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

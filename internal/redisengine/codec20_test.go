@@ -203,6 +203,12 @@ func TestDecode20Rejects(t *testing.T) {
 	if _, err := decodeBatch20([]byte{0x0a, 0x05, 0x0a}, ttl); err == nil {
 		t.Error("a truncated payload decoded")
 	}
+	// A message whose body is not JSON keeps its id only.
+	bad := append(append([]byte(nil), good[:15]...), 0x12, 0x03, 'a', 'b', 'c')
+	ms, err := decodeBatch20(append(encodeBatchHead20(&protocol.Message{Channels: []string{chA}}, len(bad)), bad...), ttl)
+	if err != nil || len(ms) != 1 || ms[0].MID != textMID(string(good[2:15])) || ms[0].Body != nil || ms[0].Channels != nil {
+		t.Errorf("a message not JSON decoded as %+v, %v", ms, err)
+	}
 	// A license notification carries no message.
 	if ms, err := decodeBatch20([]byte{0x0a, 0x02, 0x12, 0x00}, ttl); err != nil || len(ms) != 0 {
 		t.Errorf("a license notification decoded as %v, %v", ms, err)
@@ -232,7 +238,7 @@ func FuzzDecode20(f *testing.F) {
 			return
 		}
 		for _, m := range ms {
-			if !protocol.ValidMID(m.MID) || !json.Valid(m.Body) {
+			if !protocol.ValidMID(m.MID) || m.Body != nil && !json.Valid(m.Body) || m.Body == nil && m.Channels != nil {
 				t.Fatalf("payload decoded into %+v", m)
 			}
 		}

@@ -289,6 +289,11 @@ func (s *subscriber) receive(keys layout, payload string) {
 		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
 		return
 	}
+	for _, m := range ms {
+		if m.Body == nil {
+			s.e.log.Warn("redis pub/sub: message not delivered, its body is not JSON", "mid", m.MID)
+		}
+	}
 	b := hub.GetBatch()
 	defer b.Flush() // after mu is released: sockets are written with no lock held
 	s.mu.Lock()
@@ -406,8 +411,8 @@ func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
 	case start == s.start && id > s.last:
 		s.last = id
 	}
-	if m.Expired(time.Now()) {
-		return
+	if m.Body == nil || m.Expired(time.Now()) {
+		return // nothing to deliver; only its position counted
 	}
 	s.e.hub.Broadcast(m, b)
 }
