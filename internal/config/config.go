@@ -124,6 +124,10 @@ type Storage struct {
 	DB       int      `json:"db,omitempty"`       // pushpull
 	TLS      bool     `json:"tls,omitempty"`      // pushpull
 	Prefix   string   `json:"prefix,omitempty"`   // pushpull: key prefix, "" as the original
+	// Layout is whose Redis keys and values are used (pushpull): "1.0"
+	// (the default) the push server 1.0's, "2.0" the push server 2.0's,
+	// so that processes of either can share the Redis during a move.
+	Layout string `json:"layout,omitempty"`
 
 	// Snapshot is a file the memory store is written to at a graceful stop
 	// and read from at start, so a restart keeps history (pushpull; memory

@@ -218,6 +218,15 @@ func (v *validator) storage(c *Config) {
 	default:
 		v.fail("storage.type", "%q is not memory or redis", s.Type)
 	}
+	switch s.Layout {
+	case "", "1.0":
+	case "2.0":
+		if len(c.Security.Clients) > 0 {
+			v.fail("storage.layout", "the 2.0 layout has no clientId namespace: the shared mode (security.clients) needs layout 1.0")
+		}
+	default:
+		v.fail("storage.layout", "%q is not 1.0 or 2.0", s.Layout)
+	}
 	v.positive("storage.messageTTL", s.MessageTTL)
 	v.positive("storage.channelTTL", s.ChannelTTL)
 	v.positive("storage.onlineTTL", s.OnlineTTL)
