@@ -19,7 +19,7 @@ import (
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	// A declared body over the limit is refused before the query is
 	// looked at.
-	if r.ContentLength > int64(s.cfg.Limits.MaxPayload) {
+	if r.ContentLength > int64(s.limits().MaxPayload) {
 		tooLarge(w)
 		return
 	}
