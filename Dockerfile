@@ -26,10 +26,13 @@ COPY --from=build /out/pushpull /pushpull
 # nobody:nogroup by number: scratch has no /etc/passwd. Ports above 1024
 # need no capability.
 USER 65534:65534
-# In a container the servers listen on every interface (the defaults are
-# loopback); the publish port must still not be published to the Internet.
-ENV PUSHPULL_SUB_LISTEN=0.0.0.0:8010 \
-    PUSHPULL_PUB_LISTEN=0.0.0.0:9010
+# The appliance's layout on every interface of the container (without a
+# config pushpull listens on loopback only). It is the lowest layer:
+# variables and flags override it, and another file can be mounted and
+# named in PUSHPULL_CONFIG. The publish port must stay on the internal
+# network.
+COPY packaging/container.json /etc/pushpull/config.json
+ENV PUSHPULL_CONFIG=/etc/pushpull/config.json
 EXPOSE 8010 9010
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/pushpull"]

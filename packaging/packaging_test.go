@@ -123,10 +123,15 @@ func TestUnitVerifies(t *testing.T) {
 	}
 }
 
-// buildStatic builds the binary as scripts/package and the Dockerfile do.
+// buildStatic builds the binary into dir as scripts/package and the
+// Dockerfile do.
 func buildStatic(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "pushpull")
+	return buildStaticTo(t, filepath.Join(dir, "pushpull"))
+}
+
+func buildStaticTo(t *testing.T, bin string) string {
+	t.Helper()
 	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", bin, "../cmd/pushpull")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -183,6 +188,16 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), "CGO_ENABLED=0 go build") {
 		t.Error("the Dockerfile does not build with CGO_ENABLED=0")
+	}
+	// The config it copies in is valid and listens beyond loopback.
+	c, err := config.Load("container.json")
+	if err != nil {
+		t.Fatalf("container.json: %v", err)
+	}
+	for _, s := range c.Servers {
+		if s.Hostname != "" {
+			t.Errorf("container.json: server %s listens on %q, want every interface", s.Name, s.Hostname)
+		}
 	}
 	checkStatic(t, buildStatic(t, t.TempDir()))
 }
