@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -124,9 +123,6 @@ func reload(a *app.App, args []string, log *slog.Logger) {
 			}
 			return
 		}
-	}
-	if errors.Is(err, context.Canceled) {
-		return
 	}
 	log.Error("reload failed: the running configuration stays", "err", err)
 }
