@@ -27,15 +27,16 @@ type Reloaded struct {
 // reloadable matches the keys a reload applies. Everything else (ports,
 // routes, storage, the engine, publishMode, processUniqueId, polling,
 // websocket, backend, security.algo, log.format) needs a restart.
-var reloadable = regexp.MustCompile(`^(log\.level|limits\..*|security\.(key|previousKey|keyGracePeriod|clients)|servers\[\d+\]\.ssl\.(cert|key))$`)
+var reloadable = regexp.MustCompile(`^(log\.level|limits\..*|security\.(key|previousKey|keyGracePeriod|clients|signedPublish|trustedOrigins)|servers\[\d+\]\.ssl\.(cert|key))$`)
 
 // Reload applies next, the configuration read again, to the running
 // process as far as it can without dropping clients: the log level
 // (when the process was given a LevelVar), the limits, the security keys
-// (the replaced one verifies for security.keyGracePeriod), the TLS
-// certificates (read from their files again). Connections stay open.
-// Reload is not safe for concurrent use. An error (a certificate that does not load)
-// leaves the running configuration as it was.
+// (the replaced one verifies for security.keyGracePeriod), signedPublish,
+// the trusted origins and the TLS certificates (read from their files
+// again). Connections stay open. An error (a certificate that does not
+// load) leaves the running configuration as it was. Reload is not safe
+// for concurrent use.
 func (a *App) Reload(next *config.Config) (Reloaded, error) {
 	cur := a.live
 	cmp := *next
@@ -92,6 +93,8 @@ func (a *App) Reload(next *config.Config) (Reloaded, error) {
 	kept.Security.Key = next.Security.Key
 	kept.Security.PreviousKey = next.Security.PreviousKey
 	kept.Security.KeyGracePeriod = next.Security.KeyGracePeriod
+	kept.Security.SignedPublish = next.Security.SignedPublish
+	kept.Security.TrustedOrigins = next.Security.TrustedOrigins
 	if !modeSwitch {
 		kept.Security.Clients = next.Security.Clients
 	}

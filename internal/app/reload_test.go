@@ -68,13 +68,14 @@ func TestReload(t *testing.T) {
 	next.Security.Key = "second-key"
 	next.Limits.ClientBurst = 7
 	next.Log.Level = "debug"
+	next.Security.TrustedOrigins = []string{"https://admin.example"}
 	next.Storage.MessageTTL = 60
 	next.Security.Clients = map[string]string{"client": "client-key"} // the mode: not while running
 	r, err := a.Reload(next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"security.key", "limits.clientBurst", "log.level"}; !sameSet(r.Applied, want) {
+	if want := []string{"security.key", "security.trustedOrigins", "limits.clientBurst", "log.level"}; !sameSet(r.Applied, want) {
 		t.Errorf("applied %q, want %q", r.Applied, want)
 	}
 	if want := []string{"security.clients", "storage.messageTTL"}; !sameSet(r.NotApplied, want) {

@@ -23,7 +23,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		tooLarge(w)
 		return
 	}
-	t, ids, ok := s.channelsAsked(w, r, s.cfg.Security.SignedPublish)
+	t, ids, ok := s.channelsAsked(w, r, s.live.Load().signedPublish)
 	if !ok {
 		return
 	}

@@ -13,9 +13,11 @@ import (
 // stay connected. A request reads it once, through s.live, and keeps what
 // it read.
 type live struct {
-	limits   config.Limits
-	personal *tenant            // the personal mode's only tenant
-	tenants  map[string]*tenant // shared mode: by clientId
+	limits         config.Limits
+	trustedOrigins []string           // security.trustedOrigins
+	signedPublish  bool               // security.signedPublish
+	personal       *tenant            // the personal mode's only tenant
+	tenants        map[string]*tenant // shared mode: by clientId
 }
 
 // newLive builds what c configures of the live part; old is the running
@@ -24,7 +26,7 @@ type live struct {
 func (s *Server) newLive(c *config.Config, old *live, now time.Time) (*live, error) {
 	algo := s.cfg.Security.Algo // not reloaded
 	grace := config.Seconds(c.Security.KeyGracePeriod)
-	l := &live{limits: c.Limits}
+	l := &live{limits: c.Limits, trustedOrigins: c.Security.TrustedOrigins, signedPublish: c.Security.SignedPublish}
 	var oldPersonal *tenant
 	if old != nil {
 		oldPersonal = old.personal
@@ -57,8 +59,8 @@ func (s *Server) limits() config.Limits { return s.live.Load().limits }
 
 // Reload applies what of next can change while clients stay connected:
 // the limits, the security keys (the one replaced still verifies for
-// security.keyGracePeriod) and the TLS certificates, which it reads from
-// their files again. The rest of next is not looked at: the caller says
+// security.keyGracePeriod), signedPublish, the trusted origins and the TLS
+// certificates, which it reads from their files again. The rest of next is not looked at: the caller says
 // what it could not apply. A certificate that does not load leaves
 // everything as it was.
 func (s *Server) Reload(next *config.Config) error {

@@ -50,19 +50,23 @@ func TestReload(t *testing.T) {
 	if strings.Contains(srv.Logs(), "token refused") {
 		t.Fatal("a debug line logged at level info")
 	}
+	const admin = "https://admin.example"
+	if got := fromPage(t, srv, admin); got != http.StatusForbidden {
+		t.Fatalf("stats asked from %s before it is trusted: %d, want 403", admin, got)
+	}
 
 	// The new file: a new key, a lower payload limit, debug logging, a new
 	// certificate in the same files, and a change that needs a restart.
 	newCertFile, newKeyFile, _ := testutil.SelfSigned(t, t.TempDir(), "new")
 	copyFile(t, newCertFile, certFile)
 	copyFile(t, newKeyFile, keyFile)
-	srv.Config["security"] = map[string]any{"key": newKey, "keyGracePeriod": 3600}
+	srv.Config["security"] = map[string]any{"key": newKey, "keyGracePeriod": 3600, "trustedOrigins": []string{admin}}
 	srv.Config["limits"] = map[string]any{"maxPayload": 1000}
 	srv.Config["log"] = map[string]any{"level": "debug"}
 	srv.Config["storage"].(map[string]any)["messageTTL"] = 60
 	reload(t, srv, "msg=reloaded", 1)
 	line := logLine(t, srv, "msg=reloaded", 1)
-	for _, key := range []string{"security.key", "limits.maxPayload", "log.level"} {
+	for _, key := range []string{"security.key", "security.trustedOrigins", "limits.maxPayload", "log.level"} {
 		if !strings.Contains(line, key) {
 			t.Errorf("reload line does not name %s: %s", key, line)
 		}
@@ -85,6 +89,10 @@ func TestReload(t *testing.T) {
 	}
 	publish(t, srv, []string{ch}, padded(900))
 	client.NextEnvelopes(t, 1)
+
+	if got := fromPage(t, srv, admin); got != http.StatusOK {
+		t.Errorf("stats asked from %s once trusted: %d, want 200", admin, got)
+	}
 
 	// Debug logging.
 	badToken(t, srv)
@@ -182,6 +190,13 @@ func channelAccepted(t *testing.T, srv *Server, key string) bool {
 		t.Fatalf("closed with %d %q; want 4010", c.CloseCode(), c.CloseReason())
 	}
 	return accepted
+}
+
+// fromPage asks for the process statistics as a page of origin does in a
+// browser and returns the status.
+func fromPage(t *testing.T, srv *Server, origin string) int {
+	t.Helper()
+	return request(t, http.MethodGet, srv.StatURL, "", map[string]string{"Origin": origin}).Status
 }
 
 // badToken sends a subscribe with a token no key signed: refused with
