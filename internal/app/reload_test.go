@@ -2,10 +2,15 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/testutil"
@@ -157,4 +162,50 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// Reloads while requests run: the race detector watches what a reload
+// replaces (limits, keys, rates) against the requests reading it.
+func TestReloadUnderLoad(t *testing.T) {
+	a, _ := startApp(t, testConfig(t))
+	a.LogLevel = new(slog.LevelVar)
+	sub, pub := a.Addrs()[0].String(), a.Addrs()[1].String()
+	stop := make(chan struct{})
+	var requests atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ch := fmt.Sprintf("%032x", i)
+				if r, err := client.Post("http://"+pub+"/bitrix/pub/?CHANNEL_ID="+ch, "text/plain", strings.NewReader(`{"module_id":"m","command":"c","params":{}}`)); err == nil {
+					r.Body.Close()
+				}
+				if r, err := client.Get("http://" + sub + "/bitrix/rest/?CHANNEL_ID=" + ch + ".00"); err == nil {
+					r.Body.Close()
+				}
+				requests.Add(1)
+			}
+		})
+	}
+	for i := range 20 {
+		// Requests between each two reloads.
+		seen := requests.Load()
+		testutil.WaitFor(t, "requests", func() bool { return requests.Load() > seen })
+		next := testConfig(t)
+		next.Security.Key = fmt.Sprintf("key-%d", i%3)
+		next.Limits.MaxPayload = 1000 + i
+		next.Limits.ClientMessages = 1 + i
+		next.Limits.MaxConnPerChannel = i % 4
+		if _, err := a.Reload(next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
