@@ -252,7 +252,7 @@ func TestDeb(t *testing.T) {
 	contents := dpkgDeb(t, "-c", deb)
 	for _, want := range []string{
 		"-rwxr-xr-x root/root .* ./usr/bin/pushpull\n",
-		"-rw-r--r-- root/root .* ./lib/systemd/system/pushpull.service\n",
+		"-rw-r--r-- root/root .* ./usr/lib/systemd/system/pushpull.service\n",
 		"-rw-r----- root/root .* ./etc/pushpull/config.json\n",
 		"./usr/lib/sysusers.d/pushpull.conf\n",
 		"./usr/share/doc/pushpull/operations.md\n",
@@ -263,7 +263,7 @@ func TestDeb(t *testing.T) {
 	}
 	x := t.TempDir()
 	dpkgDeb(t, "-x", deb, x)
-	sameFile(t, filepath.Join(x, "lib/systemd/system/pushpull.service"), "pushpull.service")
+	sameFile(t, filepath.Join(x, "usr/lib/systemd/system/pushpull.service"), "pushpull.service")
 	if _, err := config.Load(filepath.Join(x, "etc/pushpull/config.json")); err != nil {
 		t.Errorf("the packaged config: %v", err)
 	}
@@ -340,7 +340,7 @@ func installInRoot(t *testing.T, deb string) {
 	}
 
 	dpkg("--purge", "pushpull")
-	for _, gone := range []string{"usr/bin/pushpull", "lib/systemd/system/pushpull.service", "etc/pushpull/config.json", "etc/default/pushpull"} {
+	for _, gone := range []string{"usr/bin/pushpull", "usr/lib/systemd/system/pushpull.service", "etc/pushpull/config.json", "etc/default/pushpull"} {
 		if _, err := os.Stat(filepath.Join(root, gone)); !os.IsNotExist(err) {
 			t.Errorf("%s is still there after the purge (%v)", gone, err)
 		}
@@ -354,7 +354,7 @@ func installInRoot(t *testing.T, deb string) {
 // on this machine.
 func hostState() string {
 	var s []string
-	for _, p := range []string{"/etc/default/pushpull", "/etc/pushpull", "/usr/bin/pushpull", "/lib/systemd/system/pushpull.service"} {
+	for _, p := range []string{"/etc/default/pushpull", "/etc/pushpull", "/usr/bin/pushpull", "/usr/lib/systemd/system/pushpull.service"} {
 		_, err := os.Stat(p)
 		s = append(s, p+"="+strconv.FormatBool(err == nil))
 	}
