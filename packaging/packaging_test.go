@@ -218,22 +218,7 @@ func TestDeb(t *testing.T) {
 	const version = "1.0.0~test"
 	build := func(out string) string {
 		t.Helper()
-		cmd := exec.Command("../scripts/package")
-		cmd.Env = append(os.Environ(), "OUT="+out, "VERSION="+version, "SOURCE_DATE_EPOCH=1700000000")
-		got, err := cmd.Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("scripts/package: %v\n%s%s", err, got, stderr)
-		}
-		lines := strings.Fields(string(got))
-		if len(lines) != 2 || !strings.HasSuffix(lines[1], ".deb") {
-			t.Fatalf("scripts/package printed %q; want the binary and the .deb", got)
-		}
-		checkStatic(t, lines[0])
-		return lines[1]
+		return buildDeb(t, out, version)
 	}
 	deb := build(t.TempDir())
 	if again := build(t.TempDir()); fileHash(t, deb) != fileHash(t, again) {
@@ -274,10 +259,34 @@ func TestDeb(t *testing.T) {
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		t.Skip("dpkg is not installed")
 	}
-	installInRoot(t, deb)
+	installInRoot(t, deb, buildDeb(t, t.TempDir(), "1.0.1~test"))
 }
 
-func installInRoot(t *testing.T, deb string) {
+// buildDeb runs scripts/package for version into out and returns the
+// .deb, after checking that the binary beside it is static.
+func buildDeb(t *testing.T, out, version string) string {
+	t.Helper()
+	cmd := exec.Command("../scripts/package")
+	cmd.Env = append(os.Environ(), "OUT="+out, "VERSION="+version, "SOURCE_DATE_EPOCH=1700000000")
+	got, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("scripts/package: %v\n%s%s", err, got, stderr)
+	}
+	lines := strings.Fields(string(got))
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], ".deb") {
+		t.Fatalf("scripts/package printed %q; want the binary and the .deb", got)
+	}
+	checkStatic(t, lines[0])
+	return lines[1]
+}
+
+// installInRoot installs deb into a fresh root, upgrades it to upgrade,
+// and purges it.
+func installInRoot(t *testing.T, deb, upgrade string) {
 	hostBefore := hostState()
 	root := t.TempDir()
 	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "etc", "var/log"} {
@@ -337,6 +346,23 @@ func installInRoot(t *testing.T, deb string) {
 	}
 	if out, err := exec.Command(filepath.Join(root, "usr/bin/pushpull"), "version").Output(); err != nil || !strings.Contains(string(out), "1.0.0~test") {
 		t.Errorf("the installed binary: %q %v", out, err)
+	}
+
+	// An upgrade keeps the key and the admin's changes to the config.
+	key := readFile(t, env)
+	edited := strings.Replace(readFile(t, conf), `"level": "info"`, `"level": "warn"`, 1)
+	if err := os.WriteFile(conf, []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	dpkg("-i", upgrade)
+	if status := dpkg("-s", "pushpull"); !strings.Contains(status, "Version: 1.0.1~test") {
+		t.Errorf("after the upgrade: %s", status)
+	}
+	if readFile(t, env) != key {
+		t.Error("the upgrade changed the key")
+	}
+	if readFile(t, conf) != edited {
+		t.Error("the upgrade changed the edited config")
 	}
 
 	dpkg("--purge", "pushpull")
