@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -63,5 +64,43 @@ func TestNewTenantGrace(t *testing.T) {
 	}
 	if _, err := changed.verifyJWT(protocol.SignJWT(claims, []byte("c")), now); err != nil {
 		t.Errorf("a token of the key: %v", err)
+	}
+}
+
+// In the shared mode a reload replaces each client's key with the same
+// grace, adds and removes clients, and never switches the mode.
+func TestNewLiveClients(t *testing.T) {
+	cfg := config.Default()
+	cfg.Security.Clients = map[string]string{"one": "k1", "gone": "k0"}
+	s := &Server{cfg: cfg}
+	now := time.Now()
+	old, err := s.newLive(cfg, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := config.Default()
+	next.Security.Clients = map[string]string{"one": "k2", "new": "k3"}
+	l, err := s.newLive(next, old, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "0123456789abcdef0123456789abcdef"
+	verifies := func(tn *tenant, key string) bool {
+		sg, _ := protocol.NewSigner(key, "sha1")
+		_, err := tn.signer.ParseChannels(sg.SignChannel(id))
+		return err == nil
+	}
+	if one := l.tenants["one"]; !verifies(one, "k1") || !verifies(one, "k2") {
+		t.Error("client one: want its old and new keys to verify")
+	}
+	if n := l.tenants["new"]; n == nil || !verifies(n, "k3") || verifies(n, "k1") {
+		t.Error("client new: want its own key alone")
+	}
+	if _, ok := l.tenants["gone"]; ok {
+		t.Error("a removed client is still there")
+	}
+	// No clients: the shared mode stays, with the clients it has.
+	if kept, err := s.newLive(config.Default(), l, now); err != nil || len(kept.tenants) != 2 {
+		t.Errorf("a reload without clients: %d clients (%v), want the 2 running", len(kept.tenants), err)
 	}
 }
