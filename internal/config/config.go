@@ -34,6 +34,9 @@ type Config struct {
 	Log             Log     `json:"log"`     // pushpull
 	Backend         Backend `json:"backend"` // pushpull
 
+	// idGenerated: UniqueID made processUniqueId up, none was configured.
+	idGenerated bool
+
 	// Ignored lists the keys of the file Decode did not know and skipped,
 	// as JSON paths, so the server can log them: a misspelt key is
 	// otherwise silently without effect. Keys the original server used
@@ -79,6 +82,14 @@ type Routes struct {
 type Security struct {
 	Key  string `json:"key"`
 	Algo string `json:"algo" config:"lower,nonzero"` // sha1 (default), sha256, sha512, md5
+	// PreviousKey is a key that verifies beside Key for KeyGracePeriod
+	// seconds from the start, or from the reload (SIGHUP) that set it
+	// (pushpull). A reload that changes Key makes the key it replaces the
+	// previous one by itself; this key is for a change by restart.
+	PreviousKey string `json:"previousKey,omitempty"`
+	// KeyGracePeriod is how long, in seconds, the previous key still
+	// verifies after Key changed (pushpull; 0: not at all).
+	KeyGracePeriod float64 `json:"keyGracePeriod"`
 	// SignedPublish makes the publish route require signed channel ids
 	// (pushpull; the original trusts its caller).
 	SignedPublish bool `json:"signedPublish,omitempty"`
@@ -244,7 +255,7 @@ func Default() *Config {
 				},
 			},
 		},
-		Security: Security{Algo: "sha1"},
+		Security: Security{Algo: "sha1", KeyGracePeriod: 3600},
 		Storage: Storage{
 			Type:        "memory",
 			MessageTTL:  86400,
@@ -290,9 +301,14 @@ func (c *Config) UniqueID() string {
 		var b [16]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 		c.ProcessUniqueID = hex.EncodeToString(b[:])
+		c.idGenerated = true
 	}
 	return c.ProcessUniqueID
 }
+
+// UniqueIDGenerated reports whether UniqueID made processUniqueId up
+// because none was configured.
+func (c *Config) UniqueIDGenerated() bool { return c.idGenerated }
 
 // Addr is the address the server listens on, for net.Listen. An empty
 // hostname means all interfaces.

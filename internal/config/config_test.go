@@ -43,7 +43,7 @@ func TestDefault(t *testing.T) {
 	if pub.Name != "pub" || pub.Addr() != "127.0.0.1:9010" || !reflect.DeepEqual(pub.Routes, want) {
 		t.Errorf("pub server = %+v", pub)
 	}
-	if !reflect.DeepEqual(c.Security, Security{Algo: "sha1"}) {
+	if !reflect.DeepEqual(c.Security, Security{Algo: "sha1", KeyGracePeriod: 3600}) {
 		t.Errorf("security = %+v", c.Security)
 	}
 	s := c.Storage
@@ -556,7 +556,8 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.ProcessUniqueID = c.ProcessUniqueID
-	if c.ProcessUniqueID == "" || !reflect.DeepEqual(c, want) {
+	want.idGenerated = true
+	if c.ProcessUniqueID == "" || !c.UniqueIDGenerated() || !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v", c)
 	}
 }

@@ -63,6 +63,9 @@ func (c *Config) validate(files bool) error {
 	if _, err := protocol.NewSigner(c.Security.Key, c.Security.Algo); err != nil {
 		v.fail("security.algo", "%q is not sha1, sha256, sha512 or md5", c.Security.Algo)
 	}
+	if c.Security.KeyGracePeriod < 0 || c.Security.KeyGracePeriod > maxSeconds {
+		v.fail("security.keyGracePeriod", "must be between 0 and %d", maxSeconds)
+	}
 	if c.Security.SignedPublish && c.Security.Key == "" {
 		v.fail("security.signedPublish", "needs security.key")
 	}

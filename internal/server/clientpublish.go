@@ -36,7 +36,8 @@ func refuse(w http.ResponseWriter, r refusal) {
 type requestLimits struct{ messages, channels int }
 
 func (s *Server) requestLimits() requestLimits {
-	return requestLimits{s.cfg.Limits.MaxMessagesPerRequest, s.cfg.Limits.MaxChannelsPerRequest}
+	l := s.limits()
+	return requestLimits{l.MaxMessagesPerRequest, l.MaxChannelsPerRequest}
 }
 
 func over(n, limit int) bool { return limit > 0 && n > limit }

@@ -3,6 +3,7 @@ package server
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // connLimit bounds the connections of a private channel on this process
@@ -14,7 +15,7 @@ import (
 // the original's is: behind a load balancer a channel may have the limit
 // on each process.
 type connLimit struct {
-	max int // 0: unlimited
+	max atomic.Int64 // 0: unlimited; a reload may change it
 
 	mu sync.Mutex
 	// Each channel's connections, oldest first. A channel mostly has one
@@ -39,15 +40,25 @@ type connEntry struct {
 }
 
 func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, byChannel: make(map[string][]*limitedConn)}
+	l := &connLimit{byChannel: make(map[string][]*limitedConn)}
+	l.setMax(max)
+	return l
 }
+
+// setMax changes the limit. A channel over a lowered one keeps its
+// connections; each arrival with a public id ends its oldest, as always.
+func (l *connLimit) setMax(max int) { l.max.Store(int64(max)) }
+
+// limited reports whether there is a limit.
+func (l *connLimit) limited() bool { return l.max.Load() > 0 }
 
 // add counts a connection on its channels and ends the oldest connections
 // its arrival puts over the limit; evict ends it in turn when a later one
 // does. The caller must remove it when it ends. With no limit it returns
 // nil, which remove accepts.
 func (l *connLimit) add(entries []connEntry, evict func()) *limitedConn {
-	if l.max <= 0 || len(entries) == 0 {
+	limit := int(l.max.Load())
+	if limit <= 0 || len(entries) == 0 {
 		return nil
 	}
 	c := &limitedConn{in: make([]string, 0, len(entries)), evict: evict}
@@ -57,7 +68,7 @@ func (l *connLimit) add(entries []connEntry, evict func()) *limitedConn {
 		if slices.Contains(c.in, e.channel) {
 			continue // a channel named twice counts once
 		}
-		if conns := l.byChannel[e.channel]; e.public && len(conns) >= l.max {
+		if conns := l.byChannel[e.channel]; e.public && len(conns) >= limit {
 			old := conns[0]
 			l.removeLocked(old)
 			victims = append(victims, old)

@@ -18,11 +18,11 @@ import (
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	// A declared body over the limit is refused before the query is
 	// looked at.
-	if r.ContentLength > int64(s.cfg.Limits.MaxPayload) {
+	if r.ContentLength > int64(s.limits().MaxPayload) {
 		tooLarge(w)
 		return
 	}
-	t, ids, ok := s.channelsAsked(w, r, s.cfg.Security.SignedPublish)
+	t, ids, ok := s.channelsAsked(w, r, s.live.Load().signedPublish)
 	if !ok {
 		return
 	}

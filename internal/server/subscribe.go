@@ -72,7 +72,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		req.Position = FirstPoll{Start: time.Now()}
 		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
 	}
-	if s.conns.max > 0 {
+	if s.conns.limited() {
 		evicted := make(chan struct{})
 		req.Evicted = evicted
 		defer s.conns.remove(s.conns.add(sub.entries, func() { close(evicted) }))
@@ -146,7 +146,7 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscribeReque
 		if !t.signer.Enabled() {
 			return nil, http.StatusUnauthorized, "Tokens need a security key."
 		}
-		claims, err := protocol.VerifyJWT(token, t.key, time.Now())
+		claims, err := t.verifyJWT(token, time.Now())
 		if err != nil {
 			s.log.Debug("token refused", "err", err)
 			return nil, http.StatusUnauthorized, "Token is not valid."

@@ -65,11 +65,13 @@ type Metrics struct {
 
 // Server accepts WebSocket sessions and drives their sockets.
 type Server struct {
-	opts    Options
-	poll    *poller // nil: every session reads on a goroutine of its own
-	flushq  chan *Session
-	metrics Metrics
-	stop    chan struct{}
+	opts Options
+	// frameTimeout is opts.FrameTimeout, which SetFrameTimeout changes.
+	frameTimeout atomic.Int64
+	poll         *poller // nil: every session reads on a goroutine of its own
+	flushq       chan *Session
+	metrics      Metrics
+	stop         chan struct{}
 
 	mu       sync.Mutex
 	sessions *Session // open sessions, linked through Session.prev/next
@@ -87,6 +89,7 @@ func NewServer(opts Options) *Server {
 		stop:   make(chan struct{}),
 		gone:   make(chan struct{}, 1),
 	}
+	s.frameTimeout.Store(int64(opts.FrameTimeout))
 	if p, err := newPoller(); err == nil {
 		s.poll = p
 		go p.run(s.stop)
@@ -248,6 +251,14 @@ func (s *Server) flusher() {
 	}
 }
 
+// SetFrameTimeout changes Options.FrameTimeout, for the messages being
+// received too; d <= 0 keeps it.
+func (s *Server) SetFrameTimeout(d time.Duration) {
+	if d > 0 {
+		s.frameTimeout.Store(int64(d))
+	}
+}
+
 // pinger pings every session each interval and drops those that have not
 // sent a byte (a pong at least) for two intervals. Sessions with a
 // keepalive of their own (see Session.SetKeepalive) get it on its shorter
@@ -270,7 +281,7 @@ func (s *Server) pinger() {
 				lastPing = now
 			}
 			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
-			frameDeadline := now.Add(-s.opts.FrameTimeout).UnixMilli()
+			frameDeadline := now.Add(-time.Duration(s.frameTimeout.Load())).UnixMilli()
 			for _, sess := range s.snapshot() {
 				keepalive := sess.keepalive.Load()
 				switch {
