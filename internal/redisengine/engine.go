@@ -307,8 +307,11 @@ func (e *Engine) bound(ctx context.Context) (context.Context, context.CancelFunc
 // script as the write, so that every process numbers messages from one
 // sequence and one start date, even after Redis lost its data.
 const assignLua = `
-redis.call('SET', KEYS[2], ARGV[1], 'NX')
 local start = redis.call('GET', KEYS[2])
+if not start then
+  redis.call('SET', KEYS[2], ARGV[1])
+  start = ARGV[1]
+end
 if string.len(start) ~= 10 or not string.match(start, '^%d+$') then
   return redis.error_reply('ERR ' .. KEYS[2] .. ' does not hold 10 digits')
 end
