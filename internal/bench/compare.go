@@ -256,8 +256,12 @@ func (o *Options) scenarioSetup(scenario string) string {
 		if o.Duration > 0 {
 			what = "for " + o.Duration.String()
 		}
-		return fmt.Sprintf("%d subscribers on a channel each, %d publishers publishing %s",
+		s := fmt.Sprintf("%d subscribers on a channel each, %d publishers publishing %s",
 			subs, cmp.Or(o.Concurrency, DefaultConcurrency), what)
+		if o.Batch > 1 {
+			s += fmt.Sprintf(", pushpull's in protocol-4 RequestBatches of %d (a peer's one per publish)", o.Batch)
+		}
+		return s
 	}
 	return ""
 }
