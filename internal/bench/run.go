@@ -222,15 +222,10 @@ func newChannelID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serverWebSockets asks the stat route how many WebSocket connections the
-// server holds: pushpull's /server-stat/ (JSON, per process), or nchan's
-// stub status ("subscribers: N", which counts every kind of subscriber).
-func serverWebSockets(ctx context.Context, kind, statURL string) (int64, error) {
-	return serverSubscribers(ctx, kind, statURL, false)
-}
-
-// serverSubscribers reads a server's count of WebSockets, or with
-// longPoll of held long polls (nchan counts both as subscribers).
+// serverSubscribers asks the stat route how many subscribers the server
+// holds: pushpull's /server-stat/ (JSON, per process: its WebSockets, or
+// with longPoll its held long polls), or nchan's stub status
+// ("subscribers: N", which counts every kind).
 func serverSubscribers(ctx context.Context, kind, statURL string, longPoll bool) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
