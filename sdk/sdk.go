@@ -131,6 +131,14 @@ type Published struct {
 	MIDs     []string `json:"mids"`
 	Channels int      `json:"channels"`
 	Users    int      `json:"users"`
+	// Push is what the publish's notifyOffline queued for Web Push.
+	Push *PushQueued `json:"push,omitempty"`
+}
+
+// PushQueued counts the Web Push notifications a publish queued (one per
+// subscription of the users not connected).
+type PushQueued struct {
+	Queued int `json:"queued"`
 }
 
 // Config is a user's client config, what pull.config.get answers in

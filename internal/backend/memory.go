@@ -12,6 +12,9 @@ type Memory struct {
 	owners  map[string]*memOwner
 	watches map[string]map[string]time.Time // tag -> user -> until
 	seen    map[string]time.Time
+
+	subs  map[string]map[string]PushSub // user -> id -> Web Push subscription
+	queue map[string]*memPushItem       // Web Push notifications waiting, by id
 }
 
 type memOwner struct {

@@ -55,11 +55,14 @@ type Service struct {
 	addr  string
 	vapid string // the public key tokens must carry; "" takes any
 
+	client *http.Client
+
 	mu       sync.Mutex
 	srv      *httptest.Server
 	subs     map[string]*receiver
 	msgs     []Message
 	requests map[string]int
+	times    map[string][]time.Time
 	fault    Fault
 	errs     []string
 }
@@ -76,13 +79,15 @@ func Start(t testing.TB, vapidPublic string) *Service {
 	if err := prepare(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{t: t, vapid: vapidPublic, subs: map[string]*receiver{}, requests: map[string]int{}}
+	s := &Service{t: t, vapid: vapidPublic, subs: map[string]*receiver{}, requests: map[string]int{}, times: map[string][]time.Time{}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.addr = l.Addr().String()
 	s.serve(l)
+	s.client = s.srv.Client()
+	s.client.Timeout = 10 * time.Second
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -99,13 +104,7 @@ func (s *Service) serve(l net.Listener) {
 
 // Client returns an HTTP client that trusts the service's certificate
 // (the same across Stop and Restart).
-func (s *Service) Client() *http.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.srv.Client()
-	c.Timeout = 10 * time.Second
-	return c
-}
+func (s *Service) Client() *http.Client { return s.client }
 
 // Stop closes the service: requests to it fail to connect.
 func (s *Service) Stop() {
@@ -186,6 +185,13 @@ func (s *Service) Requests(id string) int {
 	return s.requests[id]
 }
 
+// RequestTimes returns when each request for subscription id came.
+func (s *Service) RequestTimes(id string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.times[id]...)
+}
+
 // Errors returns what was wrong with the requests refused with 400 or 401.
 func (s *Service) Errors() []string {
 	s.mu.Lock()
@@ -209,6 +215,7 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.requests[id]++
+	s.times[id] = append(s.times[id], time.Now())
 	n := s.requests[id]
 	rcv := s.subs[id]
 	fault := s.fault
