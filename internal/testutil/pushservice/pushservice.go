@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +106,20 @@ func (s *Service) serve(l net.Listener) {
 // Client returns an HTTP client that trusts the service's certificate
 // (the same across Stop and Restart).
 func (s *Service) Client() *http.Client { return s.client }
+
+// CertFile writes the service's certificate (the same across Stop and
+// Restart) to a PEM file in dir and returns its path: a process started
+// with SSL_CERT_FILE naming it trusts the service.
+func (s *Service) CertFile(dir string) string {
+	s.mu.Lock()
+	cert := s.srv.Certificate()
+	s.mu.Unlock()
+	path := filepath.Join(dir, "pushservice.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
+}
 
 // Stop closes the service: requests to it fail to connect.
 func (s *Service) Stop() {
