@@ -31,7 +31,7 @@ type PushConfig struct {
 	UserRate    float64       // notifications per minute, one user (30)
 	Backoff     time.Duration // the first retry's delay, doubled at each (1 s)
 	Interval    time.Duration // how often the worker looks for due items (250 ms)
-	Lease       time.Duration // how long a claimed item is this process's (2 min)
+	Lease       time.Duration // how long a claimed item is this process's (5 min)
 }
 
 // ActiveWindow is how recently a user must have been connected to count
@@ -45,7 +45,7 @@ const (
 	maxExpiry      = 28 * 24 * 3600 // seconds: what push services keep at most
 	defaultExpiry  = 43200
 	maxPushText    = 4096
-	pushBatch      = 64
+	pushBatch      = 16 // claimed at once: sent within two client timeouts, well inside a lease
 	pushWorkers    = 8
 	maxBackoff     = 10 * time.Minute
 	maxRetryAfter  = time.Hour
@@ -87,7 +87,7 @@ func newPushState(cfg PushConfig, store PushStore) *pushState {
 		cfg.Interval = 250 * time.Millisecond
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 2 * time.Minute
+		cfg.Lease = 5 * time.Minute
 	}
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "pushpull_webpush_" + name + "_total", Help: help})
