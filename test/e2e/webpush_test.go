@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/testutil"
@@ -39,7 +40,9 @@ func TestWebPushSurvivesRestart(t *testing.T) {
 	})
 }
 
-func webPushRestart(t *testing.T, storage map[string]any) {
+// webPushConfig returns a server config with Web Push on, sending to a
+// new local push service, which the server (started after this) trusts.
+func webPushConfig(t *testing.T, storage map[string]any) (map[string]any, *pushservice.Service, string) {
 	priv, pub, err := webpush.GenerateVAPID()
 	if err != nil {
 		t.Fatal(err)
@@ -47,14 +50,63 @@ func webPushRestart(t *testing.T, storage map[string]any) {
 	ps := pushservice.Start(t, pub)
 	// The server trusts the local push service's certificate alone.
 	t.Setenv("SSL_CERT_FILE", ps.CertFile(t.TempDir()))
-	cfg := map[string]any{
+	return map[string]any{
 		"servers": []any{map[string]any{"name": "all", "routes": map[string]any{
 			"sub": []any{"/bitrix/sub/", "/bitrix/subws/"}, "pub": "/bitrix/pub/", "backend": "/pushpull/", "metrics": "/metrics",
 		}}},
 		"security": map[string]any{"key": "e2e-secret-key", "backendKey": backendKey},
 		"storage":  storage,
 		"webPush":  map[string]any{"vapidPrivateKey": priv, "vapidPublicKey": pub, "subject": "mailto:ops@example.com"},
+	}, ps, pub
+}
+
+func pushSubscribe(t *testing.T, base string, user int, sub webpush.Subscription) {
+	t.Helper()
+	backendCall(t, base+"/pushpull/", "push/subscribe", map[string]any{"userId": user, "appId": "web", "subscription": map[string]any{
+		"endpoint": sub.Endpoint, "expirationTime": nil, "keys": map[string]string{"p256dh": sub.P256dh, "auth": sub.Auth},
+	}}, nil)
+}
+
+// On Redis a user connected to one process is online for push/send on
+// another: skipped, while a user connected nowhere is notified, once.
+func TestWebPushPresenceAcrossProcesses(t *testing.T) {
+	r := redistest.Start(t)
+	cfg, ps, _ := webPushConfig(t, map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port})
+	a := startServer(t, cfg)
+	b := startServer(t, cfg)
+	baseA := "http://127.0.0.1:" + strconv.Itoa(a.Ports[0])
+	baseB := "http://127.0.0.1:" + strconv.Itoa(b.Ports[0])
+	var given struct {
+		Channels map[string]struct{ ID string } `json:"channels"`
 	}
+	backendCall(t, baseA+"/pushpull/", "config", map[string]any{"userId": 9}, &given)
+	_, online := ps.Subscribe()
+	offlineID, offline := ps.Subscribe()
+	pushSubscribe(t, baseA, 9, online)
+	pushSubscribe(t, baseB, 10, offline)
+	_, wsURL := subQuery(a, given.Channels["private"].ID, "")
+	mustDialWS(t, wsURL)
+	private, _, _ := strings.Cut(given.Channels["private"].ID, ".")
+	waitOnline(t, b, private, true)
+
+	var res struct {
+		Queued int
+		Users  map[string]struct{ Decision, Reason string }
+	}
+	backendCall(t, baseB+"/pushpull/", "push/send", map[string]any{"USER_ID": []int{9, 10}, "MESSAGE": "hi"}, &res)
+	if res.Queued != 1 || res.Users["9"].Decision != "skip" || res.Users["9"].Reason != "online" || res.Users["10"].Decision != "send" {
+		t.Fatalf("push/send on the other process: %+v; want 9 skipped as online, 10 sent to", res)
+	}
+	testutil.WaitFor(t, "the notification to user 10", func() bool {
+		return metricValue(t, baseA, "pushpull_webpush_sent_total")+metricValue(t, baseB, "pushpull_webpush_sent_total") == 1
+	})
+	if msgs := ps.Messages(); len(msgs) != 1 || msgs[0].Subscription != offlineID {
+		t.Fatalf("push service got %+v; want user 10's notification once", msgs)
+	}
+}
+
+func webPushRestart(t *testing.T, storage map[string]any) {
+	cfg, ps, pub := webPushConfig(t, storage)
 	first := startServer(t, cfg)
 	base := "http://127.0.0.1:" + strconv.Itoa(first.Ports[0])
 	var key struct{ PublicKey string }
@@ -63,9 +115,7 @@ func webPushRestart(t *testing.T, storage map[string]any) {
 		t.Fatalf("push/key answered %q, want %q", key.PublicKey, pub)
 	}
 	id, sub := ps.Subscribe()
-	backendCall(t, base+"/pushpull/", "push/subscribe", map[string]any{"userId": 7, "appId": "web", "subscription": map[string]any{
-		"endpoint": sub.Endpoint, "expirationTime": nil, "keys": map[string]string{"p256dh": sub.P256dh, "auth": sub.Auth},
-	}}, nil)
+	pushSubscribe(t, base, 7, sub)
 	ps.Stop()
 	var queued struct{ Queued int }
 	backendCall(t, base+"/pushpull/", "push/send", map[string]any{"USER_ID": 7, "MESSAGE": "while you were away", "TAG": "im:1", "APP_ID": "web"}, &queued)
