@@ -47,12 +47,13 @@ func FromConfig(cfg *config.Config, e engine.Engine, log *slog.Logger) (*Service
 			return nil, err
 		}
 		o.Push = &PushConfig{
-			Sender:      &webpush.Sender{VAPID: v},
-			DeferDelay:  config.Seconds(w.DeferDelay),
-			MaxQueue:    w.MaxQueue,
-			MaxAttempts: w.MaxAttempts,
-			Rate:        w.MessagesPerSecond,
-			UserRate:    w.UserMessagesPerMinute,
+			Sender:       &webpush.Sender{VAPID: v, Client: webpush.NewClient(w.AllowPrivateEndpoints)},
+			AllowPrivate: w.AllowPrivateEndpoints,
+			DeferDelay:   config.Seconds(w.DeferDelay),
+			MaxQueue:     w.MaxQueue,
+			MaxAttempts:  w.MaxAttempts,
+			Rate:         w.MessagesPerSecond,
+			UserRate:     w.UserMessagesPerMinute,
 		}
 	}
 	if cfg.Storage.Type == "redis" && o.Key != "" {

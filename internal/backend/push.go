@@ -32,6 +32,9 @@ type PushConfig struct {
 	Backoff     time.Duration // the first retry's delay, doubled at each (1 s)
 	Interval    time.Duration // how often the worker looks for due items (250 ms)
 	Lease       time.Duration // how long a claimed item is this process's (5 min)
+	// AllowPrivate takes endpoints on addresses that are not public
+	// (Sender's client must then connect to them too).
+	AllowPrivate bool
 }
 
 // ActiveWindow is how recently a user must have been connected to count
@@ -124,8 +127,14 @@ func (s *Service) Subscribe(ctx context.Context, user, appID string, sub webpush
 	if s.push == nil {
 		return "", errPushOff
 	}
-	if _, err := sub.Parse(); err != nil {
+	k, err := sub.Parse()
+	if err != nil {
 		return "", badf("subscription: %v", err)
+	}
+	if !s.push.cfg.AllowPrivate {
+		if err := webpush.CheckHost(k); err != nil {
+			return "", badf("subscription: %v", err)
+		}
 	}
 	ps := PushSub{ID: pushSubID(sub.Endpoint), User: user, AppID: appID, Sub: sub, Created: s.o.Now()}
 	return ps.ID, s.push.store.AddSub(ctx, ps, maxSubsPerUser)
@@ -454,6 +463,11 @@ func (s *Service) pushItem(ctx context.Context, it PushItem) {
 	var tooLarge webpush.PayloadTooLarge
 	switch {
 	case errors.As(err, &tooLarge):
+		p.failed.Inc()
+		finish()
+	case webpush.IsPrivateAddress(err):
+		s.o.Log.Warn("web push: subscription dropped", "user", it.User, "err", err)
+		_, _ = p.store.RemoveSub(ctx, it.User, it.Sub)
 		p.failed.Inc()
 		finish()
 	case err != nil:

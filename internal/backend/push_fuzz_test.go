@@ -38,7 +38,7 @@ func FuzzPushHTTP(f *testing.F) {
 	s := New(Options{
 		Engine: e, State: NewMemory(), Signer: signer, Key: "bk", Version: 3,
 		WriteTTL: time.Hour, StorageTTL: 2 * time.Hour, WatchTTL: time.Minute,
-		Push: &PushConfig{Sender: &webpush.Sender{VAPID: v}, MaxQueue: 1000},
+		Push: &PushConfig{Sender: &webpush.Sender{VAPID: v}, MaxQueue: 1000, AllowPrivate: true},
 	})
 	allowed := map[int]bool{200: true, 400: true, 503: true}
 	f.Fuzz(func(t *testing.T, path uint8, body string) {

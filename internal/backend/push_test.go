@@ -59,7 +59,7 @@ func newPushEnv(t *testing.T, st State, ps *pushservice.Service, v *webpush.VAPI
 	cfg := PushConfig{
 		Sender:   &webpush.Sender{VAPID: v, Client: ps.Client()},
 		Interval: 5 * time.Millisecond, Backoff: 20 * time.Millisecond, DeferDelay: time.Hour,
-		Rate: 1000, UserRate: 6000,
+		Rate: 1000, UserRate: 6000, AllowPrivate: true, // the push service is on loopback
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -462,6 +462,16 @@ func TestPushBadInput(t *testing.T) {
 	}
 	if code, out := p.call(t, "push/key", `{}`); code != 200 || out["publicKey"] != p.vapid.PublicKey() {
 		t.Errorf("push/key: %d %v", code, out)
+	}
+}
+
+// Without AllowPrivate an endpoint on a private address is refused at
+// registration.
+func TestPushPrivateEndpoint(t *testing.T) {
+	p := newPushEnv(t, NewMemory(), nil, nil, func(c *PushConfig) { c.AllowPrivate = false })
+	_, sub := p.ps.Subscribe()
+	if _, err := p.s.Subscribe(context.Background(), "1", "", sub); err == nil || !strings.Contains(err.Error(), "is not public") {
+		t.Errorf("subscription on %s: %v, want it refused", sub.Endpoint, err)
 	}
 }
 

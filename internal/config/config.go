@@ -213,9 +213,15 @@ type WebPush struct {
 	// MaxAttempts is how many times a notification is tried before it is
 	// given up.
 	MaxAttempts int `json:"maxAttempts"`
-	// MessagesPerSecond bounds what this process sends; UserMessagesPerMinute the notifications one user gets.
+	// MessagesPerSecond bounds what this process sends;
+	// UserMessagesPerMinute the notifications one user gets.
 	MessagesPerSecond     float64 `json:"messagesPerSecond"`
 	UserMessagesPerMinute float64 `json:"userMessagesPerMinute"`
+	// AllowPrivateEndpoints lets subscriptions name push services on
+	// addresses that are not public (loopback, private networks): off,
+	// an endpoint a browser handed over cannot make the server post into
+	// its own network.
+	AllowPrivateEndpoints bool `json:"allowPrivateEndpoints,omitempty"`
 }
 
 // DefaultLifetime is storage.defaultExpiry as store.TTLs.Default takes

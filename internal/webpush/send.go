@@ -58,11 +58,11 @@ func (r Result) Retryable() bool { return r.Status == http.StatusTooManyRequests
 // Sender sends push messages with one VAPID identity.
 type Sender struct {
 	VAPID  *VAPID
-	Client *http.Client // nil: a client with a 30 s timeout
+	Client *http.Client // nil: NewClient(false)
 	Now    func() time.Time
 }
 
-var defaultClient = &http.Client{Timeout: 30 * time.Second}
+var defaultClient = NewClient(false)
 
 // Send encrypts payload for k and posts it to k's endpoint. An error is a
 // failure to reach the push service (or a payload too large); an answer,

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,38 @@ func TestSend(t *testing.T) {
 	res, err = s.Send(context.Background(), k, []byte("x"), webpush.Options{})
 	if err != nil || !res.Retryable() || res.RetryAfter != 7*time.Second {
 		t.Fatalf("429: %+v %v", res, err)
+	}
+}
+
+// A client of NewClient(false) does not connect to a push service on a
+// private address; NewClient(true) does.
+func TestPrivateEndpoints(t *testing.T) {
+	priv, pub, _ := webpush.GenerateVAPID()
+	v, _ := webpush.NewVAPID(priv, pub, "mailto:a@b")
+	ps := pushservice.Start(t, pub)
+	_, sub := ps.Subscribe()
+	k, err := sub.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := webpush.CheckHost(k); !webpush.IsPrivateAddress(err) {
+		t.Errorf("CheckHost(%s): %v, want a private address", k.Endpoint.Host, err)
+	}
+	_, err = (&webpush.Sender{VAPID: v}).Send(context.Background(), k, []byte("x"), webpush.Options{})
+	if !webpush.IsPrivateAddress(err) {
+		t.Fatalf("send to %s: %v, want a private address refused", k.Endpoint.Host, err)
+	}
+	if len(ps.Messages()) != 0 || ps.Requests("") != 0 {
+		t.Fatal("the push service got a request")
+	}
+	for _, ip := range []string{"10.1.2.3", "192.168.0.1", "::1", "fe80::1", "100.64.1.1", "0.0.0.0", "::ffff:127.0.0.1"} {
+		if webpush.Public(netip.MustParseAddr(ip)) {
+			t.Errorf("%s counted as public", ip)
+		}
+	}
+	for _, ip := range []string{"8.8.8.8", "2001:4860:4860::8888"} {
+		if !webpush.Public(netip.MustParseAddr(ip)) {
+			t.Errorf("%s counted as private", ip)
+		}
 	}
 }

@@ -56,7 +56,8 @@ func webPushConfig(t *testing.T, storage map[string]any) (map[string]any, *pushs
 		}}},
 		"security": map[string]any{"key": "e2e-secret-key", "backendKey": backendKey},
 		"storage":  storage,
-		"webPush":  map[string]any{"vapidPrivateKey": priv, "vapidPublicKey": pub, "subject": "mailto:ops@example.com"},
+		"webPush": map[string]any{"vapidPrivateKey": priv, "vapidPublicKey": pub, "subject": "mailto:ops@example.com",
+			"allowPrivateEndpoints": true}, // the push service is on loopback
 	}, ps, pub
 }
 
