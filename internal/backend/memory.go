@@ -15,6 +15,11 @@ type Memory struct {
 
 	subs  map[string]map[string]PushSub // user -> id -> Web Push subscription
 	queue map[string]*memPushItem       // Web Push notifications waiting, by id
+	// userItems indexes queue by user: user -> ids.
+	userItems map[string]map[string]struct{}
+	// pushNext is no later than the earliest time an item may be
+	// claimed: Claim skips its scan before it (zero: scan).
+	pushNext time.Time
 }
 
 type memOwner struct {

@@ -17,6 +17,30 @@ func (m *Memory) initPush() {
 	if m.subs == nil {
 		m.subs = make(map[string]map[string]PushSub)
 		m.queue = make(map[string]*memPushItem)
+		m.userItems = make(map[string]map[string]struct{})
+	}
+}
+
+// addItem queues it, indexed under its user.
+func (m *Memory) addItem(it PushItem) {
+	m.queue[it.ID] = &memPushItem{PushItem: it}
+	ids := m.userItems[it.User]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		m.userItems[it.User] = ids
+	}
+	ids[it.ID] = struct{}{}
+	m.earlier(it.Due)
+}
+
+// dropItem removes item id of user.
+func (m *Memory) dropItem(user, id string) {
+	delete(m.queue, id)
+	if ids := m.userItems[user]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(m.userItems, user)
+		}
 	}
 }
 
@@ -93,15 +117,22 @@ func (m *Memory) Enqueue(_ context.Context, items []PushItem, max int) error {
 	}
 	for _, it := range items {
 		if it.Tag != "" {
-			for id, o := range m.queue {
-				if o.User == it.User && o.Sub == it.Sub && o.Tag == it.Tag && !o.leased.After(it.Created) {
-					delete(m.queue, id)
+			for id := range m.userItems[it.User] {
+				if o := m.queue[id]; o.Sub == it.Sub && o.Tag == it.Tag && !o.leased.After(it.Created) {
+					m.dropItem(it.User, id)
 				}
 			}
 		}
-		m.queue[it.ID] = &memPushItem{PushItem: it}
+		m.addItem(it)
 	}
 	return nil
+}
+
+// earlier makes Claim scan from t on.
+func (m *Memory) earlier(t time.Time) {
+	if !m.pushNext.IsZero() && t.Before(m.pushNext) {
+		m.pushNext = t
+	}
 }
 
 // Claim implements PushStore. It scans the queue, which webPush.maxQueue
@@ -110,13 +141,29 @@ func (m *Memory) Claim(_ context.Context, now time.Time, lease time.Duration, n 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.initPush()
+	if now.Before(m.pushNext) {
+		return nil, nil
+	}
 	var due []*memPushItem
+	next := now.Add(lease) // the claims below come due again then
 	for _, it := range m.queue {
-		if !it.Due.After(now) && !it.leased.After(now) {
-			due = append(due, it)
+		at := it.Due
+		if it.leased.After(at) {
+			at = it.leased
 		}
+		if at.After(now) {
+			if at.Before(next) {
+				next = at
+			}
+			continue
+		}
+		due = append(due, it)
 	}
 	slices.SortFunc(due, func(a, b *memPushItem) int { return a.Due.Compare(b.Due) })
+	if len(due) > n {
+		next = now // more are due at once
+	}
+	m.pushNext = next
 	out := make([]PushItem, 0, min(n, len(due)))
 	for _, it := range due[:min(n, len(due))] {
 		it.leased = now.Add(lease)
@@ -130,7 +177,7 @@ func (m *Memory) Finish(_ context.Context, it PushItem) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.initPush()
-	delete(m.queue, it.ID)
+	m.dropItem(it.User, it.ID)
 	return nil
 }
 
@@ -141,6 +188,7 @@ func (m *Memory) Reschedule(_ context.Context, it PushItem) error {
 	m.initPush()
 	if _, ok := m.queue[it.ID]; ok { // not cancelled meanwhile
 		m.queue[it.ID] = &memPushItem{PushItem: it}
+		m.earlier(it.Due)
 	}
 	return nil
 }
@@ -153,9 +201,10 @@ func (m *Memory) Cancel(_ context.Context, user string, tags []string) (int, err
 	m.initPush()
 	now := time.Now()
 	n := 0
-	for id, it := range m.queue {
-		if it.User == user && it.leased.Before(now) && (it.Tag != "" && slices.Contains(tags, it.Tag) || it.SubTag != "" && slices.Contains(tags, it.SubTag)) {
-			delete(m.queue, id)
+	for id := range m.userItems[user] {
+		it := m.queue[id]
+		if it.leased.Before(now) && (it.Tag != "" && slices.Contains(tags, it.Tag) || it.SubTag != "" && slices.Contains(tags, it.SubTag)) {
+			m.dropItem(user, id)
 			n++
 		}
 	}

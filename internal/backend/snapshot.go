@@ -89,7 +89,7 @@ func (m *Memory) ReadSnapshot(r io.Reader) error {
 	}
 	for _, it := range snap.PushQueue {
 		if it.ID != "" {
-			m.queue[it.ID] = &memPushItem{PushItem: it}
+			m.addItem(it)
 		}
 	}
 	return nil
