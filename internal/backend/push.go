@@ -53,6 +53,7 @@ const (
 	maxBackoff     = 10 * time.Minute
 	maxRetryAfter  = time.Hour
 	maxUserLimits  = 10000
+	stopGrace      = 5 * time.Second // how long a stop waits for the sends under way
 )
 
 // pushState is the Web Push half of a Service.
@@ -363,9 +364,9 @@ func (s *Service) CancelPush(ctx context.Context, users, tags []string) (int, er
 }
 
 // RunPush sends the due notifications until ctx ends. Sends under way
-// then are finished (within the client's timeout) before it returns, so
-// that the queue a snapshot keeps holds no notification both sent and
-// waiting.
+// then get a few seconds to finish, and their outcome is recorded,
+// before it returns, so that the queue a snapshot keeps holds no
+// notification both sent and waiting.
 func (s *Service) RunPush(ctx context.Context) {
 	if s.push == nil {
 		return
@@ -396,22 +397,30 @@ func (s *Service) pushOnce(ctx context.Context) int {
 		}
 		return 0
 	}
-	// What was claimed is seen through even when ctx ends: a stop waits.
+	// What was claimed is seen through when ctx ends: the queue is
+	// updated whatever happens, and the sends under way get stopGrace to
+	// finish (one cut short is sent again later, maybe twice).
 	work := context.WithoutCancel(ctx)
+	send, cancelSend := context.WithCancel(work)
+	defer cancelSend()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancelSend) })
+	defer stop()
 	sem := make(chan struct{}, pushWorkers)
 	var wg sync.WaitGroup
 	for _, it := range items {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.pushItem(work, it)
+			s.pushItem(work, send, it)
 		})
 	}
 	wg.Wait()
 	return len(items)
 }
 
-func (s *Service) pushItem(ctx context.Context, it PushItem) {
+// pushItem handles one claimed item: ctx bounds the queue's and the
+// presence's calls, send the request to the push service.
+func (s *Service) pushItem(ctx, send context.Context, it PushItem) {
 	p := s.push
 	now := s.o.Now()
 	finish := func() {
@@ -459,7 +468,7 @@ func (s *Service) pushItem(ctx context.Context, it PushItem) {
 		return
 	}
 	ttl := it.Created.Add(time.Duration(it.TTL) * time.Second).Sub(now)
-	res, err := p.cfg.Sender.Send(ctx, keys, it.Payload, webpush.Options{TTL: ttl, Urgency: it.Urgency, Topic: webpush.Topic(it.Tag)})
+	res, err := p.cfg.Sender.Send(send, keys, it.Payload, webpush.Options{TTL: ttl, Urgency: it.Urgency, Topic: webpush.Topic(it.Tag)})
 	var tooLarge webpush.PayloadTooLarge
 	switch {
 	case errors.As(err, &tooLarge):

@@ -366,6 +366,27 @@ func TestPushRestart(t *testing.T) {
 	})
 }
 
+// TestPushStopCutsHangingSend: a stop does not wait for a push service
+// that never answers; the notification stays queued and is sent once
+// after.
+func TestPushStopCutsHangingSend(t *testing.T) {
+	p := newPushEnv(t, NewMemory(), nil, nil, nil)
+	id := p.subscribe(t, "1")
+	p.ps.SetFault(func(string, int) (int, string) { return pushservice.Hang, "" })
+	p.start(t)
+	if _, err := p.s.AddQueue(context.Background(), Notification{Users: []string{"1"}, Message: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	tu.WaitFor(t, "the hanging request", func() bool { return p.ps.Requests(id) == 1 })
+	p.stop() // returns once the send is cut short
+	if n := p.queueLen(t); n != 1 {
+		t.Fatalf("queue holds %d after the stop, want the notification", n)
+	}
+	p.ps.SetFault(nil)
+	p.start(t)
+	tu.WaitFor(t, "the notification", func() bool { return len(p.ps.Messages()) == 1 && p.queueLen(t) == 0 })
+}
+
 // TestPushSharedQueue: two processes on one Redis send every
 // notification once between them.
 func TestPushSharedQueue(t *testing.T) {

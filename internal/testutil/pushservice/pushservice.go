@@ -46,9 +46,13 @@ type Message struct {
 }
 
 // Fault, when it returns a status, answers a request with it (and a
-// Retry-After header when retryAfter is not "") instead of accepting it.
-// n counts the requests to that subscription, from 1.
+// Retry-After header when retryAfter is not "") instead of accepting it;
+// Hang holds the request unanswered until the client gives up. n counts
+// the requests to that subscription, from 1.
 type Fault func(sub string, n int) (status int, retryAfter string)
+
+// Hang is the status of a Fault that never answers.
+const Hang = -1
 
 // Service is a running push service.
 type Service struct {
@@ -236,7 +240,15 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request) {
 	fault := s.fault
 	s.mu.Unlock()
 	if fault != nil {
-		if code, ra := fault(id, n); code != 0 {
+		code, ra := fault(id, n)
+		if code == Hang {
+			// Read to the end, so that the server notices the client
+			// closing the connection, which ends the request's context.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		if code != 0 {
 			if ra != "" {
 				w.Header().Set("Retry-After", ra)
 			}
