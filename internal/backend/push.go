@@ -514,7 +514,11 @@ func (s *Service) retry(ctx context.Context, it PushItem, now time.Time, retryAf
 	p.retried.Inc()
 	d := min(retryAfter, maxRetryAfter)
 	if d <= 0 {
-		d = min(p.cfg.Backoff<<(it.Attempts-1), maxBackoff)
+		d = p.cfg.Backoff
+		for i := 1; i < it.Attempts && d < maxBackoff; i++ {
+			d *= 2
+		}
+		d = min(d, maxBackoff)
 		d += rand.N(d/4 + 1) // spread the processes' retries
 	}
 	s.reschedule(ctx, it, now.Add(d))
