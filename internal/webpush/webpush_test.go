@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +208,23 @@ func TestPrivateEndpoints(t *testing.T) {
 			t.Errorf("%s counted as private", ip)
 		}
 	}
+}
+
+// FuzzNewVAPID reads arbitrary key pairs and subjects: refused with an
+// error, or a key that signs.
+func FuzzNewVAPID(f *testing.F) {
+	priv, pub, _ := webpush.GenerateVAPID()
+	f.Add(priv, pub, "mailto:a@b")
+	f.Add(priv, "", "https://example.com/")
+	f.Add("AAAA", "BA", "mailto:")
+	f.Fuzz(func(t *testing.T, private, public, subject string) {
+		v, err := webpush.NewVAPID(private, public, subject)
+		if err != nil {
+			return
+		}
+		u, _ := url.Parse("https://push.example/x")
+		if _, err := v.Authorization(u, time.Now()); err != nil {
+			t.Fatalf("accepted key cannot sign: %v", err)
+		}
+	})
 }
