@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ChannelIDLen is the length of a channel id: 32 ASCII letters or digits.
@@ -32,10 +33,17 @@ var (
 // Signer signs values with the shared security key, as the PHP module does:
 // the lowercase hex HMAC of the value's bytes. A Signer with an empty key
 // signs nothing and accepts unsigned channel ids.
+//
+// A Signer made by WithPrevious also accepts, until a deadline, what the
+// key it replaces signed: a key can change without refusing the channel
+// ids clients already hold.
 type Signer struct {
 	key     []byte
 	newHash func() hash.Hash
 	hexLen  int
+
+	prev  *Signer   // the key this one replaced; nil: none
+	until time.Time // prev verifies before this instant
 }
 
 // NewSigner returns a signer for key and algo ("sha1" when empty, "sha256",
@@ -55,6 +63,28 @@ func NewSigner(key, algo string) (*Signer, error) {
 		return nil, fmt.Errorf("unknown signature algorithm %q (want sha1, sha256, sha512 or md5)", algo)
 	}
 	return &Signer{key: []byte(key), newHash: h, hexLen: 2 * h().Size()}, nil
+}
+
+// WithPrevious returns a signer that signs with s's key and verifies with
+// it, and also with prev's key until the instant until. A prev without a
+// key adds nothing: turning signatures on takes effect at once. Only
+// prev's own key is kept, not the keys it accepted in turn.
+func (s *Signer) WithPrevious(prev *Signer, until time.Time) *Signer {
+	out := &Signer{key: s.key, newHash: s.newHash, hexLen: s.hexLen}
+	if prev != nil && prev.Enabled() && s.Enabled() {
+		out.prev = &Signer{key: prev.key, newHash: prev.newHash, hexLen: prev.hexLen}
+		out.until = until
+	}
+	return out
+}
+
+// Previous returns the replaced signer that s still accepts and until
+// when, or nil once its time is over (or when there is none).
+func (s *Signer) Previous() (*Signer, time.Time) {
+	if s.prev == nil || !time.Now().Before(s.until) {
+		return nil, time.Time{}
+	}
+	return s.prev, s.until
 }
 
 // Enabled reports whether a key is configured.
@@ -87,8 +117,17 @@ func (s *Signer) Verify(value, sig string) bool {
 	return s.VerifyBytes([]byte(value), sig)
 }
 
-// VerifyBytes reports whether sig is the hex signature of b, in constant time.
+// VerifyBytes reports whether sig is the hex signature of b, in constant
+// time: by the current key, or by the previous one while it is accepted.
 func (s *Signer) VerifyBytes(b []byte, sig string) bool {
+	if s.verifyOwn(b, sig) {
+		return true
+	}
+	prev, _ := s.Previous()
+	return prev != nil && prev.verifyOwn(b, sig)
+}
+
+func (s *Signer) verifyOwn(b []byte, sig string) bool {
 	if len(sig) != s.hexLen {
 		return false
 	}

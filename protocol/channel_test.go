@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -152,6 +153,56 @@ func TestVerify(t *testing.T) {
 		if got := s.VerifyBytes([]byte(tt.value), tt.sig); got != tt.want {
 			t.Errorf("%s: VerifyBytes = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestWithPrevious: a replaced key verifies beside the new one until its
+// deadline and not after; signing always uses the new key.
+func TestWithPrevious(t *testing.T) {
+	old, cur := newSigner(t, "old-key", "sha1"), newSigner(t, "new-key", "sha1")
+	id := chanID(7)
+	byOld, byNew := old.SignChannel(id), cur.SignChannel(id)
+
+	during := cur.WithPrevious(old, time.Now().Add(time.Hour))
+	if got := during.SignChannel(id); got != byNew {
+		t.Errorf("SignChannel during the grace = %q, want the new key's %q", got, byNew)
+	}
+	for _, signed := range []string{byOld, byNew} {
+		if _, err := during.ParseChannels(signed); err != nil {
+			t.Errorf("during the grace, ParseChannels(%q): %v", signed, err)
+		}
+	}
+	if prev, _ := during.Previous(); prev == nil {
+		t.Error("Previous during the grace = nil")
+	}
+	if _, err := during.ParseChannels(newSigner(t, "third-key", "sha1").SignChannel(id)); err == nil {
+		t.Error("a third key verified during the grace")
+	}
+
+	after := cur.WithPrevious(old, time.Now().Add(-time.Nanosecond))
+	if _, err := after.ParseChannels(byOld); !errors.Is(err, protocol.ErrBadChannel) {
+		t.Errorf("after the grace, the old key's channel: err = %v, want ErrBadChannel", err)
+	}
+	if _, err := after.ParseChannels(byNew); err != nil {
+		t.Errorf("after the grace, the new key's channel: %v", err)
+	}
+	if prev, _ := after.Previous(); prev != nil {
+		t.Error("Previous after the grace is not nil")
+	}
+
+	// Only the one key replaced is kept: a second change drops the first key.
+	third := newSigner(t, "third-key", "sha1").WithPrevious(during, time.Now().Add(time.Hour))
+	if _, err := third.ParseChannels(byOld); err == nil {
+		t.Error("the key before the previous one still verifies")
+	}
+	if _, err := third.ParseChannels(byNew); err != nil {
+		t.Errorf("the previous key: %v", err)
+	}
+
+	// Turning the key on takes effect at once: no unsigned grace.
+	on := cur.WithPrevious(newSigner(t, "", "sha1"), time.Now().Add(time.Hour))
+	if _, err := on.ParseChannels(id); err == nil {
+		t.Error("an unsigned id was accepted after a key was set")
 	}
 }
 

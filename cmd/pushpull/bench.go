@@ -10,13 +10,14 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/bench"
 )
 
-const benchUsage = `usage: pushpull bench idle|fanout|unicast|all|chaos|hostile [flags]
+const benchUsage = `usage: pushpull bench idle|fanout|unicast|sweep|all|chaos|hostile [flags]
 
 Measures a pushpull server on this machine: memory per idle WebSocket
 (idle), delivery latency to many subscribers of one channel (fanout), and
@@ -31,7 +32,8 @@ publishes to it, and reports per attack how it was refused, what the
 bystander missed, and the server's memory peak against its store bound.
 By default each scenario starts its own server (this executable, "serve") on
 free loopback ports; with --pid, --sub and --pub it measures a running one
-instead.
+instead. sweep runs the fan-out at each of --sweep's subscriber counts and
+prints (and with --plot draws, as SVG) latency percentiles against them.
 
 With --peer nchan, idle, fanout, unicast and all measure nginx with the nchan
 module beside pushpull: the bench starts nginx itself (Debian's nginx and
@@ -75,6 +77,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")
 	fs.IntVar(&o.Channels, "channels", 1, "fanout: the subscribers' channels, round-robin; each message goes to one, in turn")
+	fs.StringVar(&o.Transport, "transport", bench.TransportWebSocket, "fanout, unicast: how subscribers receive: websocket or longpoll (needs --expiry)")
 	fs.DurationVar(&o.Duration, "duration", 0, "unicast: publish for this long instead of a count of --messages")
 	fs.IntVar(&o.Expiry, "expiry", 0, "Message-Expiry of each publish, in seconds: pushpull keeps the messages for clients that come back (0: delivered only to those connected); a started nchan keeps them as long, up to 10,000 per channel")
 	fs.StringVar(&o.Peer, "peer", "", "also measure this server, side by side: nchan (nginx with the nchan module, started by the bench)")
@@ -88,6 +91,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	pin := pinFlag{}
 	fs.Var(&pin, "pin", "run a started server on CPU 0 and the bench on CPU 1; --pin both: unpinned, then pinned (with --peer)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
+	sweepSubs := "100,300,1000,3000"
+	fs.StringVar(&sweepSubs, "sweep", sweepSubs, "sweep: the subscriber counts, comma-separated")
+	var plot string
+	fs.StringVar(&plot, "plot", "", "sweep: also write the latency plot to this SVG file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	var chaos bench.ChaosOptions
 	var faults string
@@ -136,6 +143,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	o.Pin = pin.on && !pin.both
+	if o.Transport != bench.TransportWebSocket && o.Transport != bench.TransportLongPoll {
+		return fmt.Errorf("bench: --transport is websocket or longpoll, not %q", o.Transport)
+	}
+	if scenario == "sweep" {
+		return runSweep(ctx, o, sweepSubs, plot, peer, jsonOut, stdout)
+	}
 	if peer {
 		return runCompare(ctx, o, scenario, pin, jsonOut, stdout)
 	}
@@ -214,7 +227,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	case "":
 		fs.Usage()
-		return errors.New("bench: name a scenario: idle, fanout, unicast, all, chaos or hostile")
+		return errors.New("bench: name a scenario: idle, fanout, unicast, sweep, all, chaos or hostile")
 	default:
 		fs.Usage()
 		return fmt.Errorf("bench: unknown scenario %q", scenario)
@@ -370,4 +383,43 @@ func statURLFor(pubURL string) string {
 	}
 	u.Path, u.RawPath, u.RawQuery = "/server-stat/", "", ""
 	return u.String()
+}
+
+// runSweep runs `pushpull bench sweep`.
+func runSweep(ctx context.Context, o bench.Options, list, plot string, peer, jsonOut bool, stdout io.Writer) error {
+	var subs []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bench: --sweep wants positive subscriber counts, comma-separated; got %q", list)
+		}
+		subs = append(subs, n)
+	}
+	sw := bench.FanoutSweep(ctx, o, subs, peer)
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sw); err != nil {
+			return err
+		}
+	} else {
+		bench.WriteSweep(stdout, sw)
+	}
+	if plot != "" {
+		f, err := os.Create(plot)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := bench.PlotSweep(f, sw); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	if len(sw.Errors) > 0 {
+		return fmt.Errorf("bench sweep: %d run(s) did not finish", len(sw.Errors))
+	}
+	return nil
 }

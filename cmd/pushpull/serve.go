@@ -7,18 +7,25 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/pushpull/pushpull/internal/app"
 	"github.com/pushpull/pushpull/internal/config"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	// SIGHUP reloads; caught from the start, it never ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := config.Parse(args, os.Getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, level, stderr)
 	for _, key := range cfg.Ignored {
 		log.Warn("unknown config key ignored", "key", key)
 	}
@@ -26,6 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.LogLevel = level
 	for i, addr := range a.Addrs() {
 		log.Info("listening", "server", cfg.Servers[i].Name, "addr", addr.String(), "tls", cfg.Servers[i].SSL != nil)
 	}
@@ -33,12 +41,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		go servePprof(addr, log)
 	}
 	log.Info("started", "storage", cfg.Storage.Type, "processUniqueId", cfg.UniqueID(), "pid", os.Getpid(), "version", version)
-	return a.Run(ctx)
+	// The supervision ends with ctx, or when Run fails on its own.
+	sctx, cancel := context.WithCancel(ctx)
+	supervised := make(chan struct{})
+	go func() {
+		defer close(supervised)
+		supervise(sctx, a, args, hup, log)
+	}()
+	err = a.Run(ctx)
+	cancel()
+	<-supervised
+	return err
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
+// newLogger returns the process's logger, at c's level, which level
+// holds and a reload changes.
+func newLogger(c config.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(c.Format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,12 +24,20 @@ import (
 
 // App is a process ready to serve: its listeners are bound.
 type App struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	engine  engine.Engine
-	server  *server.Server
-	backend *backend.Service
-	late    *lateServer
+	// LogLevel, when set, is the level of the process's logger, which
+	// Reload sets.
+	LogLevel *slog.LevelVar
+
+	cfg      *config.Config
+	live     *config.Config // what runs after the reloads, for the next to compare with
+	zeroPort []bool         // servers configured on port 0
+	selfOnce sync.Once
+	self     *http.Client // Alive's
+	log      *slog.Logger
+	engine   engine.Engine
+	server   *server.Server
+	backend  *backend.Service
+	late     *lateServer
 }
 
 // New builds the process for cfg and binds its listeners. ctx bounds the
@@ -35,7 +45,7 @@ type App struct {
 // it bound written into cfg.Servers, so that what derives addresses from
 // the config (the URLs the backend hands out, the demo page) names it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, late: &lateServer{}}
+	a := &App{cfg: cfg, live: cfg, log: log, late: &lateServer{}}
 	h := hub.New()
 	eng, err := a.newEngine(ctx, h)
 	if err != nil {
@@ -66,6 +76,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	for i, addr := range a.server.Addrs() {
+		a.zeroPort = append(a.zeroPort, cfg.Servers[i].Port == 0)
 		if tcp, ok := addr.(*net.TCPAddr); ok && cfg.Servers[i].Port == 0 {
 			cfg.Servers[i].Port = tcp.Port
 		}

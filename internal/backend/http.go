@@ -83,8 +83,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body must come whole in time: a client trickling it would hold
 	// its descriptor for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.o.BodyTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.o.MaxBody)))
+	lim := s.live.Load()
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lim.bodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(lim.maxBody)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
@@ -334,7 +335,7 @@ func (s *Service) checkTarget(users []ID, channels, tags []string, shared bool) 
 		return t, err
 	}
 	if len(channels) > 0 {
-		if t.Channels, err = s.o.Signer.ParseIDList(strings.Join(channels, "/"), false); err != nil {
+		if t.Channels, err = s.signer().ParseIDList(strings.Join(channels, "/"), false); err != nil {
 			return t, badf("channels: %v", err)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/engine"
@@ -67,8 +68,42 @@ type Options struct {
 // Service is the backend API.
 type Service struct {
 	o    Options
-	push *pushState // nil: Web Push off
+	live atomic.Pointer[liveOptions] // what SetKey and SetBodyLimits change
+	push *pushState                  // nil: Web Push off
 }
+
+// liveOptions are the options a reload changes; the fields of o with the
+// same names are those of the start.
+type liveOptions struct {
+	signer      *protocol.Signer
+	jwtKey      []byte
+	maxBody     int
+	bodyTimeout time.Duration
+}
+
+// SetKey replaces the signer of channel ids and the key of protocol-5
+// tokens (nil: no tokens): configs handed out from now on are signed with
+// them.
+func (s *Service) SetKey(signer *protocol.Signer, jwtKey []byte) {
+	l := *s.live.Load()
+	l.signer, l.jwtKey = signer, jwtKey
+	s.live.Store(&l)
+}
+
+// SetBodyLimits replaces MaxBody and BodyTimeout; zero values keep them.
+func (s *Service) SetBodyLimits(maxBody int, timeout time.Duration) {
+	l := *s.live.Load()
+	if maxBody > 0 {
+		l.maxBody = maxBody
+	}
+	if timeout > 0 {
+		l.bodyTimeout = timeout
+	}
+	s.live.Store(&l)
+}
+
+func (s *Service) signer() *protocol.Signer { return s.live.Load().signer }
+func (s *Service) jwtKey() []byte           { return s.live.Load().jwtKey }
 
 // State returns where the service keeps its channels, watches and
 // last-seen times.
@@ -89,6 +124,7 @@ func New(o Options) *Service {
 		o.BodyTimeout = 30 * time.Second
 	}
 	s := &Service{o: o}
+	s.live.Store(&liveOptions{signer: o.Signer, jwtKey: o.JWTKey, maxBody: o.MaxBody, bodyTimeout: o.BodyTimeout})
 	if o.Push != nil && o.Push.Sender != nil {
 		if store, ok := o.State.(PushStore); ok {
 			s.push = newPushState(*o.Push, store)
@@ -116,9 +152,9 @@ func randomID() string {
 // channel carries its public id ("<private>:<public>", signed as a whole).
 func (s *Service) signedID(c Channel, typ string) string {
 	if typ == "private" && s.o.Version >= 4 && c.Public != "" {
-		return s.o.Signer.SignChannel(c.ID + ":" + c.Public)
+		return s.signer().SignChannel(c.ID + ":" + c.Public)
 	}
-	return s.o.Signer.SignChannel(c.ID)
+	return s.signer().SignChannel(c.ID)
 }
 
 func (s *Service) info(c Channel, typ string) sdk.ChannelInfo {
@@ -152,7 +188,7 @@ func (s *Service) notifyExpired(ctx context.Context, owner string, old, current 
 		"channel":     map[string]string{"id": s.signedID(old, typ), "type": typ},
 		"new_channel": s.info(current, typ),
 	}
-	if s.o.Version >= 5 && s.o.JWTKey != nil {
+	if s.o.Version >= 5 && s.jwtKey() != nil {
 		params["action"] = "get_config"
 	}
 	body := s.body(Message{ModuleID: "pull", Command: "channel_expire", Params: mustJSON(params)})
@@ -247,7 +283,7 @@ func (s *Service) Config(ctx context.Context, user string) (*sdk.Config, error) 
 	if s.o.Version >= 4 {
 		c.PublicChannels[user] = s.publicChannel(user, priv.Current)
 	}
-	if s.o.Version >= 5 && s.o.JWTKey != nil {
+	if s.o.Version >= 5 && s.jwtKey() != nil {
 		// The token names the channels (shared first) and, for numeric
 		// ids as Bitrix has them, the user, for presence.
 		exp := priv.Current.End
@@ -263,7 +299,7 @@ func (s *Service) Config(ctx context.Context, user string) (*sdk.Config, error) 
 		if _, err := strconv.ParseUint(user, 10, 63); err == nil {
 			claims["sub"] = user
 		}
-		token := protocol.SignJWT(claims, s.o.JWTKey)
+		token := protocol.SignJWT(claims, s.jwtKey())
 		c.JWT = &token
 		c.Exp = exp.Unix()
 	}
@@ -272,8 +308,8 @@ func (s *Service) Config(ctx context.Context, user string) (*sdk.Config, error) 
 
 func (s *Service) publicChannel(user string, c Channel) sdk.PublicChannel {
 	sig := ""
-	if s.o.Signer.Enabled() {
-		sig = s.o.Signer.Sign("public:" + c.Public)
+	if s.signer().Enabled() {
+		sig = s.signer().Sign("public:" + c.Public)
 	}
 	return sdk.PublicChannel{
 		UserID: user, PublicID: c.Public, Signature: sig,

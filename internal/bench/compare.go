@@ -103,6 +103,7 @@ func figuresOf(res any) []figure {
 		return []figure{
 			{"RSS per connection (bytes)", r.BytesPerConn, false},
 			{"PSS per connection (bytes)", r.PSSPerConn, false},
+			{"kernel socket memory per connection (bytes)", r.KernelPerConn, false},
 			{"RSS before (MiB)", float64(r.RSSBefore) / (1 << 20), false},
 			{"RSS after (MiB)", float64(r.RSSAfter) / (1 << 20), false},
 			{"dropped", float64(r.Dropped), true},
@@ -225,6 +226,9 @@ func workersOf(res any) int {
 // setup says in words what the runs of a scenario do.
 func (o *Options) setup(scenario string) string {
 	s := o.scenarioSetup(scenario)
+	if o.Transport == TransportLongPoll && scenario != "idle" {
+		s += ", subscribers long-polling"
+	}
 	if o.Expiry > 0 && scenario != "idle" {
 		s += fmt.Sprintf(", kept %d s", o.Expiry)
 	}
@@ -252,8 +256,12 @@ func (o *Options) scenarioSetup(scenario string) string {
 		if o.Duration > 0 {
 			what = "for " + o.Duration.String()
 		}
-		return fmt.Sprintf("%d subscribers on a channel each, %d publishers publishing %s",
+		s := fmt.Sprintf("%d subscribers on a channel each, %d publishers publishing %s",
 			subs, cmp.Or(o.Concurrency, DefaultConcurrency), what)
+		if o.Batch > 1 {
+			s += fmt.Sprintf(", pushpull's in protocol-4 RequestBatches of %d (a peer's one per publish)", o.Batch)
+		}
+		return s
 	}
 	return ""
 }

@@ -109,6 +109,12 @@ func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, err
 		msgs = maxTimedMessages
 	}
 	conc := cmp.Or(o.Concurrency, DefaultConcurrency)
+	// A RequestBatch is pushpull's (protocol 4); nchan takes one message
+	// per publish.
+	batch := max(o.Batch, 1)
+	if o.onPeer {
+		batch = 1
+	}
 	return o.deliver(ctx, "unicast", redis, subs, msgs, subs, func(ctx context.Context, newPub func() (*Publisher, error), channels []string) (publishStats, int) {
 		var (
 			next atomic.Int64
@@ -143,13 +149,13 @@ func (o *Options) unicast(ctx context.Context, redis bool) (*DeliveryResult, err
 						stop.Store(true) // the others too
 						return
 					}
-					n := int64(max(o.Batch, 1))
+					n := int64(batch)
 					i := next.Add(n) - n
 					if i >= int64(msgs) {
 						return
 					}
 					var err error
-					if o.Batch > 1 {
+					if batch > 1 {
 						body, err = appendBatch(body[:0], channels, i, min(i+n, int64(msgs)))
 						if err == nil {
 							err = p.PublishBatch(body)
@@ -225,9 +231,6 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		return nil, err
 	}
 	defer s.close()
-	if s.nchan() && o.Batch > 1 {
-		return nil, fmt.Errorf("%s: --batch publishes protobuf RequestBatches, which only pushpull takes", scenario)
-	}
 	nch := groups
 	channels, err := o.channelsFor(s.Target, nch)
 	if err != nil {
@@ -239,7 +242,7 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		perConn = 16 // grows as needed
 	}
 	o.logf("%s: opening %d subscribers on %s", scenario, subs, s.kind())
-	sw, err := OpenSwarm(ctx, SwarmOptions{
+	swo := SwarmOptions{
 		URL:         s.SubURL,
 		Channel:     func(i int) string { return channels[i%nch] },
 		Count:       subs,
@@ -247,12 +250,27 @@ func (o *Options) deliver(ctx context.Context, scenario string, redis bool, subs
 		Ledger:      ledger,
 		PerConn:     perConn,
 		Kind:        s.Kind,
-	})
-	if err != nil {
-		return nil, err
+	}
+	longPoll := o.Transport == TransportLongPoll
+	var sw subscriberSet
+	if longPoll {
+		if o.Expiry <= 0 {
+			return nil, fmt.Errorf("%s: long-polling subscribers need --expiry: what is published between two polls must be kept", scenario)
+		}
+		ps, err := OpenPollSwarm(ctx, swo)
+		if err != nil {
+			return nil, err
+		}
+		sw = ps
+	} else {
+		ws, err := OpenSwarm(ctx, swo)
+		if err != nil {
+			return nil, err
+		}
+		sw = ws
 	}
 	defer sw.Close()
-	if _, err := s.waitSubscribed(ctx, subs); err != nil {
+	if _, err := s.waitSubscribed(ctx, subs, longPoll); err != nil {
 		return nil, err
 	}
 	what := fmt.Sprintf("%d messages", msgs)

@@ -20,9 +20,13 @@ type IdleResult struct {
 	BytesPerConn     float64 `json:"bytes_per_connection"`
 	// The proportional set size, in which a page the server's processes
 	// share (nginx's shared memory zone) counts once; 0 if unreadable.
-	PSSBefore      int64   `json:"pss_before_bytes,omitempty"`
-	PSSAfter       int64   `json:"pss_after_bytes,omitempty"`
-	PSSPerConn     float64 `json:"pss_bytes_per_connection,omitempty"`
+	PSSBefore  int64   `json:"pss_before_bytes,omitempty"`
+	PSSAfter   int64   `json:"pss_after_bytes,omitempty"`
+	PSSPerConn float64 `json:"pss_bytes_per_connection,omitempty"`
+	// KernelPerConn is the kernel's socket memory (socket, inode, file,
+	// dentry and epoll objects, TCP buffers) the connections added, halved:
+	// over loopback the machine holds both ends of each. 0 if unreadable.
+	KernelPerConn  float64 `json:"kernel_bytes_per_connection,omitempty"`
 	Threads        int     `json:"threads"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	Settled        bool    `json:"settled"` // false: RSS still moving when the wait ended
@@ -53,6 +57,7 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 		return nil, err
 	}
 	pssBefore, _ := s.procs().pss()
+	kernelBefore, kerr := KernelMemory()
 	o.logf("idle: server RSS %s after startup; opening %d connections", mib(before.RSS), n)
 	t0 := time.Now()
 	sub := s.SubURL
@@ -94,6 +99,9 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 		return nil, err
 	}
 	res.Dropped, _ = sw.Dropped()
+	if kernelAfter, err := KernelMemory(); err == nil && kerr == nil {
+		res.KernelPerConn = float64(kernelAfter-kernelBefore) / float64(2*n)
+	}
 	if s.nchan() {
 		res.Workers = s.procs().workers()
 	}

@@ -11,7 +11,7 @@ import (
 
 // Targets the server is held to (2 cores, one process, loopback).
 const (
-	TargetBytesPerConn   = 4096 // idle WebSocket, at 19,000 connections
+	TargetBytesPerConn   = 1536 // idle WebSocket, at 19,000 connections
 	TargetCPUPer1000     = 15.0 // ms of server CPU per 1,000 unicast deliveries
 	TargetFanoutP99      = 5.0  // ms, 1,000 subscribers, history on
 	TargetRedisP50Excess = 1.0  // ms over the memory store's fan-out p50
@@ -102,7 +102,7 @@ func (rep *Report) check() []Check {
 			Value:    r.BytesPerConn,
 			Limit:    TargetBytesPerConn,
 			Measured: fmt.Sprintf("%.0f B", r.BytesPerConn),
-			Target:   "<= 4096 B",
+			Target:   "<= 1536 B",
 			Pass:     r.BytesPerConn <= TargetBytesPerConn && r.Dropped == 0,
 		})
 	}
@@ -199,6 +199,9 @@ func WriteIdle(w io.Writer, r *IdleResult) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  server RSS %s -> %s: %.0f bytes (%.2f KiB) per connection; %d threads\n",
 		mib(r.RSSBefore), mib(r.RSSAfter), r.BytesPerConn, r.BytesPerConn/1024, r.Threads)
+	if r.KernelPerConn > 0 {
+		fmt.Fprintf(w, "  kernel socket memory (socket, inode, file, dentry, epoll objects, TCP buffers; half of both loopback ends): %.0f bytes per connection\n", r.KernelPerConn)
+	}
 	if r.PSSAfter > 0 {
 		fmt.Fprintf(w, "  proportional set size (shared pages counted once) %s -> %s: %.0f bytes per connection\n",
 			mib(r.PSSBefore), mib(r.PSSAfter), r.PSSPerConn)

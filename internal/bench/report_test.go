@@ -7,7 +7,7 @@ import (
 
 func TestChecks(t *testing.T) {
 	rep := &Report{
-		Idle:         &IdleResult{Storage: "memory", Connections: 19000, BytesPerConn: 2600},
+		Idle:         &IdleResult{Storage: "memory", Connections: 19000, BytesPerConn: 1400},
 		Unicast:      &DeliveryResult{Storage: "redis", Delivered: 100000, CPUPer1000: 22.5, OtherCPUShare: 0.4},
 		Fanout:       &DeliveryResult{Storage: "redis", Subscribers: 1000, Expected: 500000, Delivered: 499999, Lost: 1, Latency: Latency{P50: 2.5, P99: 4.9}},
 		FanoutMemory: &DeliveryResult{Storage: "memory", Delivered: 500000, Latency: Latency{P50: 1.2, P99: 3}},

@@ -37,8 +37,11 @@ type Options struct {
 	Settle      time.Duration // idle: longest wait for the server's memory to settle (60 s)
 	Log         io.Writer     // progress; nil for none
 
-	Channels int           // fanout: the subscribers' channels, round-robin (1)
-	Duration time.Duration // unicast: publish for this long rather than a count of messages
+	Channels int // fanout: the subscribers' channels, round-robin (1)
+	// Transport is how fanout and unicast subscribers receive:
+	// TransportWebSocket (also when empty) or TransportLongPoll.
+	Transport string
+	Duration  time.Duration // unicast: publish for this long rather than a count of messages
 	// Expiry, above 0, is sent with every publish as Message-Expiry, so
 	// pushpull keeps the messages that long for clients that come back;
 	// a spawned nchan then keeps them as long (nchan_message_timeout),
@@ -223,6 +226,12 @@ func newChannelID() string {
 // server holds: pushpull's /server-stat/ (JSON, per process), or nchan's
 // stub status ("subscribers: N", which counts every kind of subscriber).
 func serverWebSockets(ctx context.Context, kind, statURL string) (int64, error) {
+	return serverSubscribers(ctx, kind, statURL, false)
+}
+
+// serverSubscribers reads a server's count of WebSockets, or with
+// longPoll of held long polls (nchan counts both as subscribers).
+func serverSubscribers(ctx context.Context, kind, statURL string, longPoll bool) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statURL, nil)
@@ -246,27 +255,34 @@ func serverWebSockets(ctx context.Context, kind, statURL string) (int64, error) 
 	}
 	var procs []struct {
 		WebSockets int64 `json:"websockets"`
+		Pollings   int64 `json:"pollings"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&procs); err != nil {
 		return 0, fmt.Errorf("%s: %w", statURL, err)
 	}
 	var n int64
 	for _, p := range procs {
-		n += p.WebSockets
+		if longPoll {
+			n += p.Pollings
+		} else {
+			n += p.WebSockets
+		}
 	}
 	return n, nil
 }
 
-// waitSubscribed waits until the server counts at least n WebSockets, so no
-// message is published before every subscriber is registered. Without a stat
-// route it waits a fixed second instead.
-func (s *session) waitSubscribed(ctx context.Context, n int) (int64, error) {
+// waitSubscribed waits until the server counts at least n WebSockets (with
+// polls, held long polls), so no message is published before every
+// subscriber is registered. Without a stat route it waits a fixed second
+// instead.
+func (s *session) waitSubscribed(ctx context.Context, n int, polls ...bool) (int64, error) {
+	longPoll := len(polls) > 0 && polls[0]
 	if s.StatURL == "" {
 		return -1, sleep(ctx, time.Second)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := serverWebSockets(ctx, s.Kind, s.StatURL)
+		got, err := serverSubscribers(ctx, s.Kind, s.StatURL, longPoll)
 		if err != nil {
 			// A server without the stat route: fall back to waiting.
 			return -1, sleep(ctx, time.Second)
@@ -277,7 +293,7 @@ func (s *session) waitSubscribed(ctx context.Context, n int) (int64, error) {
 			return got, sleep(ctx, 200*time.Millisecond)
 		}
 		if time.Now().After(deadline) {
-			return got, fmt.Errorf("the server counts %d WebSockets, want %d", got, n)
+			return got, fmt.Errorf("the server counts %d subscribers, want %d", got, n)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return got, err

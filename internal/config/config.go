@@ -35,6 +35,9 @@ type Config struct {
 	Backend         Backend `json:"backend"` // pushpull
 	WebPush         WebPush `json:"webPush"` // pushpull
 
+	// idGenerated: UniqueID made processUniqueId up, none was configured.
+	idGenerated bool
+
 	// Ignored lists the keys of the file Decode did not know and skipped,
 	// as JSON paths, so the server can log them: a misspelt key is
 	// otherwise silently without effect. Keys the original server used
@@ -80,6 +83,14 @@ type Routes struct {
 type Security struct {
 	Key  string `json:"key"`
 	Algo string `json:"algo" config:"lower,nonzero"` // sha1 (default), sha256, sha512, md5
+	// PreviousKey is a key that verifies beside Key for KeyGracePeriod
+	// seconds from the start, or from the reload (SIGHUP) that set it
+	// (pushpull). A reload that changes Key makes the key it replaces the
+	// previous one by itself; this key is for a change by restart.
+	PreviousKey string `json:"previousKey,omitempty"`
+	// KeyGracePeriod is how long, in seconds, the previous key still
+	// verifies after Key changed (pushpull; 0: not at all).
+	KeyGracePeriod float64 `json:"keyGracePeriod"`
 	// SignedPublish makes the publish route require signed channel ids
 	// (pushpull; the original trusts its caller).
 	SignedPublish bool `json:"signedPublish,omitempty"`
@@ -125,6 +136,10 @@ type Storage struct {
 	DB       int      `json:"db,omitempty"`       // pushpull
 	TLS      bool     `json:"tls,omitempty"`      // pushpull
 	Prefix   string   `json:"prefix,omitempty"`   // pushpull: key prefix, "" as the original
+	// Layout is whose Redis keys and values are used (pushpull): "1.0"
+	// (the default) the push server 1.0's, "2.0" the push server 2.0's,
+	// so that processes of either can share the Redis during a move.
+	Layout string `json:"layout,omitempty"`
 
 	// Snapshot is a file the memory store is written to at a graceful stop
 	// and read from at start, so a restart keeps history (pushpull; memory
@@ -271,7 +286,7 @@ func Default() *Config {
 				},
 			},
 		},
-		Security: Security{Algo: "sha1"},
+		Security: Security{Algo: "sha1", KeyGracePeriod: 3600},
 		Storage: Storage{
 			Type:        "memory",
 			MessageTTL:  86400,
@@ -324,9 +339,14 @@ func (c *Config) UniqueID() string {
 		var b [16]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 		c.ProcessUniqueID = hex.EncodeToString(b[:])
+		c.idGenerated = true
 	}
 	return c.ProcessUniqueID
 }
+
+// UniqueIDGenerated reports whether UniqueID made processUniqueId up
+// because none was configured.
+func (c *Config) UniqueIDGenerated() bool { return c.idGenerated }
 
 // Addr is the address the server listens on, for net.Listen. An empty
 // hostname means all interfaces.

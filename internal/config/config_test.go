@@ -43,7 +43,7 @@ func TestDefault(t *testing.T) {
 	if pub.Name != "pub" || pub.Addr() != "127.0.0.1:9010" || !reflect.DeepEqual(pub.Routes, want) {
 		t.Errorf("pub server = %+v", pub)
 	}
-	if !reflect.DeepEqual(c.Security, Security{Algo: "sha1"}) {
+	if !reflect.DeepEqual(c.Security, Security{Algo: "sha1", KeyGracePeriod: 3600}) {
 		t.Errorf("security = %+v", c.Security)
 	}
 	s := c.Storage
@@ -214,6 +214,7 @@ func TestDecodeTolerance(t *testing.T) {
 			return c.Storage.Host == "127.0.0.1" && c.Storage.Port == 6379
 		}},
 		{`{"storage": {"messageTTL": 0.5}}`, func(c *Config) bool { return c.Storage.MessageTTL == 0.5 }},
+		{`{"storage": {"layout": "2.0"}}`, func(c *Config) bool { return c.Storage.Layout == "2.0" }},
 		{`{"storage": null, "security": null, "servers": null}`, func(c *Config) bool {
 			return reflect.DeepEqual(c, Default())
 		}},
@@ -429,6 +430,9 @@ func TestValidateErrors(t *testing.T) {
 		{func(c *Config) { c.Storage.Cluster, c.Storage.Master = true, "mymaster" },
 			"storage.master: a Sentinel master set and storage.cluster exclude each other"},
 		{func(c *Config) { c.Storage.DB = -1 }, "storage.db: must be >= 0"},
+		{func(c *Config) { c.Storage.Layout = "3.0" }, `storage.layout: "3.0" is not 1.0 or 2.0`},
+		{func(c *Config) { c.Storage.Layout, c.Security.Clients = "2.0", map[string]string{"c": "k"} },
+			"storage.layout: the 2.0 layout has no clientId namespace: the shared mode (security.clients) needs layout 1.0"},
 		{func(c *Config) { c.Storage.Cluster, c.Storage.DB = true, 2 }, "storage.db: Redis Cluster has only database 0"},
 		{func(c *Config) { c.Polling.Timeout = 0 }, "polling.timeout: must be > 0"},
 		{func(c *Config) { c.WebSocket.PingInterval = -5 }, "websocket.pingInterval: must be > 0"},
@@ -562,7 +566,8 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.ProcessUniqueID = c.ProcessUniqueID
-	if c.ProcessUniqueID == "" || !reflect.DeepEqual(c, want) {
+	want.idGenerated = true
+	if c.ProcessUniqueID == "" || !c.UniqueIDGenerated() || !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v", c)
 	}
 }
@@ -625,6 +630,7 @@ func TestParseEachOverride(t *testing.T) {
 		}},
 		{"redis-password", "PUSHPULL_REDIS_PASSWORD", "pw", func(c *Config) bool { return c.Storage.Password == "pw" }},
 		{"redis-db", "PUSHPULL_REDIS_DB", "3", func(c *Config) bool { return c.Storage.DB == 3 }},
+		{"redis-layout", "PUSHPULL_REDIS_LAYOUT", "2.0", func(c *Config) bool { return c.Storage.Layout == "2.0" }},
 		{"sub-listen", "PUSHPULL_SUB_LISTEN", "0.0.0.0:8080", func(c *Config) bool { return c.Servers[0].Addr() == "0.0.0.0:8080" }},
 		{"pub-listen", "PUSHPULL_PUB_LISTEN", "127.0.0.1:9999", func(c *Config) bool { return c.Servers[1].Addr() == "127.0.0.1:9999" }},
 		{"message-ttl", "PUSHPULL_MESSAGE_TTL", "3600", func(c *Config) bool { return c.Storage.MessageTTL == 3600 }},

@@ -33,6 +33,7 @@ var overrides = []override{
 	{flag: "storage", key: "storage.type", usage: "store: memory or redis"},
 	{flag: "redis-password", key: "storage.password", usage: "Redis `password`"},
 	{flag: "redis-db", key: "storage.db", usage: "Redis database `number`"},
+	{flag: "redis-layout", key: "storage.layout", usage: "Redis key `layout`: 1.0 (the push server 1.0's) or 2.0 (the push server 2.0's)"},
 	{flag: "sub-listen", usage: "`HOST:PORT` of the first server serving sub routes"},
 	{flag: "pub-listen", usage: "`HOST:PORT` of the first server serving pub routes; the same as --sub-listen makes one server"},
 	{flag: "message-ttl", key: "storage.messageTTL", usage: "`seconds` a message is kept"},

@@ -20,17 +20,9 @@ import (
 // and DHParam are accepted and ignored: Go always chooses the suite
 // itself and does not offer finite-field DHE.
 func (s *SSL) TLSConfig() (*tls.Config, error) {
-	cert, err := os.ReadFile(s.Cert)
+	pair, err := s.LoadCertificate()
 	if err != nil {
 		return nil, err
-	}
-	key, err := os.ReadFile(s.Key)
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(cert, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s and %s: %w", s.Cert, s.Key, err)
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
@@ -73,4 +65,21 @@ func cipherSuites(list string) []uint16 {
 		}
 	}
 	return ids
+}
+
+// LoadCertificate reads the certificate and its key from their files.
+func (s *SSL) LoadCertificate() (tls.Certificate, error) {
+	cert, err := os.ReadFile(s.Cert)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := os.ReadFile(s.Key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s and %s: %w", s.Cert, s.Key, err)
+	}
+	return pair, nil
 }

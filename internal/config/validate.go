@@ -64,6 +64,9 @@ func (c *Config) validate(files bool) error {
 	if _, err := protocol.NewSigner(c.Security.Key, c.Security.Algo); err != nil {
 		v.fail("security.algo", "%q is not sha1, sha256, sha512 or md5", c.Security.Algo)
 	}
+	if c.Security.KeyGracePeriod < 0 || c.Security.KeyGracePeriod > maxSeconds {
+		v.fail("security.keyGracePeriod", "must be between 0 and %d", maxSeconds)
+	}
 	if c.Security.SignedPublish && c.Security.Key == "" {
 		v.fail("security.signedPublish", "needs security.key")
 	}
@@ -219,6 +222,15 @@ func (v *validator) storage(c *Config) {
 		}
 	default:
 		v.fail("storage.type", "%q is not memory or redis", s.Type)
+	}
+	switch s.Layout {
+	case "", "1.0":
+	case "2.0":
+		if len(c.Security.Clients) > 0 {
+			v.fail("storage.layout", "the 2.0 layout has no clientId namespace: the shared mode (security.clients) needs layout 1.0")
+		}
+	default:
+		v.fail("storage.layout", "%q is not 1.0 or 2.0", s.Layout)
 	}
 	v.positive("storage.messageTTL", s.MessageTTL)
 	v.positive("storage.channelTTL", s.ChannelTTL)

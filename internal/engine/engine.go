@@ -36,6 +36,12 @@ type Engine interface {
 	Close() error
 }
 
+// Immediate is implemented by engines whose calls never wait on a network
+// or a peer, so that their callers can leave out a deadline.
+type Immediate interface {
+	Immediate() bool
+}
+
 // Presence tracks the connections of users (protocol-5 connections that
 // carry a user in their token) across processes, for status changes and
 // last-seen times.
@@ -104,6 +110,9 @@ func (l *Local) Publish(ctx context.Context, m *protocol.Message) error {
 	b.Flush() // the sockets are written with no lock held
 	return err
 }
+
+// Immediate implements Immediate: the memory engine never waits.
+func (l *Local) Immediate() bool { return true }
 
 // Subscribed implements Engine: the hub already counts local subscribers.
 func (l *Local) Subscribed(context.Context, []string) {}

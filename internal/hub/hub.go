@@ -4,6 +4,8 @@ package hub
 
 import (
 	"hash/maphash"
+	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/pushpull/pushpull/protocol"
@@ -29,9 +31,12 @@ type Flusher interface {
 }
 
 // InlineFanout is the largest batch whose flushes the delivering goroutine
-// runs itself: for a few subscribers that saves a hand-off to a worker per
-// message; for many, workers write in parallel.
+// runs itself, all of them: for a few subscribers that saves a hand-off per
+// message.
 const InlineFanout = 4
+
+// chunkFanout is the least a flush worker is handed of a larger batch.
+const chunkFanout = 64
 
 // Batch gathers what broadcasts leave to flush, so that it is written after
 // the caller has released its locks. The zero value is ready; a Batch is
@@ -48,18 +53,63 @@ func GetBatch() *Batch { return batches.Get().(*Batch) }
 
 // Flush runs the flushers gathered and puts b back in the pool: b must not
 // be used afterwards. Call it holding no lock.
+//
+// A large fan-out is cut in one chunk per processor: the calling goroutine
+// writes the first itself and flush workers the others, each chunk with one
+// hand-off, so the sockets are written on every core at once. A chunk no
+// worker is free to take is written by the caller too. Each session's own
+// queue keeps its messages in order whoever writes it.
 func (b *Batch) Flush() {
-	inline := len(b.pending) <= InlineFanout
-	for i, f := range b.pending {
-		f.Flush(inline)
-		b.pending[i] = nil
+	n := len(b.pending)
+	switch {
+	case n <= InlineFanout:
+		for _, f := range b.pending {
+			f.Flush(true)
+		}
+	default:
+		parts := min(flushWorkers.procs, max(n/chunkFanout, 1))
+		size := (n + parts - 1) / parts
+		for start := size; start < n; start += size {
+			chunk := slices.Clone(b.pending[start:min(start+size, n)])
+			select {
+			case flushWorkers.chunks <- chunk:
+			default:
+				runChunk(chunk)
+			}
+		}
+		runChunk(b.pending[:min(size, n)])
 	}
+	clear(b.pending)
 	b.pending = b.pending[:0]
 	if cap(b.pending) > 4096 {
 		b.pending = nil
 	}
 	batches.Put(b)
 }
+
+func runChunk(fs []Flusher) {
+	for _, f := range fs {
+		f.Flush(true)
+	}
+}
+
+// flushWorkers take the chunks of large fan-outs; one fewer than the
+// processors, since the goroutine that broadcast writes a chunk itself.
+var flushWorkers = func() (w struct {
+	procs  int
+	chunks chan []Flusher
+}) {
+	w.procs = runtime.GOMAXPROCS(0)
+	w.chunks = make(chan []Flusher, 4*w.procs)
+	for i := 1; i < w.procs; i++ {
+		go func() {
+			for c := range w.chunks {
+				runChunk(c)
+			}
+		}()
+	}
+	return w
+}()
 
 const shardCount = 64
 

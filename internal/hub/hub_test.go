@@ -6,9 +6,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/hub"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -258,6 +260,52 @@ func TestBroadcastConcurrent(t *testing.T) {
 		}
 		if own != want {
 			t.Errorf("subscriber %d got %d deliveries of its own broadcasts, want %d", w, own, want)
+		}
+	}
+}
+
+// flushCounter is a subscriber whose every delivery asks for a flush, and
+// which counts the flushes it gets.
+type flushCounter struct {
+	flushed atomic.Int64
+	inline  atomic.Int64
+}
+
+func (f *flushCounter) Deliver(*hub.Prepared, string) hub.Flusher { return f }
+
+func (f *flushCounter) Flush(inline bool) {
+	f.flushed.Add(1)
+	if inline {
+		f.inline.Add(1)
+	}
+}
+
+// A large fan-out is flushed in chunks, by the broadcasting goroutine and
+// the flush workers: every subscriber exactly once, each written inline by
+// whoever took its chunk.
+func TestLargeFanoutFlushesEachOnce(t *testing.T) {
+	for _, n := range []int{1, hub.InlineFanout, hub.InlineFanout + 1, 200, 3000} {
+		h := hub.New()
+		subs := make([]*flushCounter, n)
+		for i := range subs {
+			subs[i] = &flushCounter{}
+			h.Subscribe(subs[i], []string{chanID(0)})
+		}
+		for round := 1; round <= 3; round++ {
+			broadcast(h, &protocol.Message{Channels: []string{chanID(0)}})
+			testutil.WaitFor(t, fmt.Sprintf("%d subscribers flushed %d times", n, round), func() bool {
+				for _, s := range subs {
+					if s.flushed.Load() < int64(round) {
+						return false
+					}
+				}
+				return true
+			})
+		}
+		for i, s := range subs {
+			if got, in := s.flushed.Load(), s.inline.Load(); got != 3 || in != 3 {
+				t.Fatalf("%d subscribers: subscriber %d flushed %d times (%d inline), want 3 inline", n, i, got, in)
+			}
 		}
 	}
 }

@@ -42,8 +42,15 @@ func startCluster(t *testing.T) []string {
 // both, in one order; history, online status and stats work as on one Redis.
 func TestCluster(t *testing.T) {
 	addrs := startCluster(t)
-	a := newEngine(t, opts(addrs...))
-	b := newEngine(t, opts(addrs[2]))
+	t.Run("layout 1.0", func(t *testing.T) { testCluster(t, addrs, "", "") })
+	t.Run("layout 2.0", func(t *testing.T) { testCluster(t, addrs, Layout20, "{l20}") })
+}
+
+func testCluster(t *testing.T, addrs []string, layout, prefix string) {
+	oa, ob := opts(addrs...), opts(addrs[2])
+	oa.Layout, ob.Layout, oa.Prefix, ob.Prefix = layout, layout, prefix, prefix
+	a := newEngine(t, oa)
+	b := newEngine(t, ob)
 	waitReady(t, a)
 	waitReady(t, b)
 	ctx := context.Background()
@@ -76,7 +83,11 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if n, err := c.Do(ctx, c.B().Exists().Key("{pushpull}message:"+want[0]).Build()).AsInt64(); err != nil || n != 1 {
+	key := "{pushpull}message:" + want[0]
+	if layout == Layout20 {
+		key = prefix + "message:" + binID(want[0])
+	}
+	if n, err := c.Do(ctx, c.B().Exists().Key(key).Build()).AsInt64(); err != nil || n != 1 {
 		t.Fatalf("message key not under the hash tag: %d %v", n, err)
 	}
 

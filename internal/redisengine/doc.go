@@ -6,8 +6,9 @@
 // # Key layout
 //
 // On a standalone or Sentinel-managed Redis the keys are the original
-// server's, so a fleet can move to pushpull on the same Redis, and the two
-// can even run side by side during the move:
+// push server 1.0's (with Options.Layout "2.0" the 2.0's: see below), so a
+// fleet can move to pushpull on the same Redis, and the two can even run
+// side by side during the move:
 //
 //	message:<mid>             string, the message JSON, expires with the message
 //	channel:<id>:messages     sorted set of mids, score 0, read by lexical range;
@@ -56,9 +57,25 @@
 //     WebSocket connection only.
 //   - Options.Prefix puts every key and channel under a prefix (default
 //     none), for several installations on one Redis.
-//   - Version 4 of the original (Push server 2.0) keeps binary ids and
-//     protobuf values under other keys; it cannot share a Redis with this
-//     layout.
+//   - The push server 2.0 keeps binary ids and protobuf values under
+//     other keys: Options.Layout "2.0" uses those instead (keys20.go,
+//     codec20.go), so that pushpull and 2.0 processes can share a Redis.
+//
+// # The 2.0 layout
+//
+// With Options.Layout "2.0" the keys and values are the push server
+// 2.0's (see keys20.go for the keys and codec20.go for the values):
+// binary ids, protobuf OutgoingMessage values, a NotificationBatch on
+// pub/sub, private and public channel indexes. A publish is still one
+// script, which turns the id it takes into its binary form. Its stored
+// messages name the channels (a field of pushpull's own, which the
+// original skips); the original's do not, so a message read from an
+// index takes the channels it was found in, and one recovered by id after
+// a subscription gap is looked up in the indexes of the channels with
+// subscribers on this process. The original takes an id before it stores
+// and publishes the message, in separate calls, so its processes can
+// publish out of id order: a live message that comes after a missing id
+// waits up to Options.ReorderWindow for it.
 //
 // # Redis Cluster
 //

@@ -31,7 +31,10 @@ type Options struct {
 	// in InitAddress. A Redis Cluster is recognised from its seeds.
 	Client rueidis.ClientOption
 
-	Prefix string     // prepended to every key and pub/sub channel; "" is the original layout
+	Prefix string // prepended to every key and pub/sub channel; "" is the original layout
+	// Layout is whose keys and values are used: "1.0" (or "") the push
+	// server 1.0's, "2.0" the push server 2.0's (keys20.go, codec20.go).
+	Layout string
 	TTLs   store.TTLs // message and channel index lifetimes (default store.DefaultTTLs)
 
 	OnlineTTL   time.Duration // how often online keys are refreshed (default 120 s)
@@ -57,6 +60,10 @@ type Options struct {
 	OnResync func()
 
 	Timeout time.Duration // bound of each Redis call without an earlier deadline (default 5 s)
+	// ReorderWindow is how long, in the 2.0 layout, a message that comes
+	// through pub/sub after a missing id waits for the ids before it
+	// (default 1 s; negative: not at all). See subscriber.admitLocked.
+	ReorderWindow time.Duration
 	// ProbeInterval is how often the process sends a probe through its
 	// own pub/sub subscription (default 1 s); a probe not back within
 	// ProbeTimeout (default 3 s) means the subscription silently stopped
@@ -97,6 +104,7 @@ func OptionsFromConfig(c *config.Config) Options {
 			SelectDB:    s.DB,
 		},
 		Prefix:          s.Prefix,
+		Layout:          s.Layout,
 		TTLs:            store.TTLs{Message: seconds(s.MessageTTL), Channel: seconds(s.ChannelTTL), Default: s.DefaultLifetime()},
 		OnlineTTL:       seconds(s.OnlineTTL),
 		OnlineDelta:     seconds(s.OnlineDelta),
@@ -141,6 +149,9 @@ func (o *Options) defaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
+	if o.ReorderWindow == 0 {
+		o.ReorderWindow = time.Second
+	}
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = time.Second
 	}
@@ -157,6 +168,12 @@ func (o *Options) defaults() {
 	// not marked retryable, as one that reached Redis must not run twice.
 	o.Client.DisableCache = true
 }
+
+// The key layouts.
+const (
+	Layout10 = "1.0"
+	Layout20 = "2.0"
+)
 
 // ErrNotConnected is returned while no connection to Redis was ever made.
 var ErrNotConnected = errors.New("redis: not connected")
@@ -195,6 +212,11 @@ func New(ctx context.Context, opt Options, h *hub.Hub, counters engine.Counters)
 	if len(opt.Client.InitAddress) == 0 {
 		return nil, errors.New("redis: no address")
 	}
+	switch opt.Layout {
+	case "", Layout10, Layout20:
+	default:
+		return nil, fmt.Errorf("redis: layout %q is not %s or %s", opt.Layout, Layout10, Layout20)
+	}
 	opt.defaults()
 	if h == nil {
 		h = hub.New()
@@ -225,7 +247,7 @@ func (e *Engine) dial() error {
 		return err
 	}
 	cluster := c.Mode() == rueidis.ClientModeCluster
-	e.conn.Store(&connection{client: c, keys: newLayout(e.opt.Prefix, cluster)})
+	e.conn.Store(&connection{client: c, keys: newLayout(e.opt.Prefix, cluster, e.opt.Layout == Layout20)})
 	return nil
 }
 
@@ -285,8 +307,11 @@ func (e *Engine) bound(ctx context.Context) (context.Context, context.CancelFunc
 // script as the write, so that every process numbers messages from one
 // sequence and one start date, even after Redis lost its data.
 const assignLua = `
-redis.call('SET', KEYS[2], ARGV[1], 'NX')
 local start = redis.call('GET', KEYS[2])
+if not start then
+  redis.call('SET', KEYS[2], ARGV[1])
+  start = ARGV[1]
+end
 if string.len(start) ~= 10 or not string.match(start, '^%d+$') then
   return redis.error_reply('ERR ' .. KEYS[2] .. ' does not hold 10 digits')
 end
@@ -314,6 +339,34 @@ if ARGV[3] ~= '0' then
 end
 if ARGV[6] ~= '' then
   redis.call(ARGV[7], ARGV[6], body)
+end
+return {id, mid}
+`)
+
+// publish20Lua is publishLua in the 2.0 layout: binary ids, protobuf
+// values, a NotificationBatch on pub/sub.
+//
+// KEYS: counter, start date, channel indexes...
+// ARGV: now (unix s), message key prefix, lifetime (ms), channel TTL (ms),
+// OutgoingMessage after the id, pub/sub channel ("" to store only),
+// PUBLISH or SPUBLISH, NotificationBatch before the OutgoingMessage.
+var publish20Lua = rueidis.NewLuaScript(assignLua + `
+if string.len(mid) ~= 26 then
+  return redis.error_reply('ERR message id ' .. mid .. ' is not 26 digits')
+end
+local bin = string.gsub(mid, '..', function(h) return string.char(tonumber(h, 16)) end)
+local body = '\10\13' .. bin .. ARGV[5]
+if ARGV[3] ~= '0' then
+  redis.call('SET', ARGV[2] .. bin, body, 'PX', ARGV[3])
+  for i = 3, #KEYS do
+    redis.call('ZADD', KEYS[i], 0, bin)
+    if redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[4])
+    end
+  end
+end
+if ARGV[6] ~= '' then
+  redis.call(ARGV[7], ARGV[6], ARGV[8] .. body)
 end
 return {id, mid}
 `)
@@ -360,23 +413,37 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 	lifetime := e.opt.TTLs.Lifetime(m.Expiry)
 	keys := make([]string, 0, 2+len(m.Channels))
 	keys = append(keys, k.counter(), k.startDate())
+	client := m.Sender.Type == protocol.SenderClient // only public channels receive them
 	for _, ch := range m.Channels {
-		keys = append(keys, k.channel(ch))
+		keys = append(keys, k.indexes(ch, client)...)
 	}
 	pub := ""
 	if publish {
 		pub = k.publishChannel(e.opt.ProcessUniqueID)
+	}
+	script, tail, head := publishLua, "", ""
+	if k.v20 {
+		t := encodeTail20(m, created, lifetime)
+		script, tail = publish20Lua, string(t)
+		if publish {
+			head = string(encodeBatchHead20(m, len(storedHead20)+binMIDLen+len(t)))
+		}
+	} else {
+		tail = encodeTail(m, created)
 	}
 	args := []string{
 		strconv.FormatInt(created.Unix(), 10),
 		k.messagePrefix(),
 		strconv.FormatInt(max(lifetime.Milliseconds(), 0), 10), // 0: transient, not stored
 		strconv.FormatInt(max(e.opt.TTLs.Channel.Milliseconds(), 1), 10),
-		encodeTail(m, created),
+		tail,
 		pub,
 		k.publishCommand(),
 	}
-	id, mid, err := assigned(publishLua.Exec(ctx, c.client, keys, args))
+	if k.v20 {
+		args = append(args, head)
+	}
+	id, mid, err := assigned(script.Exec(ctx, c.client, keys, args))
 	if err != nil {
 		return fmt.Errorf("redis publish: %w", err)
 	}
@@ -437,27 +504,45 @@ func (e *Engine) Since(ctx context.Context, channels []string, after string) ([]
 	defer cancel()
 	min := "-"
 	if protocol.ValidMID(after) {
-		min = "(" + after
+		min = "(" + c.keys.member(after)
 	}
-	cmds := make(rueidis.Commands, len(channels))
-	for i, ch := range channels {
-		cmds[i] = c.client.B().Zrangebylex().Key(c.keys.channel(ch)).Min(min).Max("+").Build()
+	var cmds rueidis.Commands
+	var of []string // the channel of each command
+	for _, ch := range channels {
+		for _, key := range c.keys.indexes(ch, false) {
+			cmds = append(cmds, c.client.B().Zrangebylex().Key(key).Min(min).Max("+").Build())
+			of = append(of, ch)
+		}
 	}
 	var mids []string
-	for _, r := range c.client.DoMulti(ctx, cmds...) {
+	var found map[string][]string // 2.0: mid -> channels it was found in
+	if c.keys.v20 {
+		found = make(map[string][]string)
+	}
+	for i, r := range c.client.DoMulti(ctx, cmds...) {
 		ids, err := r.AsStrSlice()
 		if err != nil {
 			return nil, fmt.Errorf("redis since: %w", err)
 		}
-		mids = append(mids, ids...)
+		for _, member := range ids {
+			mid := c.keys.midOf(member)
+			if mid == "" {
+				continue
+			}
+			mids = append(mids, mid)
+			if found != nil {
+				found[mid] = append(found[mid], of[i])
+			}
+		}
 	}
 	mids = sortUnique(mids)
-	return e.fetch(ctx, c, mids)
+	return e.fetch(ctx, c, mids, found)
 }
 
 // fetch reads the messages of mids, in that order, leaving out those that
-// expired.
-func (e *Engine) fetch(ctx context.Context, c *connection, mids []string) ([]*protocol.Message, error) {
+// expired. A message that names no channels (the 2.0 original's) takes
+// those found lists for its mid.
+func (e *Engine) fetch(ctx context.Context, c *connection, mids []string, found map[string][]string) ([]*protocol.Message, error) {
 	const chunk = 1000
 	var out []*protocol.Message
 	now := time.Now()
@@ -465,7 +550,7 @@ func (e *Engine) fetch(ctx context.Context, c *connection, mids []string) ([]*pr
 		n := min(chunk, len(mids))
 		keys := make([]string, n)
 		for i, mid := range mids[:n] {
-			keys[i] = c.keys.message(mid)
+			keys[i] = c.keys.messageKey(mid)
 		}
 		mids = mids[n:]
 		vals, err := c.client.Do(ctx, c.client.B().Mget().Key(keys...).Build()).ToArray()
@@ -477,10 +562,13 @@ func (e *Engine) fetch(ctx context.Context, c *connection, mids []string) ([]*pr
 			if err != nil {
 				continue // expired since it was indexed
 			}
-			m, err := decode([]byte(s), e.opt.TTLs)
+			m, err := c.keys.decode([]byte(s), e.opt.TTLs)
 			if err != nil {
 				e.log.Warn("redis: undecodable message", "key", keys[i], "err", err)
 				continue
+			}
+			if m.Channels == nil {
+				m.Channels = protocol.UniqueIDs(found[m.MID])
 			}
 			if !m.Expired(now) {
 				out = append(out, m)
@@ -514,9 +602,11 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
 	const depth = 16
-	cmds := make(rueidis.Commands, len(channels))
-	for i, ch := range channels {
-		cmds[i] = c.client.B().Zrevrangebylex().Key(c.keys.channel(ch)).Max("+").Min("-").Limit(0, depth).Build()
+	var cmds rueidis.Commands
+	for _, ch := range channels {
+		for _, key := range c.keys.indexes(ch, false) {
+			cmds = append(cmds, c.client.B().Zrevrangebylex().Key(key).Max("+").Min("-").Limit(0, depth).Build())
+		}
 	}
 	var mids []string
 	for _, r := range c.client.DoMulti(ctx, cmds...) {
@@ -524,7 +614,11 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("redis last: %w", err)
 		}
-		mids = append(mids, ids...)
+		for _, member := range ids {
+			if mid := c.keys.midOf(member); mid != "" {
+				mids = append(mids, mid)
+			}
+		}
 	}
 	mids = sortUnique(mids)
 	if len(mids) == 0 {
@@ -532,7 +626,7 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 	}
 	exists := make(rueidis.Commands, len(mids))
 	for i, mid := range mids {
-		exists[i] = c.client.B().Exists().Key(c.keys.message(mid)).Build()
+		exists[i] = c.client.B().Exists().Key(c.keys.messageKey(mid)).Build()
 	}
 	rs := c.client.DoMulti(ctx, exists...)
 	for i := len(rs) - 1; i >= 0; i-- {
@@ -569,11 +663,11 @@ func (e *Engine) setOnline(ctx context.Context, channels []string) error {
 	const chunk = 500
 	for len(channels) > 0 {
 		n := min(chunk, len(channels))
-		cmds := make(rueidis.Commands, n)
-		for i, ch := range channels[:n] {
-			// The value is the channel id, as the original's online
-			// route reads it back.
-			cmds[i] = c.client.B().Set().Key(c.keys.online(ch)).Value(ch).Px(ttl).Build()
+		cmds := make(rueidis.Commands, 0, n)
+		for _, ch := range channels[:n] {
+			for _, k := range c.keys.onlines(ch) {
+				cmds = append(cmds, c.client.B().Set().Key(k.key).Value(k.value).Px(ttl).Build())
+			}
 		}
 		channels = channels[n:]
 		for _, r := range c.client.DoMulti(ctx, cmds...) {
@@ -599,18 +693,24 @@ func (e *Engine) Online(ctx context.Context, channels []string) ([]int, error) {
 	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
-	keys := make([]string, len(channels))
+	var keys []string
+	var of []int // the channel of each key
 	for i, ch := range channels {
-		keys[i] = c.keys.online(ch)
+		for _, k := range c.keys.onlines(ch) {
+			keys = append(keys, k.key)
+			of = append(of, i)
+		}
 	}
 	vals, err := c.client.Do(ctx, c.client.B().Mget().Key(keys...).Build()).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("redis online: %w", err)
 	}
-	for i, ch := range channels {
-		if i < len(vals) && !vals[i].IsNil() {
-			out[i] = 1
+	for j := range vals {
+		if j < len(of) && !vals[j].IsNil() {
+			out[of[j]] = 1
 		}
+	}
+	for i, ch := range channels {
 		out[i] = max(out[i], e.hub.Count(ch))
 	}
 	return out, nil
@@ -633,13 +733,19 @@ func (e *Engine) Stats(ctx context.Context) ([]engine.ProcessStats, error) {
 	self := e.localStats()
 	out := []engine.ProcessStats{self}
 	var stale []string
-	oldest := time.Now().Add(-e.opt.StatsInterval - 10*time.Second).UnixMilli()
+	fresh := e.opt.StatsInterval + 10*time.Second
+	if c.keys.v20 {
+		// The push server 2.0 refreshes its entry every 60 s and keeps
+		// one for 70 s.
+		fresh = max(fresh, 70*time.Second)
+	}
+	oldest := time.Now().Add(-fresh).UnixMilli()
 	for field, v := range all {
 		if field == self.ProcessUniqueID {
 			continue
 		}
-		var s engine.ProcessStats
-		if err := json.Unmarshal([]byte(v), &s); err != nil || s.Date < oldest {
+		s, err := parseStats(field, v)
+		if err != nil || s.Date < oldest {
 			stale = append(stale, field)
 			continue
 		}
@@ -652,6 +758,24 @@ func (e *Engine) Stats(ctx context.Context) ([]engine.ProcessStats, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseStats reads a process's stats entry. The original names a process
+// without a processUniqueId by its pid, a number: the entry's field is
+// taken then.
+func parseStats(field, v string) (engine.ProcessStats, error) {
+	var s struct {
+		engine.ProcessStats
+		ProcessUniqueID json.RawMessage `json:"processUniqueId"`
+	}
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return engine.ProcessStats{}, err
+	}
+	st := s.ProcessStats
+	if err := json.Unmarshal(s.ProcessUniqueID, &st.ProcessUniqueID); err != nil {
+		st.ProcessUniqueID = field
+	}
+	return st, nil
 }
 
 func (e *Engine) localStats() engine.ProcessStats {

@@ -6,15 +6,16 @@ import "strings"
 type layout struct {
 	prefix  string
 	cluster bool
+	v20     bool // the push server 2.0's keys and values (keys20.go)
 }
 
-func newLayout(prefix string, cluster bool) layout {
+func newLayout(prefix string, cluster, v20 bool) layout {
 	if cluster && !hasHashTag(prefix) {
 		// One hash slot for everything keeps a publish one atomic script,
 		// as multi-key scripts cannot span slots.
 		prefix += "{pushpull}"
 	}
-	return layout{prefix: prefix, cluster: cluster}
+	return layout{prefix: prefix, cluster: cluster, v20: v20}
 }
 
 // hasHashTag reports whether Redis Cluster would hash s by a {tag} inside

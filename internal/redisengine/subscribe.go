@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +35,19 @@ type subscriber struct {
 	last       uint64 // its counter value
 	joined     bool   // a subscription was established before
 
+	// In the 2.0 layout, live messages that come after a missing id wait
+	// in held, in id order, for at most reorder (see admitLocked).
+	reorder   time.Duration
+	held      []heldMessage
+	heldTimer *time.Timer
+
 	beforeSubscribe func() // test seam: runs before each subscription
+}
+
+// heldMessage is a live message waiting for the ids before it, since at.
+type heldMessage struct {
+	m  *protocol.Message
+	at time.Time
 }
 
 var errNotSubscribed = errors.New("redis: pub/sub not subscribed")
@@ -42,6 +56,9 @@ func (s *subscriber) init(e *Engine) {
 	s.e = e
 	s.state = errNotSubscribed
 	s.beforeSubscribe = e.opt.beforeSubscribe
+	if e.opt.Layout == Layout20 && e.opt.ReorderWindow > 0 {
+		s.reorder = e.opt.ReorderWindow
+	}
 }
 
 func (s *subscriber) ready() error {
@@ -126,7 +143,17 @@ func (s *subscriber) once(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
+	// What waited for a missing id goes first: the recovery reads
+	// whatever was stored for the gap.
 	s.recovering, s.pending, s.overflow = true, nil, false
+	for _, h := range s.held {
+		s.pending = append(s.pending, h.m)
+	}
+	s.held = nil
+	if s.heldTimer != nil {
+		s.heldTimer.Stop()
+		s.heldTimer = nil
+	}
 	hook := s.beforeSubscribe
 	s.mu.Unlock()
 	if hook != nil {
@@ -145,7 +172,7 @@ func (s *subscriber) once(ctx context.Context) error {
 				notify(probed, struct{}{})
 				return
 			}
-			s.receive(m.Message)
+			s.receive(c.keys, m.Message)
 		},
 		OnSubscription: func(ps rueidis.PubSubSubscription) {
 			switch ps.Kind {
@@ -256,36 +283,127 @@ func connErr(err error) error {
 }
 
 // receive handles one pub/sub payload.
-func (s *subscriber) receive(payload string) {
-	m, err := decode([]byte(payload), s.e.opt.TTLs)
+func (s *subscriber) receive(keys layout, payload string) {
+	ms, err := keys.decodePublished([]byte(payload), s.e.opt.TTLs)
 	if err != nil {
 		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
 		return
+	}
+	for _, m := range ms {
+		if m.Body == nil {
+			s.e.log.Warn("redis pub/sub: message not delivered, its body is not JSON", "mid", m.MID)
+		}
 	}
 	b := hub.GetBatch()
 	defer b.Flush() // after mu is released: sockets are written with no lock held
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.recovering {
-		if len(s.pending) >= s.e.opt.GapLimit {
-			s.pending, s.overflow = nil, true
+	for _, m := range ms {
+		if s.recovering {
+			if len(s.pending) >= s.e.opt.GapLimit {
+				s.pending, s.overflow = nil, true
+			}
+			if !s.overflow {
+				s.pending = append(s.pending, m)
+			}
+			continue
 		}
-		if !s.overflow {
-			s.pending = append(s.pending, m)
-		}
+		s.admitLocked(m, b)
+	}
+}
+
+// admitLocked delivers a live message in id order. In the 2.0 layout the
+// original's processes take an id (INCR) before they store and publish
+// the message in separate calls, so that two processes' messages can reach
+// pub/sub out of order, and a session would drop the older one as already
+// sent. A message that comes after a missing id therefore waits, for at
+// most the reorder window, until the ids before it came; then it goes, in
+// id order with whatever else waits. Pushpull's own messages, published
+// atomically, come in order.
+func (s *subscriber) admitLocked(m *protocol.Message, b *hub.Batch) {
+	if s.reorder <= 0 {
+		s.deliverLocked(m, b)
 		return
 	}
-	s.deliverLocked(m, b)
+	start, id := protocol.SplitMID(m.MID)
+	switch {
+	case s.start == 0 || start < s.start || start == s.start && id <= s.last+1:
+		s.deliverLocked(m, b)
+		s.drainLocked(b, "")
+	case start > s.start:
+		// A new numbering (Redis lost its data): what waits is older.
+		s.drainLocked(b, m.MID)
+		s.deliverLocked(m, b)
+	default:
+		i, _ := slices.BinarySearchFunc(s.held, m.MID, func(h heldMessage, mid string) int { return strings.Compare(h.m.MID, mid) })
+		s.held = slices.Insert(s.held, i, heldMessage{m, time.Now()})
+		if len(s.held) > s.e.opt.GapLimit {
+			s.drainLocked(b, s.held[len(s.held)-1].m.MID)
+		} else if s.heldTimer == nil {
+			s.heldTimer = time.AfterFunc(s.reorder, s.reorderExpired)
+		}
+	}
+}
+
+// drainLocked delivers, in id order, the held messages up to upTo
+// (giving up on the ids missing below it), then those next in line.
+func (s *subscriber) drainLocked(b *hub.Batch, upTo string) {
+	for len(s.held) > 0 {
+		m := s.held[0].m
+		start, id := protocol.SplitMID(m.MID)
+		if m.MID > upTo && !(start == s.start && id <= s.last+1) {
+			break
+		}
+		s.deliverLocked(m, b)
+		s.held[0] = heldMessage{}
+		s.held = s.held[1:]
+	}
+	if len(s.held) == 0 {
+		s.held = nil
+		if s.heldTimer != nil {
+			s.heldTimer.Stop()
+			s.heldTimer = nil
+		}
+	}
+}
+
+// reorderExpired delivers the messages that waited the whole reorder
+// window, giving up on the ids missing before them: ids taken and never
+// published (a failed publish of the original, or an id reserved at a
+// pushpull process's stop), or published later than the window. The
+// timer is set again for the next message still waiting.
+func (s *subscriber) reorderExpired() {
+	b := hub.GetBatch()
+	defer b.Flush() // after mu is released
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heldTimer = nil
+	if s.e.ctx.Err() != nil || s.recovering {
+		return
+	}
+	now := time.Now()
+	upTo := ""
+	for _, h := range s.held {
+		if now.Sub(h.at) >= s.reorder && h.m.MID > upTo {
+			upTo = h.m.MID
+		}
+	}
+	s.drainLocked(b, upTo)
+	if len(s.held) > 0 {
+		first := s.held[0].at
+		for _, h := range s.held {
+			if h.at.Before(first) {
+				first = h.at
+			}
+		}
+		s.heldTimer = time.AfterFunc(max(s.reorder-now.Sub(first), time.Millisecond), s.reorderExpired)
+	}
 }
 
 // deliverLocked hands m to the hub and moves the delivered position;
 // what the hub leaves to write goes to b, flushed once mu is released.
 // Holding mu orders it with recovery.
 func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
-	if m.Expired(time.Now()) {
-		return
-	}
-	s.e.hub.Broadcast(m, b)
 	start, id := protocol.SplitMID(m.MID)
 	switch {
 	case start > s.start:
@@ -293,6 +411,10 @@ func (s *subscriber) deliverLocked(m *protocol.Message, b *hub.Batch) {
 	case start == s.start && id > s.last:
 		s.last = id
 	}
+	if m.Body == nil || m.Expired(time.Now()) {
+		return // nothing to deliver; only its position counted
+	}
+	s.e.hub.Broadcast(m, b)
 }
 
 // recover delivers, in id order, the messages published while this
@@ -335,8 +457,13 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 			for id := from; id <= counter; id++ {
 				mids = append(mids, protocol.FormatMID(start, id))
 			}
-			if missed, err = s.e.fetch(rctx, c, mids); err != nil {
+			if missed, err = s.e.fetch(rctx, c, mids, nil); err != nil {
 				return err
+			}
+			if c.keys.v20 {
+				if err := s.e.locate(rctx, c, missed); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -361,16 +488,24 @@ func (s *subscriber) recover(ctx context.Context, c *connection) error {
 		}
 	}
 	got := make(map[string]struct{}, len(missed))
+	var deliver []*protocol.Message
 	if !resync {
 		for _, m := range missed {
 			got[m.MID] = struct{}{}
-			s.deliverLocked(m, b)
+			deliver = append(deliver, m)
 		}
 	}
 	for _, m := range s.pending {
 		if _, dup := got[m.MID]; !dup {
-			s.deliverLocked(m, b)
+			deliver = append(deliver, m)
 		}
+	}
+	if s.reorder > 0 {
+		// The original's messages may have come out of order.
+		slices.SortStableFunc(deliver, func(a, b *protocol.Message) int { return strings.Compare(a.MID, b.MID) })
+	}
+	for _, m := range deliver {
+		s.deliverLocked(m, b)
 	}
 	s.pending, s.overflow, s.recovering, s.joined = nil, false, false, true
 	return nil
@@ -380,4 +515,51 @@ func randomID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// locate finds the channels of messages that name none (the 2.0
+// original's stored messages), among the channels with subscribers here:
+// the only ones this process delivers to. ms are in id order.
+func (e *Engine) locate(ctx context.Context, c *connection, ms []*protocol.Message) error {
+	lost := make(map[string]*protocol.Message)
+	var lo, hi string
+	for _, m := range ms {
+		if len(m.Channels) == 0 {
+			if lo == "" {
+				lo = m.MID
+			}
+			hi = m.MID
+			lost[m.MID] = m
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	var channels []string
+	e.hub.Each(func(ch string, _ int) { channels = append(channels, ch) })
+	const chunk = 500
+	for len(channels) > 0 {
+		n := min(chunk, len(channels))
+		var cmds rueidis.Commands
+		var of []string
+		for _, ch := range channels[:n] {
+			for _, key := range c.keys.indexes(ch, false) {
+				cmds = append(cmds, c.client.B().Zrangebylex().Key(key).Min("["+c.keys.member(lo)).Max("["+c.keys.member(hi)).Build())
+				of = append(of, ch)
+			}
+		}
+		channels = channels[n:]
+		for i, r := range c.client.DoMulti(ctx, cmds...) {
+			members, err := r.AsStrSlice()
+			if err != nil {
+				return fmt.Errorf("redis locate: %w", err)
+			}
+			for _, member := range members {
+				if m := lost[c.keys.midOf(member)]; m != nil && !slices.Contains(m.Channels, of[i]) {
+					m.Channels = append(m.Channels, of[i])
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -36,7 +36,8 @@ func refuse(w http.ResponseWriter, r refusal) {
 type requestLimits struct{ messages, channels int }
 
 func (s *Server) requestLimits() requestLimits {
-	return requestLimits{s.cfg.Limits.MaxMessagesPerRequest, s.cfg.Limits.MaxChannelsPerRequest}
+	l := s.limits()
+	return requestLimits{l.MaxMessagesPerRequest, l.MaxChannelsPerRequest}
 }
 
 func over(n, limit int) bool { return limit > 0 && n > limit }
@@ -290,7 +291,7 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusTooManyRequests, s.clientRate.errTooFast())
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	if err := s.publishAll(ctx, req.msgs); err != nil {
 		text(w, http.StatusServiceUnavailable, msgNotStored)
@@ -303,7 +304,7 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 // POSTs, as its WebSocket would (its connector drops the answer; a
 // batch of notifications gets an empty body).
 func (s *Server) restRPC(w http.ResponseWriter, r *http.Request, cl *rpcCaller, body []byte) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	out := s.rpcAnswer(ctx, body, false, func(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Error) {
 		return s.clientCall(ctx, cl, req)

@@ -1,8 +1,9 @@
 package server
 
 import (
-	"container/list"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // connLimit bounds the connections of a private channel on this process
@@ -14,25 +15,21 @@ import (
 // the original's is: behind a load balancer a channel may have the limit
 // on each process.
 type connLimit struct {
-	max int // 0: unlimited
+	max atomic.Int64 // 0: unlimited; a reload may change it
 
-	mu        sync.Mutex
-	byChannel map[string]*list.List // of *limitedConn, oldest first
+	mu sync.Mutex
+	// Each channel's connections, oldest first. A channel mostly has one
+	// (each user's own), so a slice costs least; it never holds more
+	// than max.
+	byChannel map[string][]*limitedConn
 }
 
 // limitedConn is a connection the limit counts. evict ends it (once:
 // eviction and the connection's own end may race).
 type limitedConn struct {
-	in    []membership
+	in    []string // the channels it is counted on; emptied once it has left them
 	evict func()
 	once  sync.Once
-}
-
-// membership is a connection's place in one channel's list; el is nil
-// once it has left it.
-type membership struct {
-	channel string
-	el      *list.Element
 }
 
 // connEntry is one channel of a connection: its hub channel, and whether
@@ -43,50 +40,47 @@ type connEntry struct {
 }
 
 func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, byChannel: make(map[string]*list.List)}
+	l := &connLimit{byChannel: make(map[string][]*limitedConn)}
+	l.setMax(max)
+	return l
 }
+
+// setMax changes the limit. A channel over a lowered one keeps its
+// connections; each arrival with a public id ends its oldest, as always.
+func (l *connLimit) setMax(max int) { l.max.Store(int64(max)) }
+
+// limited reports whether there is a limit.
+func (l *connLimit) limited() bool { return l.max.Load() > 0 }
 
 // add counts a connection on its channels and ends the oldest connections
 // its arrival puts over the limit; evict ends it in turn when a later one
 // does. The caller must remove it when it ends. With no limit it returns
 // nil, which remove accepts.
 func (l *connLimit) add(entries []connEntry, evict func()) *limitedConn {
-	if l.max <= 0 || len(entries) == 0 {
+	limit := int(l.max.Load())
+	if limit <= 0 || len(entries) == 0 {
 		return nil
 	}
-	c := &limitedConn{in: make([]membership, 0, len(entries)), evict: evict}
+	c := &limitedConn{in: make([]string, 0, len(entries)), evict: evict}
 	var victims []*limitedConn
 	l.mu.Lock()
 	for _, e := range entries {
-		if c.member(e.channel) {
+		if slices.Contains(c.in, e.channel) {
 			continue // a channel named twice counts once
 		}
-		if conns := l.byChannel[e.channel]; e.public && conns != nil && conns.Len() >= l.max {
-			old := conns.Front().Value.(*limitedConn)
+		if conns := l.byChannel[e.channel]; e.public && len(conns) >= limit {
+			old := conns[0]
 			l.removeLocked(old)
 			victims = append(victims, old)
 		}
-		conns := l.byChannel[e.channel] // the eviction may have emptied and dropped it
-		if conns == nil {
-			conns = list.New()
-			l.byChannel[e.channel] = conns
-		}
-		c.in = append(c.in, membership{channel: e.channel, el: conns.PushBack(c)})
+		l.byChannel[e.channel] = append(l.byChannel[e.channel], c)
+		c.in = append(c.in, e.channel)
 	}
 	l.mu.Unlock()
 	for _, v := range victims {
 		v.once.Do(v.evict)
 	}
 	return c
-}
-
-func (c *limitedConn) member(channel string) bool {
-	for _, m := range c.in {
-		if m.channel == channel {
-			return true
-		}
-	}
-	return false
 }
 
 // remove stops counting a connection that ended.
@@ -100,26 +94,23 @@ func (l *connLimit) remove(c *limitedConn) {
 }
 
 func (l *connLimit) removeLocked(c *limitedConn) {
-	for i := range c.in {
-		m := &c.in[i]
-		if m.el == nil {
-			continue
+	for _, ch := range c.in {
+		conns := l.byChannel[ch]
+		if i := slices.Index(conns, c); i >= 0 {
+			conns = slices.Delete(conns, i, i+1)
 		}
-		conns := l.byChannel[m.channel]
-		conns.Remove(m.el)
-		m.el = nil
-		if conns.Len() == 0 {
-			delete(l.byChannel, m.channel)
+		if len(conns) == 0 {
+			delete(l.byChannel, ch)
+		} else {
+			l.byChannel[ch] = conns
 		}
 	}
+	c.in = c.in[:0]
 }
 
 // count returns the connections counted on channel.
 func (l *connLimit) count(channel string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if conns := l.byChannel[channel]; conns != nil {
-		return conns.Len()
-	}
-	return 0
+	return len(l.byChannel[channel])
 }

@@ -64,3 +64,23 @@ func TestConnLimit(t *testing.T) {
 		t.Errorf("limit 1: ended %q; want x, y", ended)
 	}
 }
+
+// A lowered limit applies from the next connection on: each one with a
+// public id ends the channel's oldest.
+func TestConnLimitLowered(t *testing.T) {
+	l := newConnLimit(4)
+	var ended []string
+	a := connEntry{channel: "a", public: true}
+	for _, name := range []string{"p", "q", "r"} {
+		l.add([]connEntry{a}, func() { ended = append(ended, name) })
+	}
+	l.setMax(2)
+	l.add([]connEntry{a}, func() { ended = append(ended, "t") })
+	if !slices.Equal(ended, []string{"p"}) || l.count("a") != 3 {
+		t.Errorf("after lowering 4 to 2 with 3 connections: ended %q, count %d; want p and 3", ended, l.count("a"))
+	}
+	l.setMax(0)
+	if l.limited() || l.add([]connEntry{a}, func() { t.Error("evicted without a limit") }) != nil {
+		t.Error("a limit of 0 still counts")
+	}
+}

@@ -27,6 +27,12 @@ type drainEngine struct {
 	inflight sync.WaitGroup // publishes admitted before draining began
 }
 
+// Immediate implements engine.Immediate for the engine it wraps.
+func (d *drainEngine) Immediate() bool {
+	i, ok := d.Engine.(engine.Immediate)
+	return ok && i.Immediate()
+}
+
 // Publish implements engine.Engine.
 func (d *drainEngine) Publish(ctx context.Context, m *protocol.Message) error {
 	d.mu.Lock()

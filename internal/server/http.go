@@ -60,15 +60,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 // readAnyBody is readBody for protobuf requests, where an empty body is an
 // empty RequestBatch.
 func (s *Server) readAnyBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := int64(s.cfg.Limits.MaxPayload)
+	lim := s.limits()
+	limit := int64(lim.MaxPayload)
 	if r.ContentLength > limit {
 		tooLarge(w)
 		return nil, false
 	}
 	// A body must come whole within limits.requestTimeout: a client
 	// trickling it would hold its descriptor for ever.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(config.Seconds(s.cfg.Limits.RequestTimeout)))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(config.Seconds(lim.RequestTimeout)))
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// Declared (and within the limit): read it into a buffer of its
+		// size; net/http ends the body there.
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

@@ -18,6 +18,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	cfg := config.Default()
 	cfg.Limits.RequestTimeout = 0.2
 	s := &Server{cfg: cfg}
+	s.live.Store(&live{limits: cfg.Limits})
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.readBody(w, r); ok {
 			w.WriteHeader(http.StatusOK)

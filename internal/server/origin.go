@@ -59,7 +59,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 // that server listens on (or, on loopback, localhost; on all interfaces,
 // the host the request itself was sent to).
 func (s *Server) trustedOrigin(origin string, r *http.Request) bool {
-	list := s.cfg.Security.TrustedOrigins
+	list := s.live.Load().trustedOrigins
 	if slices.Contains(list, "*") || slices.Contains(list, origin) {
 		return true
 	}

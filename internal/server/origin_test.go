@@ -42,6 +42,7 @@ func TestTrustedRoutesAdmit(t *testing.T) {
 	}
 	for _, c := range cases {
 		s := &Server{cfg: c.cfg}
+		s.live.Store(&live{trustedOrigins: c.cfg.Security.TrustedOrigins})
 		r := httptest.NewRequest(c.method, "http://"+c.host+"/bitrix/pub/", nil)
 		for k, v := range c.header {
 			r.Header.Set(k, v)
@@ -62,7 +63,9 @@ func TestTrustedRoutesAdmit(t *testing.T) {
 	all.Security.TrustedOrigins = []string{"*"}
 	r := httptest.NewRequest("GET", "http://127.0.0.1:9010/metrics", nil)
 	r.Header.Set("Origin", "https://grafana.example")
-	if !(&Server{cfg: all}).admit(httptest.NewRecorder(), r) {
+	s := &Server{cfg: all}
+	s.live.Store(&live{trustedOrigins: all.Security.TrustedOrigins})
+	if !s.admit(httptest.NewRecorder(), r) {
 		t.Error(`trustedOrigins ["*"] refused an origin`)
 	}
 }

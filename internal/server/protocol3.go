@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,11 +18,11 @@ import (
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	// A declared body over the limit is refused before the query is
 	// looked at.
-	if r.ContentLength > int64(s.cfg.Limits.MaxPayload) {
+	if r.ContentLength > int64(s.limits().MaxPayload) {
 		tooLarge(w)
 		return
 	}
-	t, ids, ok := s.channelsAsked(w, r, s.cfg.Security.SignedPublish)
+	t, ids, ok := s.channelsAsked(w, r, s.live.Load().signedPublish)
 	if !ok {
 		return
 	}
@@ -41,7 +40,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	// The publish completes even if the caller hangs up: a message is
 	// either stored and delivered or refused, never half done.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	start := time.Now()
 	if err := s.engine.Publish(ctx, m); err != nil {

@@ -29,7 +29,7 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 	}
 	// The shared mode signs every body with the client's key; the
 	// personal mode only when signed publishes are asked for.
-	if (s.shared() || s.cfg.Security.SignedPublish) && !t.signer.VerifyBytes(body, r.URL.Query().Get("signature")) {
+	if (s.shared() || s.live.Load().signedPublish) && !t.signer.VerifyBytes(body, r.URL.Query().Get("signature")) {
 		text(w, http.StatusForbidden, "Signature is not correct.")
 		return
 	}
@@ -38,7 +38,7 @@ func (s *Server) publishBinary(w http.ResponseWriter, r *http.Request) {
 		refuse(w, bad)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	switch cmd {
 	case cmdMessages:

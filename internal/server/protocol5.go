@@ -299,7 +299,7 @@ func (s *Server) apiRoute(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusForbidden, "Signature is not correct.")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	ctx, cancel := s.publishContext(r)
 	defer cancel()
 	out := s.rpcAnswer(ctx, body, true, func(ctx context.Context, req *jsonrpc.Request) (any, *jsonrpc.Error) {
 		switch req.Method {

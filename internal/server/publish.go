@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/protocol"
@@ -11,13 +12,24 @@ import (
 // publishTimeout bounds the engine calls of one publish or client request.
 const publishTimeout = 10 * time.Second
 
+// publishContext is the context of one publish: it outlives the request (a
+// message is stored and delivered or refused, never half done, even if the
+// caller hangs up), bounded by publishTimeout on an engine that may wait.
+func (s *Server) publishContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(r.Context())
+	if s.gate.Immediate() {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, publishTimeout)
+}
+
 // publishRoute serves the backend's publish route: POST publishes (text,
 // or protocol 4's protobuf with binaryMode=true), GET reports which of the
 // given channels are online.
 func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
-		if r.URL.Query().Get("binaryMode") == "true" {
+		if strings.Contains(r.URL.RawQuery, "binaryMode") && r.URL.Query().Get("binaryMode") == "true" {
 			s.publishBinary(w, r)
 			return
 		}

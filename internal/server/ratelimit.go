@@ -13,10 +13,9 @@ import (
 // connections and REST calls share it) or by its connection. Buckets
 // unused for a minute are forgotten: by then they are full again.
 type clientLimiter struct {
-	rate  rate.Limit
-	burst int
-
 	mu     sync.Mutex
+	rate   rate.Limit // a reload may change it and burst (set)
+	burst  int
 	byKey  map[string]*clientBucket
 	pruned time.Time
 }
@@ -27,17 +26,34 @@ type clientBucket struct {
 }
 
 func newClientLimiter(perSecond, burst int) *clientLimiter {
-	return &clientLimiter{rate: rate.Limit(perSecond), burst: max(burst, 1), byKey: make(map[string]*clientBucket)}
+	cl := &clientLimiter{byKey: make(map[string]*clientBucket)}
+	cl.set(perSecond, burst)
+	return cl
+}
+
+// set changes the rate and the burst, for the clients seen so far too.
+func (cl *clientLimiter) set(perSecond, burst int) {
+	now := time.Now()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.rate, cl.burst = rate.Limit(perSecond), max(burst, 1)
+	for _, b := range cl.byKey {
+		b.l.SetLimitAt(now, cl.rate)
+		b.l.SetBurstAt(now, cl.burst)
+	}
 }
 
 // allow reports whether key may publish n messages now.
 func (cl *clientLimiter) allow(key string, n int) bool {
-	if cl == nil || cl.rate <= 0 {
+	if cl == nil {
 		return true
 	}
 	now := time.Now()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if cl.rate <= 0 {
+		return true
+	}
 	if now.Sub(cl.pruned) > time.Minute {
 		cl.pruned = now
 		for k, b := range cl.byKey {
@@ -57,7 +73,10 @@ func (cl *clientLimiter) allow(key string, n int) bool {
 
 // errTooFast is the answer to a client over its rate.
 func (cl *clientLimiter) errTooFast() string {
-	return "too many messages: a client may publish " + strconv.Itoa(int(cl.rate)) + " per second"
+	cl.mu.Lock()
+	perSecond := int(cl.rate)
+	cl.mu.Unlock()
+	return "too many messages: a client may publish " + strconv.Itoa(perSecond) + " per second"
 }
 
 // senderKey is the key of a client's bucket: its public channel, else its

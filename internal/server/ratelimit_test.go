@@ -20,3 +20,25 @@ func TestClientLimiter(t *testing.T) {
 		t.Fatal("no limit refused")
 	}
 }
+
+// set changes the limits of the clients seen before as of the new ones.
+func TestClientLimiterSet(t *testing.T) {
+	cl := newClientLimiter(100, 100)
+	if !cl.allow("a", 50) {
+		t.Fatal("50 of a burst of 100 refused")
+	}
+	cl.set(1, 2)
+	if cl.allow("a", 3) || cl.allow("b", 3) {
+		t.Error("3 messages allowed after the burst became 2")
+	}
+	if !cl.allow("b", 2) {
+		t.Error("a new client's burst of 2 refused")
+	}
+	if got, want := cl.errTooFast(), "too many messages: a client may publish 1 per second"; got != want {
+		t.Errorf("errTooFast = %q, want %q", got, want)
+	}
+	cl.set(0, 0)
+	if !cl.allow("a", 1000) {
+		t.Error("no limit refused")
+	}
+}

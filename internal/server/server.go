@@ -29,19 +29,18 @@ type Server struct {
 	cfg        *config.Config
 	clientRate *clientLimiter // how fast clients may publish
 	log        *slog.Logger
-	signer     *protocol.Signer
 	hub        *hub.Hub
 	engine     engine.Engine
 	ws         *ws.Server
 	poll       *poll.Handler
 	metrics    *metrics
 
-	personal *tenant            // the personal mode's only tenant
-	tenants  map[string]*tenant // shared mode: by clientId
-	connSeq  atomic.Uint64      // numbers connections for presence
-	conns    *connLimit         // limits.maxConnPerChannel
+	live    atomic.Pointer[live] // limits and keys, which a reload replaces
+	connSeq atomic.Uint64        // numbers connections for presence
+	conns   *connLimit           // limits.maxConnPerChannel
 
 	listeners []net.Listener
+	certs     []*certHolder // per listener; nil for one without TLS
 	servers   []*http.Server
 
 	// Connections accepted but without a request yet: a graceful stop
@@ -50,6 +49,8 @@ type Server struct {
 	fresh  map[net.Conn]struct{}
 
 	gate *drainEngine // s.engine: refuses publishes once a stop began
+
+	serving chan struct{} // closed once Serve accepts on every listener
 
 	backend http.Handler // the backend API; nil: its routes answer 404
 }
@@ -63,18 +64,18 @@ func (s *Server) SetBackend(h http.Handler) { s.backend = h }
 
 // New builds a server for cfg on engine e, which delivers to h.
 func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Server, error) {
-	signer, err := protocol.NewSigner(cfg.Security.Key, cfg.Security.Algo)
-	if err != nil {
+	if _, err := protocol.NewSigner(cfg.Security.Key, cfg.Security.Algo); err != nil {
 		return nil, fmt.Errorf("security.algo: %w", err)
 	}
 	gate := &drainEngine{Engine: e}
 	s := &Server{
 		cfg:    cfg,
 		log:    log,
-		signer: signer,
 		hub:    h,
 		engine: gate,
 		gate:   gate,
+
+		serving: make(chan struct{}),
 
 		clientRate: newClientLimiter(cfg.Limits.ClientMessages, cfg.Limits.ClientBurst),
 		conns:      newConnLimit(cfg.Limits.MaxConnPerChannel),
@@ -87,9 +88,11 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 			KeepaliveInterval: 10 * time.Second,
 		}),
 	}
-	if err := s.newTenants(); err != nil {
-		return nil, fmt.Errorf("security.clients: %w", err)
+	l, err := s.newLive(cfg, nil, time.Now())
+	if err != nil {
+		return nil, err
 	}
+	s.live.Store(l)
 	s.poll = &poll.Handler{Hub: h, Engine: e, Timeout: config.Seconds(cfg.Polling.Timeout), Log: log}
 	s.metrics = newMetrics(s)
 	return s, nil
@@ -127,8 +130,10 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("servers[%d] (%s): %w", i, sc.Addr(), err)
 		}
 		var ln net.Listener = &watchedListener{Listener: tcp, log: s.log}
+		var certs *certHolder
 		if sc.SSL != nil {
-			tc, err := sc.SSL.TLSConfig()
+			certs = &certHolder{}
+			tc, err := tlsConfig(sc.SSL, certs)
 			if err != nil {
 				ln.Close()
 				s.closeListeners()
@@ -137,6 +142,7 @@ func (s *Server) Listen() error {
 			ln = tls.NewListener(ln, tc)
 		}
 		s.listeners = append(s.listeners, ln)
+		s.certs = append(s.certs, certs)
 		s.servers = append(s.servers, &http.Server{
 			Handler:           s.router(sc.Routes),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -173,7 +179,7 @@ func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
-	s.listeners = nil
+	s.listeners, s.certs = nil, nil
 }
 
 // Addrs returns the bound address of each configured server, in order.
@@ -191,13 +197,19 @@ func (s *Server) Addrs() []net.Addr {
 // publishes finish.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, len(s.servers))
+	var started sync.WaitGroup
 	for i, srv := range s.servers {
+		started.Add(1)
 		go func() {
+			// Serve accepts on the listener from here on.
+			started.Done()
 			if err := srv.Serve(s.listeners[i]); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
 	}
+	started.Wait()
+	close(s.serving)
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -206,6 +218,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.shutdown()
 	return serveErr
 }
+
+// Serving is closed once Serve serves every listener.
+func (s *Server) Serving() <-chan struct{} { return s.serving }
 
 func (s *Server) shutdown() {
 	timeout := config.Seconds(s.cfg.ShutdownTimeout)

@@ -45,14 +45,14 @@ type conn struct {
 // than they are handled is disconnected.
 const maxPendingFrames = 64
 
-func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscriber) {
+func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscribeRequest) {
 	sess, err := s.ws.Upgrade(w, r, ws.FormatEncoder(sub.format))
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
 	c := &conn{
-		s: s, sess: sess, sub: sub,
+		s: s, sess: sess, sub: sub.subscriber,
 		id: strconv.FormatUint(s.connSeq.Add(1), 10),
 	}
 	sess.Channel = sub.ids[0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		req.Position = FirstPoll{Start: time.Now()}
 		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
 	}
-	if s.conns.max > 0 {
+	if s.conns.limited() {
 		evicted := make(chan struct{})
 		req.Evicted = evicted
 		defer s.conns.remove(s.conns.add(sub.entries, func() { close(evicted) }))
@@ -101,15 +102,21 @@ func (s *Server) refuseSubscribe(w http.ResponseWriter, r *http.Request, status 
 	sess.Close(protocol.CloseWrongChannel, protocol.Reason(protocol.CloseWrongChannel))
 }
 
-// subscriber is a parsed subscribe request of any version.
+// subscriber is what a connection keeps of its subscribe request.
 type subscriber struct {
 	t       *tenant
 	format  format.Format // what its messages are written in
 	ids     []string      // hub channels: private ids, their public ids, the user channel
 	public  string        // the connection's own public id (bare hex), "" if none
 	user    string        // protocol 5 with a token: the user id, "" if none
+	private []string      // bare private ids, for listChannels
+}
+
+// subscribeRequest is a parsed subscribe request of any version: the
+// subscriber, and what only the start of its connection needs.
+type subscribeRequest struct {
+	*subscriber
 	mid     string
-	private []string    // bare private ids, for listChannels
 	entries []connEntry // its private channels, for limits.maxConnPerChannel
 }
 
@@ -117,12 +124,12 @@ type subscriber struct {
 // (shared mode), the frame format, the resume mid, and the channels from
 // CHANNEL_ID or a token, with the public ids of pairs and the user's
 // channel. A non-zero status is the answer to a request that is refused.
-func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, int, string) {
+func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscribeRequest, int, string) {
 	t, ok := s.tenantOf(r)
 	if !ok {
 		return nil, http.StatusUnauthorized, "Unknown client id."
 	}
-	sub := &subscriber{t: t, format: format.Text}
+	sub := &subscribeRequest{subscriber: &subscriber{t: t, format: format.Text}}
 	switch {
 	case q.Get("jsonRpc") == "true":
 		sub.format = format.JSONRPC
@@ -139,7 +146,7 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 		if !t.signer.Enabled() {
 			return nil, http.StatusUnauthorized, "Tokens need a security key."
 		}
-		claims, err := protocol.VerifyJWT(token, t.key, time.Now())
+		claims, err := t.verifyJWT(token, time.Now())
 		if err != nil {
 			s.log.Debug("token refused", "err", err)
 			return nil, http.StatusUnauthorized, "Token is not valid."
@@ -184,10 +191,21 @@ func (s *Server) parseSubscriber(r *http.Request, q url.Values) (*subscriber, in
 	sub.ids = protocol.UniqueIDs(sub.ids)
 	// The ids are slices of the request line, which a connection would
 	// otherwise keep whole for as long as it lasts.
-	for _, list := range [][]string{sub.ids, sub.private} {
-		for i := range list {
-			list[i] = strings.Clone(list[i])
+	for i := range sub.ids {
+		sub.ids[i] = strings.Clone(sub.ids[i])
+	}
+	// One copy of each id for the hub, the limit and listChannels.
+	shared := func(id string) string {
+		if j := slices.Index(sub.ids, id); j >= 0 {
+			return sub.ids[j]
 		}
+		return strings.Clone(id)
+	}
+	for i := range sub.private {
+		sub.private[i] = shared(sub.private[i])
+	}
+	for i := range sub.entries {
+		sub.entries[i].channel = shared(sub.entries[i].channel)
 	}
 	sub.public, sub.user, sub.mid = strings.Clone(sub.public), strings.Clone(sub.user), strings.Clone(sub.mid)
 	return sub, 0, ""

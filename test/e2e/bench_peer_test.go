@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -57,5 +58,72 @@ func TestBenchPeerNchan(t *testing.T) {
 		if p := rows["latency p50 (ms)"]; p.Pushpull.Median <= 0 || p.Peer.Median <= 0 || p.Ratio <= 0 {
 			t.Errorf("pinned=%v: p50 %+v", c.Pinned, p)
 		}
+	}
+}
+
+// Long-polling subscribers on both servers (pushpull resumes by mid, nchan
+// by Last-Modified and Etag) get every message of a small unicast once.
+func TestBenchPeerNchanLongPoll(t *testing.T) {
+	if _, _, err := bench.FindNchan("", ""); err != nil {
+		t.Skipf("nginx with nchan is not installed (scripts/test installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "bench", "unicast", "--peer", "nchan", "--runs", "1", "--transport", "longpoll",
+		"--subs", "30", "--concurrency", "2", "--messages", "300", "--expiry", "60", "--quiet", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench --transport longpoll: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var cs []bench.Comparison
+	if err := json.Unmarshal(out, &cs); err != nil || len(cs) != 1 {
+		t.Fatalf("bench printed %s: %v", out, err)
+	}
+	rows := map[string]bench.CompareRow{}
+	for _, r := range cs[0].Rows {
+		rows[r.Figure] = r
+	}
+	if d := rows["delivered"]; d.Pushpull.Min != 300 || d.Peer.Min != 300 {
+		t.Errorf("delivered %+v; want all 300 on both", d)
+	}
+	if l := rows["lost"]; l.Pushpull.Max != 0 || l.Peer.Max != 0 {
+		t.Errorf("lost %+v", l)
+	}
+}
+
+// bench sweep runs the fan-out at each subscriber count on both servers
+// and draws the latency plot.
+func TestBenchSweepPlot(t *testing.T) {
+	if _, _, err := bench.FindNchan("", ""); err != nil {
+		t.Skipf("nginx with nchan is not installed (scripts/test installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	plot := t.TempDir() + "/latency.svg"
+	cmd := exec.CommandContext(ctx, binary, "bench", "sweep", "--peer", "nchan", "--runs", "1", "--sweep", "5,20",
+		"--messages", "20", "--rate", "200", "--expiry", "60", "--quiet", "--json", "--plot", plot)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench sweep: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var sw bench.Sweep
+	if err := json.Unmarshal(out, &sw); err != nil {
+		t.Fatalf("bench printed %s: %v", out, err)
+	}
+	if len(sw.Points) != 4 {
+		t.Fatalf("%d points, want 2 counts x 2 servers: %s", len(sw.Points), out)
+	}
+	for _, p := range sw.Points {
+		if p.P50.N != 1 || p.P50.Median <= 0 || p.Lost != 0 {
+			t.Errorf("%+v", p)
+		}
+	}
+	svg, err := os.ReadFile(plot)
+	if err != nil || !bytes.Contains(svg, []byte("<polyline")) {
+		t.Fatalf("plot: %v\n%s", err, svg)
 	}
 }

@@ -42,6 +42,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	moduleRoot = filepath.Dir(strings.TrimSpace(string(out)))
+	// A suite run by a systemd unit must not have its servers notify it:
+	// the tests that want notifications set these themselves.
+	for _, v := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+		os.Unsetenv(v)
+	}
 	dir, err := os.MkdirTemp("", "pushpull-e2e-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)

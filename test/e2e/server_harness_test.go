@@ -23,9 +23,10 @@ var defaultRoutes = map[string]any{
 
 // Server is a running pushpull process.
 type Server struct {
-	Cmd    *exec.Cmd
-	Config map[string]any // as written to the config file
-	Key    string         // security.key, "" when channels are unsigned
+	Cmd        *exec.Cmd
+	Config     map[string]any // as written to the config file
+	ConfigFile string         // its path
+	Key        string         // security.key, "" when channels are unsigned
 
 	// ExitExpected is set by a test that stops the process itself.
 	ExitExpected bool
@@ -57,6 +58,13 @@ type Server struct {
 // with SIGTERM when the test ends, and its output is added to the test log
 // if the test failed.
 func startServer(t testing.TB, cfg any) *Server {
+	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with the command changed by prepare
+// before it starts (its environment, say); nil changes nothing.
+func startServerWith(t testing.TB, cfg any, prepare func(*exec.Cmd)) *Server {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
@@ -106,11 +114,15 @@ func startServer(t testing.TB, cfg any) *Server {
 	if err := os.WriteFile(file, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := startProcess(t, len(servers), exec.Command(binary, "serve", "--config", file))
+	cmd := exec.Command(binary, "serve", "--config", file)
+	if prepare != nil {
+		prepare(cmd)
+	}
+	s, err := startProcess(t, len(servers), cmd)
 	if err != nil {
 		t.Fatalf("%v\nconfig:\n%s", err, raw)
 	}
-	s.Config = conf
+	s.Config, s.ConfigFile = conf, file
 	if sec, ok := conf["security"].(map[string]any); ok {
 		s.Key, _ = sec["key"].(string)
 	}

@@ -35,7 +35,7 @@ func FuzzReceived(f *testing.F) {
 	srv := NewServer(Options{MaxFrameBytes: 1024})
 	defer srv.Close()
 	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
-		sess := &Session{srv: srv, conn: discardConn{}, fd: -1}
+		sess := &Session{srv: srv, conn: discardConn{}}
 		sess.onMessage = func(*Session, ws.OpCode, []byte) {}
 		cut := int(split)
 		if cut > len(data) {

@@ -3,7 +3,6 @@ package ws
 import (
 	"bytes"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,14 +24,15 @@ func newPoller() (*poller, error) {
 }
 
 func (p *poller) add(s *Session) error {
+	fd := int(s.sock.fd)
 	p.mu.Lock()
-	for len(p.byFD) <= s.fd {
+	for len(p.byFD) <= fd {
 		p.byFD = append(p.byFD, nil)
 	}
-	p.byFD[s.fd] = s
+	p.byFD[fd] = s
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(s.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: s.sock.fd}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.drop(s)
 		return err
 	}
@@ -42,14 +42,14 @@ func (p *poller) add(s *Session) error {
 // remove must run before the session's socket is closed, so that a reused
 // descriptor number never reaches the wrong session.
 func (p *poller) remove(s *Session) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(s.sock.fd), nil)
 	p.drop(s)
 }
 
 func (p *poller) drop(s *Session) {
 	p.mu.Lock()
-	if s.fd < len(p.byFD) && p.byFD[s.fd] == s {
-		p.byFD[s.fd] = nil
+	if fd := int(s.sock.fd); fd < len(p.byFD) && p.byFD[fd] == s {
+		p.byFD[fd] = nil
 	}
 	p.mu.Unlock()
 }
@@ -88,17 +88,9 @@ func (p *poller) run(stop <-chan struct{}) {
 
 // readable is called by the reactor when a session's socket has data.
 func (sess *Session) readable(buf []byte, r *bytes.Reader) {
-	var n int
-	var rerr error
-	if err := sess.raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), buf)
-		return true
-	}); err != nil {
-		sess.shut()
-		return
-	}
+	n, rerr := sess.sock.read(buf)
 	switch {
-	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+	case rerr == errSocketClosed || rerr == unix.EAGAIN:
 		return
 	case rerr != nil || n <= 0:
 		sess.shut()

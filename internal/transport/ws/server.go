@@ -65,11 +65,13 @@ type Metrics struct {
 
 // Server accepts WebSocket sessions and drives their sockets.
 type Server struct {
-	opts    Options
-	poll    *poller // nil: every session reads on a goroutine of its own
-	flushq  chan *Session
-	metrics Metrics
-	stop    chan struct{}
+	opts Options
+	// frameTimeout is opts.FrameTimeout, which SetFrameTimeout changes.
+	frameTimeout atomic.Int64
+	poll         *poller // nil: every session reads on a goroutine of its own
+	flushq       chan *Session
+	metrics      Metrics
+	stop         chan struct{}
 
 	mu       sync.Mutex
 	sessions *Session // open sessions, linked through Session.prev/next
@@ -87,6 +89,7 @@ func NewServer(opts Options) *Server {
 		stop:   make(chan struct{}),
 		gone:   make(chan struct{}, 1),
 	}
+	s.frameTimeout.Store(int64(opts.FrameTimeout))
 	if p, err := newPoller(); err == nil {
 		s.poll = p
 		go p.run(s.stop)
@@ -109,7 +112,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, encode Encoder)
 	if err != nil {
 		return nil, err
 	}
-	sess := &Session{srv: s, conn: conn, fd: -1, replay: true, encode: encode}
+	sess := &Session{srv: s, conn: conn, replay: true, encode: encode}
 	sess.lastRead.Store(time.Now().Unix())
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		sess.in, _ = rw.Reader.Peek(rw.Reader.Buffered())
@@ -117,9 +120,8 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, encode Encoder)
 	}
 	sendBuffer(conn, s.opts.SendBuffer)
 	if tcp, ok := conn.(*net.TCPConn); ok && s.poll != nil {
-		if raw, err := tcp.SyscallConn(); err == nil {
-			_ = raw.Control(func(fd uintptr) { sess.fd = int(fd) })
-			sess.raw = raw
+		if fd, err := detach(tcp); err == nil {
+			sess.sock.fd, sess.sock.owned, sess.conn = int32(fd), true, nil
 		}
 	}
 	return sess, nil
@@ -145,11 +147,20 @@ func (s *Server) start(sess *Session) {
 		sess.in = nil
 		sess.received(pending, new(bytes.Reader))
 	}
-	if sess.raw != nil {
+	if sess.sock.owned {
 		if err := s.poll.add(sess); err == nil {
 			return
 		}
-		sess.raw = nil
+		// The reactor cannot watch it: read on a goroutine, through a
+		// connection of its own.
+		c, err := sess.sock.conn()
+		if err != nil {
+			sess.shut()
+			return
+		}
+		sess.mu.Lock()
+		sess.conn = c
+		sess.mu.Unlock()
 	}
 	go s.readLoop(sess)
 }
@@ -167,7 +178,7 @@ func sendBuffer(conn net.Conn, n int) {
 
 // forget drops a closed session from the registry and the reactor.
 func (s *Server) forget(sess *Session) {
-	if sess.raw != nil {
+	if sess.sock.owned {
 		s.poll.remove(sess)
 	}
 	s.mu.Lock()
@@ -201,8 +212,11 @@ func (s *Server) forget(sess *Session) {
 func (s *Server) readLoop(sess *Session) {
 	buf := make([]byte, 4096)
 	var r bytes.Reader
+	sess.mu.Lock()
+	conn := sess.conn
+	sess.mu.Unlock()
 	for {
-		n, err := sess.conn.Read(buf)
+		n, err := conn.Read(buf)
 		if n > 0 {
 			sess.received(buf[:n], &r)
 		}
@@ -215,7 +229,7 @@ func (s *Server) readLoop(sess *Session) {
 
 // schedule hands a session with a fresh queue to a flush worker.
 func (s *Server) schedule(sess *Session) {
-	if sess.raw == nil {
+	if !sess.sock.owned {
 		go sess.flush(true)
 		return
 	}
@@ -234,6 +248,14 @@ func (s *Server) flusher() {
 		case <-s.stop:
 			return
 		}
+	}
+}
+
+// SetFrameTimeout changes Options.FrameTimeout, for the messages being
+// received too; d <= 0 keeps it.
+func (s *Server) SetFrameTimeout(d time.Duration) {
+	if d > 0 {
+		s.frameTimeout.Store(int64(d))
 	}
 }
 
@@ -259,7 +281,7 @@ func (s *Server) pinger() {
 				lastPing = now
 			}
 			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
-			frameDeadline := now.Add(-s.opts.FrameTimeout).UnixMilli()
+			frameDeadline := now.Add(-time.Duration(s.frameTimeout.Load())).UnixMilli()
 			for _, sess := range s.snapshot() {
 				keepalive := sess.keepalive.Load()
 				switch {

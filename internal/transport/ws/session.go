@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -30,15 +29,15 @@ const (
 
 // Session is one WebSocket subscriber.
 type Session struct {
-	srv  *Server
+	srv *Server
+	// conn is the connection of a session the reactor does not drive (TLS,
+	// or no epoll), set by Upgrade; of one it drives, the connection made
+	// for writes that wait, nil until one does (guarded by mu).
 	conn net.Conn
+	sock socket // the descriptor of a session the reactor drives
 
 	// The server's list of open sessions, guarded by srv.mu.
 	prev, next *Session
-	listed     bool
-
-	raw syscall.RawConn // set for plain TCP sockets driven by the reactor
-	fd  int
 
 	// Channel is the first channel the session subscribed to: the one
 	// that messages addressed to the connection itself name. The package
@@ -56,18 +55,21 @@ type Session struct {
 	// Read state, touched only by the session's reader.
 	in       []byte // a partial frame carried over to the next read
 	fragment []byte // payload of a fragmented message
-	fragOp   ws.OpCode
 
 	// Guarded by mu (see LOCKS.md: a session's lock is the innermost).
+	// The small fields are packed beside it, with the two that are not
+	// its (fragOp, the reader's; listed, srv.mu's).
 	mu       sync.Mutex
-	state    int
-	reap     bool     // closed, but not yet torn down
+	state    uint8
+	reap     bool // closed, but not yet torn down
+	flushing bool // someone owns writing the queue
+	stalled  bool // the peer's socket was full at the last write: it is not reading
+	replay   bool // live messages are held until history is queued
+	fragOp   ws.OpCode
+	listed   bool
 	queue    [][]byte // frames waiting to be written
 	spare    [][]byte // the previous queue's array, reused
 	queued   int      // bytes queued or being written
-	flushing bool     // someone owns writing the queue
-	stalled  bool     // the peer's socket was full at the last write: it is not reading
-	replay   bool     // live messages are held until history is queued
 	held     []heldMessage
 	// The newest message queued and the index, in its channel list, of
 	// the channel it came through: a later delivery must come after it,
@@ -138,7 +140,7 @@ func (s *Session) Flush(inline bool) {
 	if s.reaped() {
 		return
 	}
-	if inline && s.raw != nil {
+	if inline && s.sock.owned {
 		s.flush(false)
 	} else {
 		s.srv.schedule(s)
@@ -300,8 +302,16 @@ func (s *Session) reaped() bool {
 	s.reap = false
 	s.mu.Unlock()
 	if reap {
-		s.srv.forget(s)
-		s.conn.Close()
+		s.srv.forget(s) // out of the reactor before the descriptor closes
+		s.mu.Lock()
+		c := s.conn
+		s.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+		if s.sock.owned {
+			s.sock.close()
+		}
 		if s.onClose != nil {
 			s.onClose()
 		}
@@ -344,7 +354,7 @@ func (s *Session) flush(blocking bool) {
 			bufs, frames = join(bufs)
 		}
 		var err error
-		if blocking || s.raw == nil {
+		if blocking || !s.sock.owned {
 			s.setStalled(true) // a blocking write cannot tell a full socket from a slow one
 			err = s.writeBlocking(bufs)
 		} else {
@@ -388,19 +398,60 @@ func (s *Session) written(n, frames int, bufs [][]byte) {
 	s.mu.Lock()
 	s.stalled = false
 	s.queued -= n
-	if s.spare == nil && cap(bufs) <= 64 {
+	// An array of one is not kept: an idle session would hold it for
+	// nothing, and a new one costs as little as reusing it.
+	if s.spare == nil && cap(bufs) > 1 && cap(bufs) <= 64 {
 		s.spare = bufs[:0]
 	}
 	s.mu.Unlock()
 }
 
 func (s *Session) writeBlocking(bufs [][]byte) error {
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
+	c, err := s.waitingConn()
+	if err != nil {
+		return err
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
 		return err
 	}
 	nb := net.Buffers(bufs)
-	_, err := nb.WriteTo(s.conn)
+	_, err = nb.WriteTo(c)
 	return err
+}
+
+// waitingConn returns the connection writes that wait for the peer use:
+// for a session the reactor drives, one made on its descriptor the first
+// time (a peer that stops reading), kept until the session ends.
+func (s *Session) waitingConn() (net.Conn, error) {
+	s.mu.Lock()
+	c, closed := s.conn, s.state == stateClosed
+	s.mu.Unlock()
+	switch {
+	case c != nil:
+		return c, nil
+	case closed || !s.sock.owned:
+		return nil, errSocketClosed
+	}
+	made, err := s.sock.conn()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		made.Close()
+		return nil, errSocketClosed
+	}
+	if s.conn == nil {
+		s.conn = made
+		made = nil
+	}
+	c = s.conn
+	s.mu.Unlock()
+	if made != nil {
+		made.Close()
+	}
+	return c, nil
 }
 
 // writeNonBlocking writes as much of bufs as the socket takes now and
@@ -413,14 +464,7 @@ func (s *Session) writeNonBlocking(bufs [][]byte) ([][]byte, error) {
 		if len(chunk) > maxIov {
 			chunk = chunk[:maxIov]
 		}
-		var n int
-		var werr error
-		if err := s.raw.Write(func(fd uintptr) bool {
-			n, werr = unix.Writev(int(fd), chunk)
-			return true
-		}); err != nil {
-			return nil, err
-		}
+		n, werr := s.sock.writev(chunk)
 		switch {
 		case werr == unix.EAGAIN:
 			return bufs, nil

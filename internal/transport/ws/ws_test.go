@@ -242,7 +242,7 @@ func TestPartialFramesCarryOver(t *testing.T) {
 	buf := clientFrames()
 	for cut := range len(buf) + 1 {
 		var got []string
-		sess := &Session{srv: srv, conn: discardConn{}, fd: -1}
+		sess := &Session{srv: srv, conn: discardConn{}}
 		sess.onMessage = func(_ *Session, _ ws.OpCode, p []byte) { got = append(got, string(p)) }
 		var r bytes.Reader
 		sess.received(append([]byte(nil), buf[:cut]...), &r)
@@ -625,10 +625,9 @@ func TestSendBufferIsBounded(t *testing.T) {
 	h.dial(t)
 	h.waitSessions(t, 1)
 	sess := h.srv.snapshot()[0]
-	var got int
-	var serr error
-	if err := sess.raw.Control(func(fd uintptr) { got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) }); err != nil || serr != nil {
-		t.Fatal(err, serr)
+	got, err := unix.GetsockoptInt(int(sess.sock.fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if got > 2*(32<<10) {
 		t.Fatalf("SO_SNDBUF %d; want at most twice the 32 KiB asked (the kernel doubles it)", got)
@@ -776,5 +775,41 @@ func TestTrickledMessage(t *testing.T) {
 	}
 	if s.in != nil || s.partialSince.Load() != 0 {
 		t.Errorf("a partial frame is kept: %d bytes", len(s.in))
+	}
+}
+
+// A client that stops reading until its socket is full, then reads again,
+// gets every message in order: the writes that waited for it went through
+// the connection the session made on its own descriptor.
+func TestPausedReaderCatchesUp(t *testing.T) {
+	h := newHarness(t, Options{MaxQueueBytes: 4 << 20, SendBuffer: 8 << 10}, false)
+	conn := h.dial(t)
+	h.waitSessions(t, 1)
+	sess := h.srv.snapshot()[0]
+	body := strings.Repeat("y", 16<<10)
+	n := 0
+	stalled := func() bool {
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+		return sess.stalled
+	}
+	for ; n < 2000 && !stalled(); n++ {
+		publish(h.hub, fmt.Sprintf("%04d%s", n, body))
+	}
+	if !stalled() {
+		t.Fatal("the socket of a client that does not read never filled")
+	}
+	for i := 0; i < 10; i++ { // more while it waits
+		publish(h.hub, fmt.Sprintf("%04d%s", n, body))
+		n++
+	}
+	for i := 0; i < n; i++ {
+		got := readText(t, conn)
+		if want := fmt.Sprintf("%04d", i); got[:4] != want {
+			t.Fatalf("message %d is %q...; want %s", i, got[:4], want)
+		}
+	}
+	if h.srv.Metrics().SlowConsumers.Load() != 0 {
+		t.Fatal("a client that read everything was dropped")
 	}
 }
