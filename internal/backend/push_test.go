@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,12 +14,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/rueidis"
 
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/hub"
 	"github.com/pushpull/pushpull/internal/store"
 	tu "github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/pushservice"
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 	"github.com/pushpull/pushpull/internal/webpush"
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -537,4 +540,55 @@ func TestPushQueueFull(t *testing.T) {
 	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "queue is full") {
 		t.Errorf("push/send past the bound: %d %v", code, out)
 	}
+}
+
+// TestPushRedisCluster runs the queue's scripts on a Redis Cluster of
+// three masters, under the hash-tagged prefix FromConfig gives there:
+// every script's keys are in one slot.
+func TestPushRedisCluster(t *testing.T) {
+	cli := redistest.Binary(t, "redis-cli")
+	var addrs []string
+	for range 3 {
+		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+		addrs = append(addrs, r.Addr())
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	tu.WaitFor(t, "the cluster serving every slot", func() bool {
+		return c.Do(ctx, c.B().Set().Key("probe").Value("1").Build()).Error() == nil
+	})
+	p := newPushEnv(t, NewRedis(c, "{pushpull}:backend:"), nil, nil, nil)
+	id := p.subscribe(t, "1")
+	for _, n := range []Notification{
+		{Users: []string{"1"}, Message: "old", Tag: "chat", SubTag: "im", Deferred: true},
+		{Users: []string{"1"}, Message: "new", Tag: "chat", SubTag: "im", Deferred: true},
+		{Users: []string{"1"}, Message: "other", Tag: "other", Deferred: true},
+	} {
+		if _, err := p.s.AddQueue(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.queueLen(t); n != 2 {
+		t.Fatalf("queue holds %d, want 2 (the newer chat one replaced the older)", n)
+	}
+	if n, err := p.s.CancelPush(ctx, []string{"1"}, []string{"im"}); err != nil || n != 1 {
+		t.Fatalf("cancel by sub-tag: %d %v, want 1", n, err)
+	}
+	if _, err := p.s.AddQueue(ctx, Notification{Users: []string{"1"}, Message: "now", Tag: "now"}); err != nil {
+		t.Fatal(err)
+	}
+	p.start(t)
+	tu.WaitFor(t, "the notification sent", func() bool { return len(p.ps.Messages()) == 1 })
+	if m := p.ps.Messages()[0]; m.Subscription != id || payloadOf(t, m).Message != "now" {
+		t.Errorf("push service got %+v", m)
+	}
+	tu.WaitFor(t, "only the deferred one left", func() bool { return p.queueLen(t) == 1 })
 }
