@@ -1,6 +1,7 @@
 // Builds dist/ from src/ (npm run build): dist/index.js, one minified ES
 // module holding the client and the part of the protobuf runtime it uses
-// (esbuild), and the type declarations (tsc, which also type-checks).
+// (esbuild), dist/sw.js, the Web Push service worker, and the type
+// declarations (tsc, which also type-checks).
 //
 //   node build.mjs [outDir]    default dist/; the dist test builds elsewhere
 import { build } from "esbuild";
@@ -22,10 +23,15 @@ execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json"), "--emitD
 // dependency of the package.
 rmSync(join(out, "gen"), { recursive: true, force: true });
 rmSync(join(out, "protobuf.d.ts"), { force: true });
-await build({
+const protobufNotice = "\n// Includes the binary codec of @bufbuild/protobuf (Copyright Buf Technologies, Inc., Apache-2.0).";
+for (const [entry, outfile, what, notice] of [
+  ["src/index.ts", "index.js", "@pushpull/client", protobufNotice],
+  // The service worker (Web Push): a module of its own, without the client.
+  ["src/sw.ts", "sw.js", "@pushpull/client service worker", ""],
+]) await build({
   absWorkingDir: root,
-  entryPoints: ["src/index.ts"],
-  outfile: join(out, "index.js"),
+  entryPoints: [entry],
+  outfile: join(out, outfile),
   bundle: true,
   format: "esm",
   platform: "browser",
@@ -35,8 +41,7 @@ await build({
   legalComments: "none",
   banner: {
     js:
-      "// @pushpull/client, MIT licence. Built from js/src by js/build.mjs; do not edit.\n" +
-      "// Includes the binary codec of @bufbuild/protobuf (Copyright Buf Technologies, Inc., Apache-2.0).",
+      `// ${what}, MIT licence. Built from js/src by js/build.mjs; do not edit.` + notice,
   },
   logLevel: "warning",
 });

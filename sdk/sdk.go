@@ -122,6 +122,9 @@ type Publish struct {
 	Shared   bool     `json:"shared,omitempty"`
 	Message  Message  `json:"message"`
 	Expiry   int      `json:"expiry,omitempty"` // seconds of life; 0: the server's default
+	// NotifyOffline also notifies the receivers who are not connected,
+	// through Web Push (its Users must be empty: they are the publish's).
+	NotifyOffline *Notification `json:"notifyOffline,omitempty"`
 }
 
 // Published reports one publish: the ids of the stored messages (one per
@@ -131,6 +134,14 @@ type Published struct {
 	MIDs     []string `json:"mids"`
 	Channels int      `json:"channels"`
 	Users    int      `json:"users"`
+	// Push is what the publish's notifyOffline queued for Web Push.
+	Push *PushQueued `json:"push,omitempty"`
+}
+
+// PushQueued counts the Web Push notifications a publish queued (one per
+// subscription of the users not connected).
+type PushQueued struct {
+	Queued int `json:"queued"`
 }
 
 // Config is a user's client config, what pull.config.get answers in
@@ -218,6 +229,99 @@ type ProcessStats struct {
 	WebSockets      int64  `json:"websockets"`
 	Pollings        int64  `json:"pollings"`
 	Channels        int    `json:"channels"`
+}
+
+// PushSubscription is a browser's Web Push subscription, as
+// PushSubscription.toJSON() gives it.
+type PushSubscription struct {
+	Endpoint       string   `json:"endpoint"`
+	ExpirationTime *float64 `json:"expirationTime,omitempty"`
+	Keys           struct {
+		P256dh string `json:"p256dh"`
+		Auth   string `json:"auth"`
+	} `json:"keys"`
+}
+
+// Notification is a Web Push send, with the parameters of the Bitrix
+// CPushManager::AddQueue (docs/webpush.md).
+type Notification struct {
+	Users           []string `json:"USER_ID,omitempty"`
+	SkipUsers       []string `json:"SKIP_USERS,omitempty"`
+	Message         string   `json:"MESSAGE"`
+	Tag             string   `json:"TAG,omitempty"`
+	SubTag          string   `json:"SUB_TAG,omitempty"`
+	Badge           *int     `json:"BADGE,omitempty"`
+	Params          any      `json:"PARAMS,omitempty"`
+	AdvancedParams  any      `json:"ADVANCED_PARAMS,omitempty"` // an object: senderName, notificationsToCancel, ...
+	Expiry          int      `json:"EXPIRY,omitempty"`          // seconds; 0: 43,200
+	Sound           string   `json:"SOUND,omitempty"`
+	AppID           string   `json:"APP_ID,omitempty"`
+	Important       bool     `json:"IMPORTANT,omitempty"`
+	SendImmediately bool     `json:"SEND_IMMEDIATELY,omitempty"`
+	SendDeferred    bool     `json:"SEND_DEFERRED,omitempty"`
+}
+
+// PushDecision is what PushSend decided for a user: "send", "silent",
+// "defer" or "skip" (with the reason).
+type PushDecision struct {
+	Decision      string `json:"decision"`
+	Reason        string `json:"reason,omitempty"`
+	Subscriptions int    `json:"subscriptions,omitempty"`
+}
+
+// PushSent answers PushSend: the notifications queued (one per
+// subscription) and each user's decision.
+type PushSent struct {
+	Queued int                     `json:"queued"`
+	Users  map[string]PushDecision `json:"users"`
+}
+
+// PushKey returns the VAPID public key browsers subscribe with
+// (applicationServerKey).
+func (c *Client) PushKey(ctx context.Context) (string, error) {
+	var out struct {
+		PublicKey string `json:"publicKey"`
+	}
+	err := c.call(ctx, "push/key", struct{}{}, &out)
+	return out.PublicKey, err
+}
+
+// PushSubscribe registers a browser's subscription for user (and the
+// application appID, "" for none) and returns its id.
+func (c *Client) PushSubscribe(ctx context.Context, user, appID string, sub PushSubscription) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	err := c.call(ctx, "push/subscribe", map[string]any{"userId": user, "appId": appID, "subscription": sub}, &out)
+	return out.ID, err
+}
+
+// PushUnsubscribe removes user's subscription with endpoint; false when
+// there was none.
+func (c *Client) PushUnsubscribe(ctx context.Context, user, endpoint string) (bool, error) {
+	var out struct {
+		Removed bool `json:"removed"`
+	}
+	err := c.call(ctx, "push/unsubscribe", map[string]string{"userId": user, "endpoint": endpoint}, &out)
+	return out.Removed, err
+}
+
+// PushSend queues a notification to n.Users as CPushManager::AddQueue
+// does: each is sent to now, silently, later, or skipped.
+func (c *Client) PushSend(ctx context.Context, n Notification) (PushSent, error) {
+	var out PushSent
+	err := c.call(ctx, "push/send", n, &out)
+	return out, err
+}
+
+// PushCancel removes the waiting notifications of users whose tag or
+// sub-tag is one of tags, and returns how many.
+func (c *Client) PushCancel(ctx context.Context, users, tags []string) (int, error) {
+	var out struct {
+		Cancelled int `json:"cancelled"`
+	}
+	err := c.call(ctx, "push/cancel", map[string][]string{"USER_ID": users, "TAGS": tags}, &out)
+	return out.Cancelled, err
 }
 
 // Commands Command sends.

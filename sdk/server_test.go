@@ -26,8 +26,11 @@ type testServer struct {
 
 // startServer starts a server with the given keys; an empty backendKey
 // leaves the backend API off.
-func startServer(key, backendKey string) (*testServer, error) {
+func startServer(key, backendKey string, edit ...func(*config.Config)) (*testServer, error) {
 	cfg := config.Default()
+	for _, e := range edit {
+		e(cfg)
+	}
 	cfg.Servers[0].Port, cfg.Servers[1].Port = 0, 0 // free ports, which New binds
 	cfg.Security.Key, cfg.Security.BackendKey = key, backendKey
 	cfg.ShutdownTimeout = 5

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/spawn"
 	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/webpush"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/protocol/format"
 	"github.com/pushpull/pushpull/sdk"
@@ -290,4 +292,28 @@ func FuzzParseEnvelopes(f *testing.F) {
 			t.Fatalf("no envelope and no error for %q", data)
 		}
 	})
+}
+
+// TestVAPID checks that pushpull vapid prints a config the server takes.
+func TestVAPID(t *testing.T) {
+	var out, errs bytes.Buffer
+	if err := vapid([]string{"--subject", "mailto:ops@example.com"}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Decode(out.Bytes())
+	if err != nil {
+		t.Fatalf("vapid printed %s: %v", out.String(), err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("vapid printed %s: %v", out.String(), err)
+	}
+	w := cfg.WebPush
+	v, err := webpush.NewVAPID(w.VAPIDPrivateKey, w.VAPIDPublicKey, w.Subject)
+	if err != nil || v.PublicKey() != w.VAPIDPublicKey || w.Subject != "mailto:ops@example.com" {
+		t.Fatalf("vapid printed %s: %v", out.String(), err)
+	}
+	out.Reset()
+	if err := vapid([]string{"--env"}, &out, &errs); err != nil || !strings.HasPrefix(out.String(), "PUSHPULL_VAPID_PRIVATE_KEY=") {
+		t.Fatalf("vapid --env printed %q, %v", out.String(), err)
+	}
 }

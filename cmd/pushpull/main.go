@@ -6,6 +6,7 @@
 //	pushpull publish --channel ID ...        publish a message
 //	pushpull subscribe --channel ID ...      print the messages that arrive
 //	pushpull stats                           print the processes' statistics
+//	pushpull vapid                           print a new Web Push (VAPID) key pair
 package main
 
 import (
@@ -28,6 +29,7 @@ commands:
   publish   publish a message to channels, or to users through the backend API
   subscribe print the messages that arrive on channels, one JSON object a line
   stats     print the statistics of the server's processes
+  vapid     print a new VAPID key pair for Web Push (webPush in the config)
   version   print the version
 `
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return subscribe(ctx, rest, stdout, stderr)
 	case "stats":
 		return stats(ctx, rest, stdout, stderr)
+	case "vapid":
+		return vapid(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pushpull", version)
 		return nil

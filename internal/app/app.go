@@ -69,6 +69,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	a.server.SetBackend(a.backend)
+	a.server.Registry().MustRegister(a.backend.PushCollectors()...)
 	if err := a.server.Listen(); err != nil {
 		a.backend.Close()
 		eng.Close()
@@ -90,8 +91,18 @@ func (a *App) Addrs() []net.Addr { return a.server.Addrs() }
 // Run serves until ctx ends, then stops gracefully and releases everything.
 func (a *App) Run(ctx context.Context) error {
 	go a.backend.Run(ctx, time.Second)
+	pushCtx, stopPush := context.WithCancel(ctx)
+	pushDone := make(chan struct{})
+	go func() {
+		defer close(pushDone)
+		a.backend.RunPush(pushCtx)
+	}()
 	go trimMemory(ctx)
 	err := a.server.Serve(ctx)
+	// The Web Push sends under way finish before the snapshot keeps
+	// the queue.
+	stopPush()
+	<-pushDone
 	// Every publish has finished by now: what a snapshot holds is all that
 	// was accepted.
 	if a.late.snapshot != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/engine"
 	"github.com/pushpull/pushpull/internal/redisengine"
+	"github.com/pushpull/pushpull/internal/webpush"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -40,6 +41,21 @@ func FromConfig(cfg *config.Config, e engine.Engine, log *slog.Logger) (*Service
 		o.JWTKey = []byte(cfg.Security.Key)
 	}
 	o.LongPollingURL, o.WebSocketURL, o.PublishURL, o.Hostname = clientURLs(cfg)
+	if w := cfg.WebPush; w.VAPIDPrivateKey != "" {
+		v, err := webpush.NewVAPID(w.VAPIDPrivateKey, w.VAPIDPublicKey, w.Subject)
+		if err != nil {
+			return nil, err
+		}
+		o.Push = &PushConfig{
+			Sender:       &webpush.Sender{VAPID: v, Client: webpush.NewClient(w.AllowPrivateEndpoints)},
+			AllowPrivate: w.AllowPrivateEndpoints,
+			DeferDelay:   config.Seconds(w.DeferDelay),
+			MaxQueue:     w.MaxQueue,
+			MaxAttempts:  w.MaxAttempts,
+			Rate:         w.MessagesPerSecond,
+			UserRate:     w.UserMessagesPerMinute,
+		}
+	}
 	if cfg.Storage.Type == "redis" && o.Key != "" {
 		client, err := rueidis.NewClient(redisengine.OptionsFromConfig(cfg).Client)
 		if err != nil {

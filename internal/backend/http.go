@@ -29,7 +29,8 @@ const (
 
 // ServeHTTP serves the backend API under any prefix: the last path
 // element names the call (config, publish, watch, watch/extend, unwatch,
-// online, public, command). Every call is a POST of a JSON object,
+// online, public, command; push/subscribe, push/unsubscribe, push/send,
+// push/cancel, push/key for Web Push). Every call is a POST of a JSON object,
 // authenticated with "Authorization: Bearer <backend key>", and answers
 // JSON. Without a backend key every path answers 404.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +46,16 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var call func(ctx context.Context, body []byte) (any, error)
 	path := r.URL.Path
 	switch {
+	case strings.HasSuffix(path, "/push/send"):
+		call = s.httpPushSend
+	case strings.HasSuffix(path, "/push/subscribe"):
+		call = s.httpPushSubscribe
+	case strings.HasSuffix(path, "/push/unsubscribe"):
+		call = s.httpPushUnsubscribe
+	case strings.HasSuffix(path, "/push/cancel"):
+		call = s.httpPushCancel
+	case strings.HasSuffix(path, "/push/key"):
+		call = s.httpPushKey
 	case strings.HasSuffix(path, "/watch/extend"):
 		call = s.httpExtend
 	case strings.HasSuffix(path, "/config"):
@@ -94,6 +105,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &bad):
 		writeError(w, http.StatusBadRequest, bad.Error())
+	case errors.Is(err, ErrQueueFull):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		s.o.Log.Warn("backend call failed", "path", path, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "storage unavailable")
@@ -231,6 +244,10 @@ type PublishRequest struct {
 	Shared   bool     `json:"shared,omitempty"`
 	Message  Message  `json:"message"`
 	Expiry   uint32   `json:"expiry,omitempty"`
+	// NotifyOffline also sends this notification through Web Push to the
+	// users (and tag watchers) it reaches, decided for each as push/send
+	// does: those connected are skipped. Its USER_ID is not given.
+	NotifyOffline *AddQueueRequest `json:"notifyOffline,omitempty"`
 }
 
 // publishBatch is the publish call's body: one request, or several under
@@ -258,6 +275,7 @@ func (s *Service) httpPublish(ctx context.Context, body []byte) (any, error) {
 		t Target
 		m Message
 		e uint32
+		n *Notification
 	}
 	all := make([]checked, len(reqs))
 	for i, r := range reqs {
@@ -268,13 +286,39 @@ func (s *Service) httpPublish(ctx context.Context, body []byte) (any, error) {
 		if err := checkMessage(r.Message); err != nil {
 			return nil, err
 		}
-		all[i] = checked{t, r.Message, r.Expiry}
+		all[i] = checked{t: t, m: r.Message, e: r.Expiry}
+		if r.NotifyOffline != nil {
+			if s.push == nil {
+				return nil, errPushOff
+			}
+			if len(r.NotifyOffline.UserID) > 0 {
+				return nil, badf("notifyOffline: its receivers are the publish's; give no USER_ID")
+			}
+			n, err := r.NotifyOffline.notification([]string{})
+			if err != nil {
+				return nil, badf("notifyOffline: %v", err)
+			}
+			if _, _, err := n.payloads(s.o.Now()); err != nil {
+				return nil, err
+			}
+			all[i].n = &n
+		}
 	}
 	out := make([]sdk.Published, len(all))
 	for i, c := range all {
 		p, err := s.Publish(ctx, c.t, c.m, c.e)
 		if err != nil {
 			return nil, err
+		}
+		if c.n != nil {
+			if c.n.Users, err = s.targetUsers(ctx, c.t); err != nil {
+				return nil, err
+			}
+			q, err := s.AddQueue(ctx, *c.n)
+			if err != nil {
+				return nil, err
+			}
+			p.Push = &sdk.PushQueued{Queued: q.Queued}
 		}
 		out[i] = p
 	}

@@ -12,6 +12,14 @@ type Memory struct {
 	owners  map[string]*memOwner
 	watches map[string]map[string]time.Time // tag -> user -> until
 	seen    map[string]time.Time
+
+	subs  map[string]map[string]PushSub // user -> id -> Web Push subscription
+	queue map[string]*memPushItem       // Web Push notifications waiting, by id
+	// userItems indexes queue by user: user -> ids.
+	userItems map[string]map[string]struct{}
+	// pushNext is no later than the earliest time an item may be
+	// claimed: Claim skips its scan before it (zero: scan).
+	pushNext time.Time
 }
 
 type memOwner struct {

@@ -57,6 +57,8 @@ type Options struct {
 	PublishURL     string // client publish (protocols 4, 5); "" for none
 	Hostname       string // server.hostname, and the JWT issuer
 
+	Push *PushConfig // Web Push; nil: off
+
 	MaxBody     int           // largest request body (bytes)
 	BodyTimeout time.Duration // how long a request body may take to arrive (30 s)
 	Log         *slog.Logger
@@ -67,6 +69,7 @@ type Options struct {
 type Service struct {
 	o    Options
 	live atomic.Pointer[liveOptions] // what SetKey and SetBodyLimits change
+	push *pushState                  // nil: Web Push off
 }
 
 // liveOptions are the options a reload changes; the fields of o with the
@@ -122,6 +125,11 @@ func New(o Options) *Service {
 	}
 	s := &Service{o: o}
 	s.live.Store(&liveOptions{signer: o.Signer, jwtKey: o.JWTKey, maxBody: o.MaxBody, bodyTimeout: o.BodyTimeout})
+	if o.Push != nil && o.Push.Sender != nil {
+		if store, ok := o.State.(PushStore); ok {
+			s.push = newPushState(*o.Push, store)
+		}
+	}
 	return s
 }
 
@@ -361,13 +369,9 @@ type Target struct {
 // Publish sends m to target, with expiry seconds of life (0: the store's
 // default). Users without a channel are skipped.
 func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint32) (sdk.Published, error) {
-	users := t.Users
-	if len(t.Tags) > 0 {
-		watchers, err := s.o.State.Watchers(ctx, t.Tags, s.o.Now())
-		if err != nil {
-			return sdk.Published{}, err
-		}
-		users = protocol.UniqueIDs(append(append([]string(nil), users...), watchers...))
+	users, err := s.targetUsers(ctx, t)
+	if err != nil {
+		return sdk.Published{}, err
 	}
 	var channels []string
 	seen := make(map[string]bool)
@@ -414,6 +418,19 @@ func (s *Service) Publish(ctx context.Context, t Target, m Message, expiry uint3
 		channels = channels[n:]
 	}
 	return res, nil
+}
+
+// targetUsers returns the users t names and those watching its tags.
+func (s *Service) targetUsers(ctx context.Context, t Target) ([]string, error) {
+	users := t.Users
+	if len(t.Tags) > 0 {
+		watchers, err := s.o.State.Watchers(ctx, t.Tags, s.o.Now())
+		if err != nil {
+			return nil, err
+		}
+		users = protocol.UniqueIDs(append(append([]string(nil), users...), watchers...))
+	}
+	return users, nil
 }
 
 // Watch makes user watch tags for ttl (0: the configured default) and

@@ -19,6 +19,10 @@ type stateSnapshot struct {
 	Owners  map[string]ownerSnapshot        `json:"owners"`
 	Watches map[string]map[string]time.Time `json:"watches"`
 	Seen    map[string]time.Time            `json:"seen"`
+	// Web Push: subscriptions and the notifications waiting (a claimed
+	// one, being sent at the stop, is kept as due).
+	PushSubs  map[string]map[string]PushSub `json:"pushSubs,omitempty"`
+	PushQueue []PushItem                    `json:"pushQueue,omitempty"`
 }
 
 type ownerSnapshot struct {
@@ -37,6 +41,10 @@ func (m *Memory) WriteSnapshot(w io.Writer) error {
 		Watches: m.watches, Seen: m.seen}
 	for name, o := range m.owners {
 		snap.Owners[name] = ownerSnapshot{Current: o.Current, Previous: o.Previous, Expires: o.expires, Due: o.due}
+	}
+	snap.PushSubs = m.subs
+	for _, it := range m.queue {
+		snap.PushQueue = append(snap.PushQueue, it.PushItem)
 	}
 	b, err := json.Marshal(snap)
 	m.mu.Unlock()
@@ -59,7 +67,7 @@ func (m *Memory) ReadSnapshot(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.owners) != 0 || len(m.watches) != 0 || len(m.seen) != 0 {
+	if len(m.owners) != 0 || len(m.watches) != 0 || len(m.seen) != 0 || len(m.subs) != 0 || len(m.queue) != 0 {
 		return errors.New("backend state snapshot: the state is not empty")
 	}
 	for name, o := range snap.Owners {
@@ -72,6 +80,17 @@ func (m *Memory) ReadSnapshot(r io.Reader) error {
 	}
 	for u, t := range snap.Seen {
 		m.seen[u] = t
+	}
+	m.initPush()
+	for u, subs := range snap.PushSubs {
+		if len(subs) > 0 {
+			m.subs[u] = subs
+		}
+	}
+	for _, it := range snap.PushQueue {
+		if it.ID != "" {
+			m.addItem(it)
+		}
 	}
 	return nil
 }

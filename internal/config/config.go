@@ -33,6 +33,7 @@ type Config struct {
 	ShutdownTimeout float64 `json:"shutdownTimeout"`
 	Log             Log     `json:"log"`     // pushpull
 	Backend         Backend `json:"backend"` // pushpull
+	WebPush         WebPush `json:"webPush"` // pushpull
 
 	// idGenerated: UniqueID made processUniqueId up, none was configured.
 	idGenerated bool
@@ -208,6 +209,36 @@ type Backend struct {
 	WatchTTL float64 `json:"watchTTL"`
 }
 
+// WebPush configures notifications to users who are not connected,
+// through the browsers' push services (pushpull). Without a VAPID private
+// key it is off.
+type WebPush struct {
+	// VAPIDPrivateKey and VAPIDPublicKey are the application server's
+	// key pair (pushpull vapid generates one), base64url; the public key
+	// may be left out. Subject is the contact push services may use, a
+	// mailto: or https: URI.
+	VAPIDPrivateKey string `json:"vapidPrivateKey,omitempty"`
+	VAPIDPublicKey  string `json:"vapidPublicKey,omitempty"`
+	Subject         string `json:"subject,omitempty"`
+	// DeferDelay is how long, in seconds, a deferred notification waits
+	// before it is sent (if its user has not come back meanwhile).
+	DeferDelay float64 `json:"deferDelay"`
+	// MaxQueue bounds the notifications waiting to be sent.
+	MaxQueue int `json:"maxQueue"`
+	// MaxAttempts is how many times a notification is tried before it is
+	// given up.
+	MaxAttempts int `json:"maxAttempts"`
+	// MessagesPerSecond bounds what this process sends;
+	// UserMessagesPerMinute the notifications one user gets.
+	MessagesPerSecond     float64 `json:"messagesPerSecond"`
+	UserMessagesPerMinute float64 `json:"userMessagesPerMinute"`
+	// AllowPrivateEndpoints lets subscriptions name push services on
+	// addresses that are not public (loopback, private networks): off,
+	// an endpoint a browser handed over cannot make the server post into
+	// its own network.
+	AllowPrivateEndpoints bool `json:"allowPrivateEndpoints,omitempty"`
+}
+
 // DefaultLifetime is storage.defaultExpiry as store.TTLs.Default takes
 // it: -1 (transient) for 0.
 func (s Storage) DefaultLifetime() time.Duration {
@@ -286,6 +317,13 @@ func Default() *Config {
 			ChannelWriteTTL:   43205,
 			ChannelStorageTTL: 86400,
 			WatchTTL:          3600,
+		},
+		WebPush: WebPush{
+			DeferDelay:            300,
+			MaxQueue:              100000,
+			MaxAttempts:           10,
+			MessagesPerSecond:     100,
+			UserMessagesPerMinute: 30,
 		},
 	}
 }

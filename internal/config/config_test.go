@@ -445,6 +445,16 @@ func TestValidateErrors(t *testing.T) {
 		{func(c *Config) { c.ShutdownTimeout = -1 }, "shutdownTimeout: must be between 0 and 2147483648"},
 		{func(c *Config) { c.Log.Level = "verbose" }, `log.level: "verbose" is not debug, info, warn or error`},
 		{func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not text or json`},
+		{func(c *Config) { c.WebPush.VAPIDPublicKey = testVAPIDPublic }, "webPush.vapidPublicKey: given without webPush.vapidPrivateKey"},
+		{func(c *Config) { c.WebPush.VAPIDPrivateKey, c.WebPush.Subject = "AAAA", "mailto:a@b" },
+			"webPush.vapidPrivateKey: VAPID private key: not a P-256 private key (want the 32-byte scalar, base64url)"},
+		{func(c *Config) { c.WebPush.VAPIDPrivateKey = testVAPIDPrivate },
+			`webPush.subject: VAPID subject "": want a mailto: or https: URI`},
+		{func(c *Config) {
+			c.WebPush.VAPIDPrivateKey, c.WebPush.VAPIDPublicKey, c.WebPush.Subject = testVAPIDPrivate, testVAPIDPublic[:20]+"AAAA", "mailto:a@b"
+		}, "webPush.vapidPublicKey: VAPID public key: not the private key's (leave it out, or give the one generated with it)"},
+		{func(c *Config) { c.WebPush.MaxQueue = 0 }, "webPush.maxQueue: must be > 0"},
+		{func(c *Config) { c.WebPush.DeferDelay = -1 }, "webPush.deferDelay: must be > 0"},
 	} {
 		c := Default()
 		tc.change(c)
@@ -1018,5 +1028,28 @@ func TestDocExamples(t *testing.T) {
 		} else if len(c.Ignored) > 0 {
 			t.Errorf("example %d has unknown keys %q", i, c.Ignored)
 		}
+	}
+}
+
+// A key pair of pushpull vapid.
+const (
+	testVAPIDPrivate = "T_qGVCqSJb7-8INSSAoHJsAo_4g_Ka2jxt4TgCOztfE"
+	testVAPIDPublic  = "BDzj4af0sT4BLgNfXExLBREVMNDZ-FGXq1lBwc7eUcybb4BTuq9cjT_vfntW6VjQ-RqtI-J2whUPmX1jDSKTOpQ"
+)
+
+// The VAPID private key comes from the environment or a flag like the
+// other secrets.
+func TestParseVAPIDKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte(`{"webPush": {"subject": "mailto:ops@example.com"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"--config", file}, env(map[string]string{"PUSHPULL_VAPID_PRIVATE_KEY": testVAPIDPrivate}), io.Discard)
+	if err != nil || c.WebPush.VAPIDPrivateKey != testVAPIDPrivate {
+		t.Fatalf("PUSHPULL_VAPID_PRIVATE_KEY: %v %+v", err, c)
+	}
+	c, err = Parse([]string{"--config", file, "--vapid-private-key", testVAPIDPrivate}, env(nil), io.Discard)
+	if err != nil || c.WebPush.VAPIDPrivateKey != testVAPIDPrivate {
+		t.Fatalf("--vapid-private-key: %v %+v", err, c)
 	}
 }

@@ -26,6 +26,7 @@ type override struct {
 var overrides = []override{
 	{flag: "key", key: "security.key", usage: "security `key` channel ids are signed with; prefer the env var, flags show in ps"},
 	{flag: "backend-key", key: "security.backendKey", usage: "`key` callers of the backend API present as a Bearer token; prefer the env var"},
+	{flag: "vapid-private-key", key: "webPush.vapidPrivateKey", usage: "Web Push VAPID private `key` (pushpull vapid makes one); prefer the env var"},
 	{flag: "algo", key: "security.algo", usage: "signature algorithm: sha1, sha256, sha512 or md5"},
 	{flag: "redis", usage: "Redis `ADDR[,ADDR...]`: host:port, a unix socket path, or several seeds/sentinels; implies --storage redis",
 		set: setRedis},

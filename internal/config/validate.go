@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pushpull/pushpull/internal/webpush"
 	"github.com/pushpull/pushpull/protocol"
 )
 
@@ -85,6 +86,7 @@ func (c *Config) validate(files bool) error {
 
 	v.storage(c)
 	v.backend(c.Backend)
+	v.webPush(c.WebPush)
 
 	v.positive("polling.timeout", c.Polling.Timeout)
 	v.positive("limits.requestTimeout", c.Limits.RequestTimeout)
@@ -276,6 +278,28 @@ func (v *validator) backend(b Backend) {
 			v.fail("backend.publicURL", "%q is not an http(s) URL", b.PublicURL)
 		}
 	}
+}
+
+func (v *validator) webPush(w WebPush) {
+	if w.VAPIDPrivateKey == "" {
+		if w.VAPIDPublicKey != "" {
+			v.fail("webPush.vapidPublicKey", "given without webPush.vapidPrivateKey")
+		}
+	} else if _, err := webpush.NewVAPID(w.VAPIDPrivateKey, w.VAPIDPublicKey, w.Subject); err != nil {
+		path := "webPush.vapidPrivateKey"
+		switch {
+		case strings.HasPrefix(err.Error(), "VAPID public"):
+			path = "webPush.vapidPublicKey"
+		case strings.HasPrefix(err.Error(), "VAPID subject"):
+			path = "webPush.subject"
+		}
+		v.fail(path, "%v", err)
+	}
+	v.positive("webPush.deferDelay", w.DeferDelay)
+	v.positive("webPush.messagesPerSecond", w.MessagesPerSecond)
+	v.positive("webPush.userMessagesPerMinute", w.UserMessagesPerMinute)
+	v.positiveInt("webPush.maxQueue", w.MaxQueue)
+	v.positiveInt("webPush.maxAttempts", w.MaxAttempts)
 }
 
 // IsOrigin reports whether o is a browser origin as the Origin header

@@ -58,6 +58,10 @@ func Handler(prefix string, cfg *config.Config) http.HandlerFunc {
 		case name == "defaults.json":
 			h.Set("Content-Type", "application/json")
 			_, _ = w.Write(defaults())
+		case name == "client/sw.js":
+			// The Web Push service worker may control the whole page.
+			h.Set("Service-Worker-Allowed", prefix)
+			serve(w, r, client, "sw.js", "text/javascript; charset=utf-8")
 		case strings.HasPrefix(name, "client/") && strings.HasSuffix(name, ".js"):
 			serve(w, r, client, strings.TrimPrefix(name, "client/"), "text/javascript; charset=utf-8")
 		default:

@@ -30,6 +30,8 @@ export { RpcError } from "./rpc.js";
 export { BackendPoller, POLL_IDLE, POLL_FAST, POLL_VERY_FAST } from "./poller.js";
 export type { BackendPoll, PolledMessage } from "./poller.js";
 export { realTimers, type Timers } from "./timers.js";
+export { subscribeWebPush, unsubscribeWebPush, webPushSupported, base64UrlToBytes } from "./webpush.js";
+export type { WebPushOptions, WebPushSubscription } from "./webpush.js";
 export type {
   PullConfig,
   ServerConfig,

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/webpush"
 )
 
 // installDeps checks for Node.js 20+ and installs dir's locked
@@ -81,7 +83,8 @@ func TestClientUnit(t *testing.T) {
 // this binary in protocols 3, 4 and 5, over WebSocket and long polling
 // (delivery, two channels, resume after a network drop and after a server
 // restart, fallback to long polling, channel_expire, client publishes, last
-// seen, status subscriptions, tokens, the demo page). It needs Debian's
+// seen, status subscriptions, tokens, the demo page; Web Push: subscribing
+// through the service worker, a delivered push shown). It needs Debian's
 // chromium (apt-get install chromium) or PUSHPULL_CHROMIUM.
 //
 // The tests restart the server by POST PUSHPULL_CONTROL/restart: it is
@@ -99,8 +102,13 @@ func TestBrowser(t *testing.T) {
 	installDeps(t, dir)
 
 	const key, backendKey = "browser-test-key", "browser-backend-key"
+	vapidKey, _, err := webpush.GenerateVAPID()
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := startServer(t, map[string]any{
 		"security": map[string]any{"key": key, "backendKey": backendKey},
+		"webPush":  map[string]any{"vapidPrivateKey": vapidKey, "subject": "mailto:ops@example.com"},
 		"storage":  map[string]any{"snapshot": filepath.Join(t.TempDir(), "history.snapshot")},
 		"servers": []any{
 			map[string]any{"name": "sub", "routes": map[string]any{
