@@ -1,0 +1,88 @@
+package server
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+// The client address comes from the forwarding headers only when the peer
+// is a trusted proxy, and then from the rightmost address no trusted proxy
+// holds: what a client writes into the header itself cannot name it.
+func TestClientAddr(t *testing.T) {
+	trusting, err := newProxies([]string{"127.0.0.1", "10.0.0.0/8", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		proxies proxies
+		peer    string
+		xff     []string
+		realIP  string
+		want    string
+	}{
+		{"no proxies", nil, "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.8", "127.0.0.1"},
+		{"untrusted peer", trusting, "198.51.100.1:5000", []string{"203.0.113.9"}, "203.0.113.8", "198.51.100.1"},
+		{"trusted, forwarded", trusting, "127.0.0.1:5000", []string{"203.0.113.9"}, "", "203.0.113.9"},
+		{"trusted, real ip", trusting, "127.0.0.1:5000", nil, "203.0.113.8", "203.0.113.8"},
+		{"spoofed left part", trusting, "127.0.0.1:5000", []string{"1.1.1.1, 203.0.113.9"}, "", "203.0.113.9"},
+		{"chain of proxies", trusting, "127.0.0.1:5000", []string{"203.0.113.9, 10.1.2.3", "10.0.0.7"}, "", "203.0.113.9"},
+		{"only proxies", trusting, "127.0.0.1:5000", []string{"10.0.0.7"}, "", "10.0.0.7"},
+		{"garbage stops", trusting, "127.0.0.1:5000", []string{"203.0.113.9, junk, 10.0.0.7"}, "", "10.0.0.7"},
+		{"with port", trusting, "127.0.0.1:5000", []string{"203.0.113.9:4711"}, "", "203.0.113.9"},
+		{"ipv6 peer", trusting, "[::1]:5000", []string{"2001:db8::1"}, "", "2001:db8::1"},
+		{"mapped peer", trusting, "[::ffff:127.0.0.1]:5000", nil, "203.0.113.8", "203.0.113.8"},
+		{"bad real ip", trusting, "127.0.0.1:5000", nil, "nonsense", "127.0.0.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &Server{}
+			s.live.Store(&live{proxies: c.proxies})
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = c.peer
+			for _, v := range c.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if c.realIP != "" {
+				r.Header.Set("X-Real-IP", c.realIP)
+			}
+			if got := s.clientAddr(r); got != c.want {
+				t.Errorf("clientAddr = %q; want %q", got, c.want)
+			}
+		})
+	}
+	if _, err := newProxies([]string{"10.0.0.0/33"}); err == nil {
+		t.Error("a bad network accepted")
+	}
+}
+
+// Each address has its own count; a release frees a place once, however
+// often it is called; no limit counts nothing.
+func TestAddrLimit(t *testing.T) {
+	l := newAddrLimit(2)
+	r1, ok1 := l.acquire("a")
+	_, ok2 := l.acquire("a")
+	_, ok3 := l.acquire("a")
+	if !ok1 || !ok2 || ok3 {
+		t.Fatalf("three connections of a with a limit of 2: %v %v %v", ok1, ok2, ok3)
+	}
+	if _, ok := l.acquire("b"); !ok {
+		t.Fatal("b refused for a's connections")
+	}
+	r1()
+	r1()
+	if _, ok := l.acquire("a"); !ok {
+		t.Fatal("a refused after one of its connections ended")
+	}
+	if _, ok := l.acquire("a"); ok {
+		t.Fatal("a second release freed a second place")
+	}
+	off := newAddrLimit(0)
+	for range 10 {
+		if _, ok := off.acquire("a"); !ok {
+			t.Fatal("no limit refused")
+		}
+	}
+	if len(off.byAddr) != 0 {
+		t.Fatal("no limit counted")
+	}
+}
