@@ -42,6 +42,10 @@ type Config struct {
 	// otherwise silently without effect. Keys the original server used
 	// and pushpull does not (duplicatePub, debug, ...) are not listed.
 	Ignored []string `json:"-"`
+	// Aliased lists the keys of the file read under another spelling
+	// (storage.messageTLL as messageTTL), which the original server did
+	// not read: with it, such a setting had no effect.
+	Aliased []string `json:"-"`
 }
 
 // Server is one listening socket and the routes it serves.
