@@ -99,22 +99,53 @@ func loadFiles(paths []string) ([]fileSource, error) {
 	return out, errors.Join(errs...)
 }
 
-// fileNotes are what the files' keys tell an admin: the keys ignored, and
-// the ones read under a spelling the original did not read.
+// originalDefaults are the original 2.0 server's defaults of the keys
+// the appliance's templates misspell.
+var originalDefaults = map[string]float64{"storage.messageTTL": 86400, "storage.channelTTL": 86400, "storage.onlineTTL": 120}
+
+// fileNotes are what the files' keys tell an admin, one note per key and
+// value with the files that give it: the keys ignored, and the ones read
+// under a spelling the original did not read.
 func fileNotes(srcs []fileSource) []string {
-	var notes []string
+	type group struct {
+		note  string
+		files []string
+	}
+	var groups []*group
+	add := func(note, file string) {
+		for _, g := range groups {
+			if g.note == note {
+				g.files = append(g.files, file)
+				return
+			}
+		}
+		groups = append(groups, &group{note, []string{file}})
+	}
 	for _, s := range srcs {
 		for _, k := range s.cfg.Ignored {
-			n := fmt.Sprintf("%s: %s: not a key of the push server's config, ignored (the original ignores it too)", s.path, k)
+			n := k + ": not a key of the push server's config, ignored (the original ignores it too)"
 			if alt := suggest(k); alt != "" {
 				n += "; did you mean " + alt + "?"
 			}
-			notes = append(notes, n)
+			add(n, s.path)
 		}
 		for _, k := range s.cfg.Aliased {
-			f, _ := lookupPath(k)
-			notes = append(notes, fmt.Sprintf("%s: %s: read as %s; the original push server does not read this spelling and keeps its default (86400 s), so there the setting had no effect", s.path, k, f))
+			key, _ := lookupPath(k)
+			v, _, _ := fieldAt(s.cfg, key)
+			n := fmt.Sprintf("%s: read as %s (%v s); the original push server does not read this spelling", k, key, v.Interface())
+			if def, ok := originalDefaults[key]; ok {
+				if v.Kind() == reflect.Float64 && v.Float() == def {
+					n += fmt.Sprintf(" and keeps its default, which is the same (%v s): nothing changes", def)
+				} else {
+					n += fmt.Sprintf(": it kept its default (%v s), pushpull uses the file's value", def)
+				}
+			}
+			add(n, s.path)
 		}
+	}
+	notes := make([]string, len(groups))
+	for i, g := range groups {
+		notes[i] = strings.Join(g.files, ", ") + ": " + g.note
 	}
 	return notes
 }

@@ -198,7 +198,8 @@ func TestConfigDirMerged(t *testing.T) {
 		t.Errorf("processUniqueId %q, want the first file's", c.ProcessUniqueID)
 	}
 	notes := strings.Join(s.Notes, "\n")
-	for _, want := range []string{"push-server-sub-__PORT__.json: not read", "storage.messageTLL: read as storage.messageTTL", "limits.maxRequestsPerSecond: not a key"} {
+	for _, want := range []string{"push-server-sub-__PORT__.json: not read", "storage.messageTLL: read as storage.messageTTL (86400 s); the original push server does not read this spelling and keeps its default, which is the same (86400 s): nothing changes",
+		"push-server-pub-9011.json: limits.maxRequestsPerSecond: not a key"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
@@ -310,7 +311,7 @@ func TestMisspeltKeyNoted(t *testing.T) {
 	for _, want := range []string{
 		"storage.mesageTTL: not a key of the push server's config, ignored (the original ignores it too); did you mean storage.messageTTL?",
 		"secirity: not a key", "did you mean security?", "did you mean limits.maxPayload?",
-		"storage.messageTLL: read as storage.messageTTL; the original push server does not read this spelling",
+		"storage.messageTLL: read as storage.messageTTL (70 s); the original push server does not read this spelling: it kept its default (86400 s), pushpull uses the file's value",
 	} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
