@@ -233,5 +233,18 @@ func (midPosition) NotModified(h http.Header, newest string) {
 func (midPosition) Answered(http.Header, *protocol.Message) {}
 
 func isUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	// The appliance's nginx sends "Upgrade: websocket" on every request to
+	// /bitrix/subws/, with "Connection: close" on those that are no
+	// handshake: those are long polls, as the original server took them.
+	for _, v := range r.Header.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
