@@ -42,7 +42,21 @@ var overrides = []override{
 	{flag: "publish-mode", key: "publishMode", usage: "only publish, serve no subscribers"},
 	{flag: "process-id", key: "processUniqueId", usage: "unique `id` of this process among those sharing a Redis"},
 	{flag: "log-level", key: "log.level", usage: "log `level`: debug, info, warn or error"},
+	{flag: "trusted-proxies", usage: "`ADDR[,NET...]` of the reverse proxies whose X-Forwarded-For and X-Real-IP name the client (security.trustedProxies)",
+		set: func(c *Config, v string) error {
+			c.Security.TrustedProxies = nil
+			for p := range strings.SplitSeq(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.Security.TrustedProxies = append(c.Security.TrustedProxies, p)
+				}
+			}
+			return nil
+		}},
 }
+
+// sourceFlags are the flags that say where the configuration comes from;
+// their variables stand for them when none is given.
+var sourceFlags = []string{"config", "config-dir", "sysconfig", "per-file"}
 
 // envName is the environment variable of the flag: --redis-db is
 // PUSHPULL_REDIS_DB.
@@ -152,7 +166,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Setu
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if !given["config"] && !given["config-dir"] && !given["sysconfig"] && !given["per-file"] {
+	if !slices.ContainsFunc(sourceFlags, func(f string) bool { return given[f] }) {
 		if v := getenv(envName("config")); v != "" {
 			files = []string{v}
 		}

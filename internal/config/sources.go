@@ -123,7 +123,7 @@ func fileNotes(srcs []fileSource) []string {
 	}
 	for _, s := range srcs {
 		for _, k := range s.cfg.Ignored {
-			n := k + ": not a key of the push server's config, ignored (the original ignores it too)"
+			n := k + ": not a key pushpull knows, ignored"
 			if alt := suggest(k); alt != "" {
 				n += "; did you mean " + alt + "?"
 			}
@@ -145,7 +145,11 @@ func fileNotes(srcs []fileSource) []string {
 	}
 	notes := make([]string, len(groups))
 	for i, g := range groups {
-		notes[i] = strings.Join(g.files, ", ") + ": " + g.note
+		files := strings.Join(g.files, ", ")
+		if len(g.files) == len(srcs) && len(srcs) > 2 {
+			files = fmt.Sprintf("all %d files", len(srcs))
+		}
+		notes[i] = files + ": " + g.note
 	}
 	return notes
 }

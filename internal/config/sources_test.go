@@ -199,7 +199,7 @@ func TestConfigDirMerged(t *testing.T) {
 	}
 	notes := strings.Join(s.Notes, "\n")
 	for _, want := range []string{"push-server-sub-__PORT__.json: not read", "storage.messageTLL: read as storage.messageTTL (86400 s); the original push server does not read this spelling and keeps its default, which is the same (86400 s): nothing changes",
-		"push-server-pub-9011.json: limits.maxRequestsPerSecond: not a key"} {
+		"push-server-pub-9011.json: limits.maxRequestsPerSecond: not a key pushpull knows"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}
@@ -309,8 +309,8 @@ func TestMisspeltKeyNoted(t *testing.T) {
 	}
 	notes := strings.Join(s.Notes, "\n")
 	for _, want := range []string{
-		"storage.mesageTTL: not a key of the push server's config, ignored (the original ignores it too); did you mean storage.messageTTL?",
-		"secirity: not a key", "did you mean security?", "did you mean limits.maxPayload?",
+		"storage.mesageTTL: not a key pushpull knows, ignored; did you mean storage.messageTTL?",
+		"secirity: not a key pushpull knows", "did you mean security?", "did you mean limits.maxPayload?",
 		"storage.messageTLL: read as storage.messageTTL (70 s); the original push server does not read this spelling: it kept its default (86400 s), pushpull uses the file's value",
 	} {
 		if !strings.Contains(notes, want) {
@@ -411,5 +411,19 @@ func TestFromDockerEnv(t *testing.T) {
 	writeFile(t, path, `{"security": {"key": "file"}}`)
 	if c, err := Parse([]string{"--config", path}, env(with("PUSH_SUB_MODE", "sub")), io.Discard); err != nil || c.Security.Key != "file" {
 		t.Errorf("file under Docker variables: %v", err)
+	}
+}
+
+func TestTrustedProxiesOverride(t *testing.T) {
+	c, err := Parse([]string{"--trusted-proxies", "127.0.0.1, 10.0.0.0/8,"}, env(nil), io.Discard)
+	if err != nil || !slices.Equal(c.Security.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8"}) {
+		t.Errorf("--trusted-proxies: %v %v", err, c)
+	}
+	c, err = Parse(nil, env(map[string]string{"PUSHPULL_TRUSTED_PROXIES": "::1"}), io.Discard)
+	if err != nil || !slices.Equal(c.Security.TrustedProxies, []string{"::1"}) {
+		t.Errorf("PUSHPULL_TRUSTED_PROXIES: %v %v", err, c)
+	}
+	if _, err := Parse([]string{"--trusted-proxies", "10.0.0.0/40"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "security.trustedProxies[0]") {
+		t.Errorf("a bad network: %v", err)
 	}
 }
