@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 )
 
@@ -85,4 +86,41 @@ func TestAddrLimit(t *testing.T) {
 	if len(off.byAddr) != 0 {
 		t.Fatal("no limit counted")
 	}
+}
+
+// FuzzClientAddr feeds clientAddr arbitrary peers and forwarding headers.
+// It must never panic; from a peer that is no trusted proxy the answer is
+// the peer whatever the headers; from a trusted one it is an address.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("127.0.0.1:5000", "203.0.113.9, 10.0.0.7", "198.51.100.1")
+	f.Add("[::1]:80", "[2001:db8::1]:443,junk", "")
+	f.Add("198.51.100.1:1", "1.1.1.1", "2.2.2.2")
+	f.Add("garbage", ",,,", "::ffff:1.2.3.4")
+	trusting, err := newProxies([]string{"127.0.0.0/8", "10.0.0.0/8", "::1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, peer, xff, realIP string) {
+		s := &Server{proxies: trusting}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		r.Header.Set("X-Real-IP", realIP)
+		got := s.clientAddr(r)
+		p := peerAddr(r)
+		switch {
+		case !p.IsValid():
+			if got != peer {
+				t.Fatalf("peer %q without an address: %q", peer, got)
+			}
+		case !trusting.trusted(p):
+			if got != p.String() {
+				t.Fatalf("untrusted peer %q: %q", peer, got)
+			}
+		default:
+			if _, err := netip.ParseAddr(got); err != nil {
+				t.Fatalf("trusted peer %q, headers %q %q: %q is no address", peer, xff, realIP, got)
+			}
+		}
+	})
 }
