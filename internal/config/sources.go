@@ -197,7 +197,7 @@ func canonicalize(t reflect.Type, m map[string]any) {
 // across the files that give it; a file that leaves a key out takes the
 // others', and servers are the default ones when no file lists any.
 // publishMode is the process's only if every file is publish-only;
-// processUniqueId is the first file's.
+// processUniqueId is the first subscribe file's (else the first file's).
 func mergeFiles(srcs []fileSource) (*Config, error) {
 	if len(srcs) == 1 {
 		return srcs[0].cfg, nil
@@ -240,11 +240,24 @@ func mergeFiles(srcs []fileSource) (*Config, error) {
 	for _, s := range srcs {
 		c.PublishMode = c.PublishMode && s.cfg.PublishMode
 	}
+	// The first subscribe file's id, as a sysconfig setup names its one
+	// process (sub-8010).
 	c.ProcessUniqueID = srcs[0].cfg.ProcessUniqueID
+	for _, s := range srcs {
+		if !s.cfg.PublishMode {
+			c.ProcessUniqueID = s.cfg.ProcessUniqueID
+			break
+		}
+	}
 	return c, nil
 }
 
 func mergeValue(dst map[string]any, k string, v any, path, file string, from map[string]string, errs *[]error) {
+	if _, _, known := fieldAt(&Config{}, path); !known {
+		// A key pushpull does not read (debug, a misspelling): noted per
+		// file, never a disagreement.
+		return
+	}
 	old, ok := dst[k]
 	if !ok || old == nil {
 		dst[k] = v
