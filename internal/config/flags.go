@@ -122,8 +122,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 // and every push-server-{sub,pub}-PORT.json of --config-dir), merged into
 // one process serving all their servers, or one process each with
 // --per-file; else the appliance's sysconfig (--sysconfig); else the
-// official Docker image's variables (PUSH_SUB_MODE or PUSH_PUB_MODE, see
-// FromDockerEnv). When no source flag is given, PUSHPULL_CONFIG,
+// defaults. The official Docker image's variables (PUSH_SUB_MODE or
+// PUSH_PUB_MODE, see applyDockerEnv) apply over the defaults or over the
+// files PUSHPULL_CONFIG names (as the pushpull image names its config),
+// never over what the command line names. When no source flag is given,
+// PUSHPULL_CONFIG,
 // PUSHPULL_CONFIG_DIR, PUSHPULL_SYSCONFIG and PUSHPULL_PER_FILE stand for
 // them. A sysconfig given with files is checked against them: a key that
 // differs is an error.
@@ -166,7 +169,8 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Setu
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if !slices.ContainsFunc(sourceFlags, func(f string) bool { return given[f] }) {
+	fromFlags := slices.ContainsFunc(sourceFlags, func(f string) bool { return given[f] })
+	if !fromFlags {
 		if v := getenv(envName("config")); v != "" {
 			files = []string{v}
 		}
@@ -181,9 +185,29 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Setu
 		}
 	}
 
+	applianceSource := *dir != "" || *sysconfig != ""
 	setup, err := gather(files, *dir, *sysconfig, *perFile, getenv)
 	if err != nil {
 		return setup, err
+	}
+	if dockerEnvSet(getenv) {
+		// The official image's variables, over what the environment
+		// names (the pushpull image's PUSHPULL_CONFIG), not over what the
+		// command line does.
+		switch {
+		case fromFlags:
+			setup.Notes = append(setup.Notes, "PUSH_SUB_MODE, PUSH_PUB_MODE, ...: the Docker image's variables are not read when the command line names the configuration")
+		case setup.PerFile:
+			return setup, errors.New("PUSH_SUB_MODE, PUSH_PUB_MODE: the Docker image's variables configure one process, not --per-file's")
+		default:
+			_, notes, err := applyDockerEnv(setup.Processes[0].Config, getenv)
+			setup.Notes = append(setup.Notes, notes...)
+			if err != nil {
+				return setup, err
+			}
+			setup.Processes[0].Files = nil
+			setup.Sources = append(setup.Sources, "the Docker image's variables (PUSH_SUB_MODE, PUSH_PUB_MODE, PUSH_SECURITY_KEY, REDIS_HOST, ...) over it")
+		}
 	}
 	for i, o := range overrides {
 		if values[i].set {
@@ -196,12 +220,21 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Setu
 	}
 
 	var errs []error
+	layoutGiven := values[slices.IndexFunc(overrides, func(o override) bool { return o.flag == "redis-layout" })].set ||
+		getenv(envName("redis-layout")) != ""
 	for pi := range setup.Processes {
 		p := &setup.Processes[pi]
 		c := p.Config
-		var subListen, pubListen string
+		if applianceSource && c.Storage.Type == "redis" && c.Storage.Layout == "" && !layoutGiven && pi == 0 {
+			setup.Notes = append(setup.Notes, "storage.layout is not set: pushpull reads and writes Redis in the push server 1.0's layout; "+
+				"the files of the push server 2.0 (BitrixVM 7.3 and later) need --redis-layout 2.0, or it sees neither their history nor their live messages (docs/migration-redis.md)")
+		}
+		var subListen, pubListen, keyBy string
+		sourceKey := c.Security.Key
 		apply := func(o override, name, v string) {
 			switch o.flag {
+			case "key":
+				keyBy = name
 			case "sub-listen":
 				subListen = v
 				return
@@ -222,6 +255,12 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Setu
 			if values[i].set {
 				apply(o, "--"+o.flag, values[i].value)
 			}
+		}
+		if keyBy != "" && sourceKey != "" && c.Security.Key != sourceKey && pi == 0 {
+			// The package's /etc/default/pushpull makes up a PUSHPULL_KEY,
+			// which would silently replace the installation's.
+			setup.Notes = append(setup.Notes, fmt.Sprintf("security.key: %s (%s) replaces the key of %s (%s): the Bitrix module must have the one %s gives, or its messages silently stop",
+				keyBy, KeyHint(c.Security.Key), strings.Join(setup.Sources, ", "), KeyHint(sourceKey), keyBy))
 		}
 		if (subListen != "" || pubListen != "") && setup.PerFile {
 			errs = append(errs, errors.New("--sub-listen and --pub-listen name the servers of one process, not of --per-file's"))
@@ -305,18 +344,8 @@ func gather(files []string, dir, sysconfig string, perFile bool, getenv func(str
 		}
 		s.Processes = []Process{{Config: c}}
 	default:
-		c, notes, err := FromDockerEnv(getenv)
-		s.Notes = append(s.Notes, notes...)
-		if err != nil {
-			return s, err
-		}
-		if c == nil {
-			s.Sources = append(s.Sources, "defaults")
-			c = Default()
-		} else {
-			s.Sources = append(s.Sources, "the Docker image's environment (PUSH_SUB_MODE, PUSH_PUB_MODE, ...)")
-		}
-		s.Processes = []Process{{Config: c}}
+		s.Sources = append(s.Sources, "defaults")
+		s.Processes = []Process{{Config: Default()}}
 	}
 	return s, nil
 }

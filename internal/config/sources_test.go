@@ -205,7 +205,7 @@ func TestConfigDirMerged(t *testing.T) {
 		t.Errorf("processUniqueId %q, want the first subscribe file's", c.ProcessUniqueID)
 	}
 	notes := strings.Join(s.Notes, "\n")
-	for _, want := range []string{"push-server-sub-__PORT__.json: not read", "storage.messageTLL: read as storage.messageTTL (86400 s); the original push server does not read this spelling and keeps its default, which is the same (86400 s): nothing changes",
+	for _, want := range []string{"push-server-sub-__PORT__.json: not read", "storage.layout is not set", "--redis-layout 2.0", "storage.messageTLL: read as storage.messageTTL (86400 s); the original push server does not read this spelling and keeps its default, which is the same (86400 s): nothing changes",
 		"push-server-pub-9011.json: limits.maxRequestsPerSecond: not a key pushpull knows"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
@@ -379,7 +379,7 @@ func TestFromDockerEnv(t *testing.T) {
 	s := c.Servers[0]
 	if len(c.Servers) != 1 || s.Port != 8010 || s.Hostname != "0.0.0.0" || !slices.Equal(s.Routes.Sub, []string{"/bitrix/subws/", "/bitrix/sub/"}) ||
 		c.PublishMode || c.ProcessUniqueID != "sub-8010" || c.Security.Key != "dk" ||
-		c.Storage.Type != "redis" || c.Storage.Host != "redis" || c.Storage.Port != 6380 {
+		c.Storage.Type != "redis" || c.Storage.Host != "redis" || c.Storage.Port != 6380 || c.Storage.Layout != "2.0" {
 		t.Errorf("sub: %+v", c)
 	}
 	c, err = Parse(nil, env(with("PUSH_PUB_MODE", "pub", "PUSH_PUB_PORT", "9010", "PUB_URI", "/p/", "RUN_DIR", "/tmp/push-server")), io.Discard)
@@ -413,11 +413,24 @@ func TestFromDockerEnv(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
-	// A config file wins over the image's variables.
+	// A config file the command line names wins over the image's
+	// variables; one PUSHPULL_CONFIG names, as the pushpull image's
+	// container.json, lies under them.
 	path := filepath.Join(t.TempDir(), "c.json")
 	writeFile(t, path, `{"security": {"key": "file"}}`)
 	if c, err := Parse([]string{"--config", path}, env(with("PUSH_SUB_MODE", "sub")), io.Discard); err != nil || c.Security.Key != "file" {
 		t.Errorf("file under Docker variables: %v", err)
+	}
+	c, err = Parse(nil, env(with("PUSH_PUB_MODE", "pub", "PUSHPULL_CONFIG", "../../packaging/container.json")), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Servers) != 1 || c.Servers[0].Port != 9010 || !c.PublishMode || c.Security.Key != "dk" ||
+		c.Storage.Type != "redis" || c.Storage.Host != "redis" || c.Security.KeyGracePeriod != 3600 {
+		t.Errorf("Docker variables over the image's config: %+v", c)
+	}
+	if _, err := ParseServe([]string{"--config", path, "--per-file"}, env(with("PUSH_SUB_MODE", "sub")), io.Discard); err != nil {
+		t.Errorf("--per-file with Docker variables the command line overrides: %v", err)
 	}
 }
 
@@ -432,5 +445,21 @@ func TestTrustedProxiesOverride(t *testing.T) {
 	}
 	if _, err := Parse([]string{"--trusted-proxies", "10.0.0.0/40"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "security.trustedProxies[0]") {
 		t.Errorf("a bad network: %v", err)
+	}
+}
+
+// A PUSHPULL_KEY that replaces the installation's key is said plainly.
+func TestKeyOverrideNoted(t *testing.T) {
+	s, err := ParseServe([]string{"--sysconfig", applianceSysconfig}, env(map[string]string{"PUSHPULL_KEY": "generated"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(s.Notes, "\n")
+	if !strings.Contains(notes, "security.key: PUSHPULL_KEY (9 characters") || !strings.Contains(notes, "silently stop") || strings.Contains(notes, applianceKey) {
+		t.Errorf("notes: %s", notes)
+	}
+	s, _ = ParseServe([]string{"--sysconfig", applianceSysconfig}, env(map[string]string{"PUSHPULL_KEY": applianceKey}), io.Discard)
+	if strings.Contains(strings.Join(s.Notes, "\n"), "security.key:") {
+		t.Errorf("the same key noted: %q", s.Notes)
 	}
 }

@@ -174,8 +174,9 @@ func TestApplianceConfigDir(t *testing.T) {
 }
 
 // The official Docker environment's two containers, configured by their
-// variables only (.env_push, .env_push_sub, .env_push_pub, .env_redis):
-// the subscribe side and the publish side share Redis.
+// variables only (.env_push, .env_push_sub, .env_push_pub, .env_redis),
+// over the config the pushpull image names (PUSHPULL_CONFIG): the
+// subscribe side and the publish side share Redis.
 func TestDockerEnvironment(t *testing.T) {
 	r := redistest.Start(t)
 	var subSrv, pubSrv *Server
@@ -187,7 +188,7 @@ func TestDockerEnvironment(t *testing.T) {
 		start := func(mode string, port int) (*Server, error) {
 			cmd := exec.Command(binary, "serve")
 			cmd.Env = append(os.Environ(), "PUSH_SECURITY_KEY="+dropinKey, "REDIS_HOST=127.0.0.1", "REDIS_PORT="+strconv.Itoa(r.Port),
-				"RUN_DIR=/tmp/push-server")
+				"RUN_DIR=/tmp/push-server", "PUSHPULL_CONFIG="+filepath.Join(moduleRoot, "packaging", "container.json"))
 			if mode == "sub" {
 				cmd.Env = append(cmd.Env, "PUSH_SUB_MODE=sub", "PUSH_SUB_PORT="+strconv.Itoa(port))
 			} else {
