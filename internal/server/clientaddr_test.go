@@ -101,7 +101,8 @@ func FuzzClientAddr(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, peer, xff, realIP string) {
-		s := &Server{proxies: trusting}
+		s := &Server{}
+		s.live.Store(&live{proxies: trusting})
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = peer
 		r.Header.Set("X-Forwarded-For", xff)
