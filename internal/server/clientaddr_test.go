@@ -1,9 +1,15 @@
 package server
 
 import (
+	"context"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/testutil"
 )
 
 // The client address comes from the forwarding headers only when the peer
@@ -124,4 +130,54 @@ func FuzzClientAddr(f *testing.F) {
 			}
 		}
 	})
+}
+
+// limits.maxConnPerIP on the subscribe route: a held long poll counts for
+// its client's address until it ends; the address is the forwarded one
+// only once a reload trusts the proxy, and the reloaded limit applies to
+// the next connection.
+func TestMaxConnPerIPRoute(t *testing.T) {
+	f := newRouteFixture(t, time.Hour)
+	next := *f.s.cfg
+	next.Limits.MaxConnPerIP = 1
+	if err := f.s.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	poll := func(ctx context.Context, ch, forwarded string) *httptest.ResponseRecorder {
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/bitrix/sub/?CHANNEL_ID="+ch, nil)
+		r.RemoteAddr = "127.0.0.1:4000"
+		r.Header.Set("X-Forwarded-For", forwarded)
+		w := httptest.NewRecorder()
+		f.s.subscribe(w, r)
+		return w
+	}
+	held, stop := context.WithCancel(context.Background())
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- poll(held, chA, "203.0.113.1") }()
+	testutil.WaitFor(t, "the first poll to be held", func() bool { return f.s.hub.Count(chA) != 0 })
+	if w := poll(context.Background(), chB, "203.0.113.2"); w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "maxConnPerIP is 1") {
+		t.Fatalf("second poll of the proxy's address: %d %q; want 429", w.Code, w.Body)
+	}
+	stop()
+	<-done
+	// The first ended: its place is free.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- poll(ctx, chA, "203.0.113.1") }()
+	testutil.WaitFor(t, "a poll to be held again", func() bool { return f.s.hub.Count(chA) != 0 })
+	// Trusting the proxy, the second client is another address.
+	next.Security.TrustedProxies = []string{"127.0.0.1"}
+	if err := f.s.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	second, stopSecond := context.WithCancel(context.Background())
+	secondDone := make(chan *httptest.ResponseRecorder, 1)
+	go func() { secondDone <- poll(second, chB, "203.0.113.2") }()
+	testutil.WaitFor(t, "the second client's poll to be held", func() bool { return f.s.hub.Count(chB) != 0 })
+	if w := poll(context.Background(), chB, "203.0.113.2"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("a second poll of 203.0.113.2: %d; want 429", w.Code)
+	}
+	stopSecond()
+	<-secondDone
+	cancel()
+	<-done
 }
