@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/spawn"
+	"github.com/pushpull/pushpull/internal/testutil"
 	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
@@ -145,6 +147,11 @@ func TestApplianceConfigDir(t *testing.T) {
 		if n := strings.Count(srv.Logs(), "msg=started"); n != 3 {
 			t.Errorf("%d processes started; want 3", n)
 		}
+		// A reload reaches every process.
+		if err := srv.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, "each of the 3 processes to reload", func() bool { return strings.Count(srv.Logs(), "msg=reloaded") == 3 })
 	})
 	t.Run("broken file", func(t *testing.T) {
 		ports, err := spawn.FreePorts(3)
