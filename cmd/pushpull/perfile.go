@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/pushpull/pushpull/internal/config"
 )
 
@@ -37,7 +39,35 @@ func servePerFile(ctx context.Context, setup *config.Setup, hup <-chan os.Signal
 	}
 	var children []*child
 	ended := make(chan *child, len(setup.Processes))
+	// Under systemd (Type=notify), each process notifies this one, which
+	// notifies systemd for all.
+	sd := newNotifier(log)
+	var relays []*notifyRelay
+	var watchdog time.Duration
+	if sd.on && abstractSockets {
+		if watchdog, err = daemon.SdWatchdogEnabled(false); err != nil {
+			log.Warn("watchdog not fed", "err", err)
+		}
+		for i := range setup.Processes {
+			r, err := newNotifyRelay(i)
+			if err != nil {
+				for _, r := range relays {
+					r.close()
+				}
+				return fmt.Errorf("--per-file: a notify socket for the processes: %w", err)
+			}
+			relays = append(relays, r)
+		}
+	}
+	stopRelay := make(chan struct{})
+	defer func() {
+		for _, r := range relays {
+			r.close()
+		}
+	}()
 	stopAll := func() {
+		close(stopRelay)
+		sd.send(daemon.SdNotifyStopping, "STATUS=stopping")
 		for _, c := range children {
 			_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		}
@@ -52,10 +82,15 @@ func servePerFile(ctx context.Context, setup *config.Setup, hup <-chan os.Signal
 			}
 		}
 	}
-	for _, p := range setup.Processes {
+	for i, p := range setup.Processes {
 		args := append([]string{"serve", "--config", p.Files[0]}, setup.ChildArgs...)
 		c := &child{file: p.Files[0], cmd: exec.Command(exe, args...), done: make(chan struct{})}
 		c.cmd.Stdout, c.cmd.Stderr = stderr, stderr
+		var relay *notifyRelay
+		if relays != nil {
+			relay = relays[i]
+		}
+		c.cmd.Env = childEnv(relay, watchdog)
 		c.cmd.SysProcAttr = childAttr()
 		if err := c.cmd.Start(); err != nil {
 			stopAll()
@@ -68,6 +103,9 @@ func servePerFile(ctx context.Context, setup *config.Setup, hup <-chan os.Signal
 			close(c.done)
 			ended <- c
 		}()
+	}
+	if relays != nil {
+		go relayNotify(relays, watchdog, sd, stopRelay)
 	}
 	for {
 		select {

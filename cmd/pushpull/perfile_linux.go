@@ -6,3 +6,7 @@ import "syscall"
 func childAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
+
+// abstractSockets: the per-file processes notify their parent on
+// abstract unix sockets (no file to make or remove).
+const abstractSockets = true

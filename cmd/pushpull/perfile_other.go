@@ -5,3 +5,5 @@ package main
 import "syscall"
 
 func childAttr() *syscall.SysProcAttr { return nil }
+
+const abstractSockets = false

@@ -79,7 +79,7 @@ func redisOnSocket(t *testing.T) string {
 // startAppliance starts `pushpull serve` with args on an appliance config
 // folder of two subscribe servers and one publish server on free ports,
 // and returns the process and the servers' base URLs.
-func startAppliance(t *testing.T, sock string, args ...string) (srv *Server, subs []string, pub string) {
+func startAppliance(t *testing.T, sock string, env []string, args ...string) (srv *Server, subs []string, pub string) {
 	t.Helper()
 	err := spawn.RetryPorts(func() error {
 		ports, err := spawn.FreePorts(3)
@@ -93,6 +93,9 @@ func startAppliance(t *testing.T, sock string, args ...string) (srv *Server, sub
 			return strings.Replace(text, `"routes": {`, `"routes": {"ready": "/readyz",`, 1)
 		})
 		cmd := exec.Command(binary, append([]string{"serve", "--config-dir", dir}, args...)...)
+		if env != nil {
+			cmd.Env = append(os.Environ(), env...)
+		}
 		srv, err = startProcess(t, 3, cmd)
 		if err != nil {
 			return err
@@ -135,14 +138,14 @@ func deliverAcross(t *testing.T, srv *Server, subs []string) {
 func TestApplianceConfigDir(t *testing.T) {
 	sock := redisOnSocket(t)
 	t.Run("one process", func(t *testing.T) {
-		srv, subs, _ := startAppliance(t, sock)
+		srv, subs, _ := startAppliance(t, sock, nil)
 		deliverAcross(t, srv, subs)
 		if n := strings.Count(srv.Logs(), "msg=started"); n != 1 {
 			t.Errorf("%d processes started; want 1", n)
 		}
 	})
 	t.Run("per file", func(t *testing.T) {
-		srv, subs, _ := startAppliance(t, sock, "--per-file")
+		srv, subs, _ := startAppliance(t, sock, nil, "--per-file")
 		deliverAcross(t, srv, subs)
 		if n := strings.Count(srv.Logs(), "msg=started"); n != 3 {
 			t.Errorf("%d processes started; want 3", n)
@@ -152,6 +155,27 @@ func TestApplianceConfigDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		testutil.WaitFor(t, "each of the 3 processes to reload", func() bool { return strings.Count(srv.Logs(), "msg=reloaded") == 3 })
+	})
+	// Under systemd (Type=notify, NotifyAccess=main), the process that
+	// started the others says READY=1 once all of them are, feeds the
+	// watchdog while all of them do, and says STOPPING=1 at the end.
+	t.Run("per file under systemd", func(t *testing.T) {
+		notify := newNotifySocket(t)
+		srv, subs, _ := startAppliance(t, sock, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"}, "--per-file")
+		testutil.WaitFor(t, "READY=1", func() bool { return notify.count("READY=1") == 1 })
+		testutil.WaitFor(t, "WATCHDOG=1 twice", func() bool { return notify.count("WATCHDOG=1") >= 2 })
+		deliverAcross(t, srv, subs)
+		if err := srv.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, "each of the 3 processes to reload", func() bool { return strings.Count(srv.Logs(), "msg=reloaded") == 3 })
+		srv.ExitExpected = true
+		if err := srv.proc.Stop(stopTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if notify.count("READY=1") != 1 || notify.count("STOPPING=1") != 1 {
+			t.Errorf("READY=1 %d times, STOPPING=1 %d times; want once each: %q", notify.count("READY=1"), notify.count("STOPPING=1"), notify.seen())
+		}
 	})
 	t.Run("broken file", func(t *testing.T) {
 		ports, err := spawn.FreePorts(3)
