@@ -1,6 +1,7 @@
 // Command pushpull is the Bitrix24 Push & Pull server and its tools.
 //
 //	pushpull serve [--config FILE] [flags]   run the server
+//	pushpull checkconfig [serve's flags]     print the configuration serve would run, and what is wrong with it
 //	pushpull bench <idle|fanout|unicast|all> measure a server
 //	pushpull sign --key KEY [--algo A] ID... print signed channel ids
 //	pushpull publish --channel ID ...        publish a message
@@ -24,6 +25,8 @@ const usage = `usage: pushpull <command> [flags]
 
 commands:
   serve     run the push server (pushpull serve --config FILE; -h for flags)
+  checkconfig
+            validate and print the configuration serve would run with the same flags
   bench     load-test a server (pushpull bench all; -h for flags)
   sign      sign channel ids with the security key
   publish   publish a message to channels, or to users through the backend API
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return serve(ctx, rest, stderr)
+	case "checkconfig":
+		return checkconfig(rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout)
 	case "sign":

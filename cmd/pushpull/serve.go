@@ -20,14 +20,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	cfg, err := config.Parse(args, os.Getenv, stderr)
+	setup, err := config.ParseServe(args, os.Getenv, stderr)
 	if err != nil {
 		return err
 	}
+	if setup.PerFile {
+		return servePerFile(ctx, setup, hup, stderr)
+	}
+	cfg := setup.Processes[0].Config
 	level := new(slog.LevelVar)
 	log := newLogger(cfg.Log, level, stderr)
-	for _, key := range cfg.Ignored {
-		log.Warn("unknown config key ignored", "key", key)
+	for _, note := range setup.Notes {
+		log.Warn("config", "note", note)
 	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {

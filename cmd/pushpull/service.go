@@ -107,12 +107,14 @@ func feedWatchdog(ctx context.Context, a *app.App, interval time.Duration, sd *n
 // while clients stay connected; a configuration that does not load or
 // validate leaves the running one, and says why.
 func reload(a *app.App, args []string, log *slog.Logger) {
-	next, err := config.Parse(args, os.Getenv, io.Discard)
+	// A per-file setup's processes reload themselves: this is one process.
+	setup, err := config.ParseServe(args, os.Getenv, io.Discard)
 	if err == nil {
+		next := setup.Processes[0].Config
 		var r app.Reloaded
 		if r, err = a.Reload(next); err == nil {
-			for _, key := range next.Ignored {
-				log.Warn("unknown config key ignored", "key", key)
+			for _, note := range setup.Notes {
+				log.Warn("config", "note", note)
 			}
 			log.Info("reloaded", "applied", strings.Join(r.Applied, ","), "certificates", strings.Join(r.Certificates, ","))
 			if len(r.NotApplied) > 0 {

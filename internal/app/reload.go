@@ -27,13 +27,13 @@ type Reloaded struct {
 // reloadable matches the keys a reload applies. Everything else (ports,
 // routes, storage, the engine, publishMode, processUniqueId, polling,
 // websocket, backend, security.algo, log.format) needs a restart.
-var reloadable = regexp.MustCompile(`^(log\.level|limits\..*|security\.(key|previousKey|keyGracePeriod|clients|signedPublish|trustedOrigins)|servers\[\d+\]\.ssl\.(cert|key))$`)
+var reloadable = regexp.MustCompile(`^(log\.level|limits\..*|security\.(key|previousKey|keyGracePeriod|clients|signedPublish|trustedOrigins|trustedProxies)|servers\[\d+\]\.ssl\.(cert|key))$`)
 
 // Reload applies next, the configuration read again, to the running
 // process as far as it can without dropping clients: the log level
 // (when the process was given a LevelVar), the limits, the security keys
 // (the replaced one verifies for security.keyGracePeriod), signedPublish,
-// the trusted origins and the TLS certificates (read from their files
+// the trusted origins and proxies and the TLS certificates (read from their files
 // again). Connections stay open. An error (a certificate that does not
 // load) leaves the running configuration as it was. Reload is not safe
 // for concurrent use.

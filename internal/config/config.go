@@ -43,6 +43,10 @@ type Config struct {
 	// otherwise silently without effect. Keys the original server used
 	// and pushpull does not (duplicatePub, debug, ...) are not listed.
 	Ignored []string `json:"-"`
+	// Aliased lists the keys of the file read under another spelling
+	// (storage.messageTLL as messageTTL), which the original server did
+	// not read: with it, such a setting had no effect.
+	Aliased []string `json:"-"`
 }
 
 // Server is one listening socket and the routes it serves.
@@ -109,6 +113,14 @@ type Security struct {
 	// requests a browser sends on a page's behalf; the pages of this
 	// process's own demo route are always allowed.
 	TrustedOrigins []string `json:"trustedOrigins,omitempty"`
+	// TrustedProxies are the addresses ("10.0.0.5") and networks
+	// ("10.0.0.0/24") of the reverse proxies in front of this process
+	// (pushpull). A request from one of them is taken to come from the
+	// client its X-Forwarded-For (the rightmost address that is not a
+	// trusted proxy) or X-Real-IP names; from any other peer those headers
+	// are ignored. The client address is what limits.maxConnPerIP counts
+	// and what client rate limits fall back to.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // Storage selects and tunes the store. TTLs are in seconds.
@@ -181,6 +193,12 @@ type Limits struct {
 	// a public id may have on this process; a connection past it closes
 	// the channel's oldest (0 = unlimited).
 	MaxConnPerChannel int `json:"maxConnPerChannel"`
+	// MaxConnPerIP is how many subscriber connections (WebSockets and
+	// held long polls) one client address may have on this process; one
+	// past it is refused with 429 (pushpull; 0 = unlimited). Behind a
+	// proxy it counts the addresses security.trustedProxies lets the
+	// proxy name.
+	MaxConnPerIP int `json:"maxConnPerIP"`
 	// MaxMessagesPerRequest and MaxChannelsPerRequest bound a protobuf
 	// request (a client's or the backend's): its messages, and the
 	// receivers of one message or the channels asked about (0 =

@@ -58,7 +58,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("printed config does not decode: %v\n%s", err, out)
 		}
-		c.Ignored = nil
+		c.Ignored, c.Aliased = nil, nil
 		if !reflect.DeepEqual(back, c) {
 			t.Fatalf("round trip changed\n%#v\nto\n%#v\nvia %s", c, back, out)
 		}
@@ -84,4 +84,42 @@ func located(t *testing.T, err error) {
 			t.Fatalf("error names no place: %q", msg)
 		}
 	}
+}
+
+// FuzzSysconfig feeds ParseSysconfig arbitrary files. It must never panic
+// nor run anything; what it accepts it reads the same way twice, and
+// FromSysconfig either refuses the variables or builds a configuration
+// that has a server on every port it names.
+func FuzzSysconfig(f *testing.F) {
+	data, err := os.ReadFile(applianceSysconfig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	for _, s := range []string{
+		"", "A=1\n", "export SECURITY_KEY='k' BASE_SUB=70\nID_SUB=9\n", `A="$B${C:-d}\"x"` + "\n",
+		"A=$(id)\n", "if true; then A=1; fi\n", "A=${A/x/y} B=$((1+2)) C=~\n", "A='\nB=\"\\\n",
+		"SECURITY_KEY=k BASE_PUB=6553 ID_PUB=6\n", "declare -A x\nA[1]=2\n", "A=\\$HOME\\ x\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vars, err := ParseSysconfig(data)
+		if err != nil {
+			return
+		}
+		again, err := ParseSysconfig(data)
+		if err != nil || !reflect.DeepEqual(vars, again) {
+			t.Fatalf("read twice: %v, %v then %v", err, vars, again)
+		}
+		c, _, err := FromSysconfig(vars)
+		if err != nil {
+			return
+		}
+		sub, pub, err := SysconfigPorts(vars)
+		if err != nil || len(c.Servers) != len(sub)+len(pub) {
+			t.Fatalf("%d servers for ports %v %v (%v)", len(c.Servers), sub, pub, err)
+		}
+		_ = c.validate(false)
+	})
 }

@@ -78,6 +78,24 @@ func decode(data []byte) (*Config, error) {
 	if !ok {
 		return nil, fmt.Errorf("want a JSON object at the top level, got %s", describe(root))
 	}
+	return decodeMap(m)
+}
+
+// parseObject reads a file's top-level JSON object as decode does, with
+// numbers kept as json.Number.
+func parseObject(data []byte) (map[string]any, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, syntaxError(data, err)
+	}
+	return m, nil
+}
+
+// decodeMap is decode of the parsed top-level object m.
+func decodeMap(m map[string]any) (*Config, error) {
 	c := Default()
 	d := &decoder{}
 	d.object(reflect.ValueOf(c).Elem(), m, "")
@@ -85,6 +103,7 @@ func decode(data []byte) (*Config, error) {
 		return nil, errors.Join(d.errs...)
 	}
 	c.Ignored = d.ignored
+	c.Aliased = d.aliased
 	return c, nil
 }
 
@@ -132,6 +151,7 @@ func prefix(name string, err error) error {
 type decoder struct {
 	errs    []error
 	ignored []string
+	aliased []string // paths of the alias spellings read (storage.messageTLL)
 }
 
 func (d *decoder) fail(path, format string, args ...any) {
@@ -161,6 +181,7 @@ func (d *decoder) object(dst reflect.Value, m map[string]any, path string) {
 		case k == f.alias:
 			if _, both := m[f.key]; !both {
 				d.value(dst.Field(f.index), f, m[k], p)
+				d.aliased = append(d.aliased, p)
 			}
 		default:
 			d.value(dst.Field(f.index), f, m[k], p)

@@ -73,7 +73,10 @@ func lookup(fs []field, key string) (field, bool) {
 // no use for. They are read past without notice, where any other unknown
 // key is listed in Config.Ignored.
 var retired = map[reflect.Type][]string{
-	reflect.TypeFor[Config](): {"duplicatePub", "debug"},
+	// dataDir, licenseServer and licenseStorage: the 2.0 server's license
+	// checks and their SQLite or MySQL store (the Docker image's templates
+	// set dataDir).
+	reflect.TypeFor[Config](): {"duplicatePub", "debug", "dataDir", "licenseServer", "licenseStorage"},
 	// maxPayload per server (original v4) is global in pushpull: limits.maxPayload.
 	reflect.TypeFor[Server](): {"maxPayload"},
 	reflect.TypeFor[SSL]():    {"passphrase", "ca"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -75,6 +76,11 @@ func (c *Config) validate(files bool) error {
 			v.fail(fmt.Sprintf("security.trustedOrigins[%d]", i), "%q is not an origin (scheme://host[:port], no path) or *", o)
 		}
 	}
+	for i, p := range c.Security.TrustedProxies {
+		if _, err := ParseProxy(p); err != nil {
+			v.fail(fmt.Sprintf("security.trustedProxies[%d]", i), "%s", err)
+		}
+	}
 	for id, key := range c.Security.Clients {
 		if id == "" || strings.ContainsAny(id, "|/?&#% ") {
 			v.fail("security.clients", "%q is not a client id", id)
@@ -101,6 +107,7 @@ func (c *Config) validate(files bool) error {
 		{"limits.clientMessagesPerSecond", c.Limits.ClientMessages},
 		{"limits.clientBurst", c.Limits.ClientBurst},
 		{"limits.maxConnPerChannel", c.Limits.MaxConnPerChannel},
+		{"limits.maxConnPerIP", c.Limits.MaxConnPerIP},
 		{"limits.maxMessagesPerRequest", c.Limits.MaxMessagesPerRequest},
 		{"limits.maxChannelsPerRequest", c.Limits.MaxChannelsPerRequest},
 	} {
@@ -300,6 +307,25 @@ func (v *validator) webPush(w WebPush) {
 	v.positive("webPush.userMessagesPerMinute", w.UserMessagesPerMinute)
 	v.positiveInt("webPush.maxQueue", w.MaxQueue)
 	v.positiveInt("webPush.maxAttempts", w.MaxAttempts)
+}
+
+// ParseProxy reads an entry of security.trustedProxies: an address
+// ("10.0.0.5", "::1") or a network ("10.0.0.0/24").
+func ParseProxy(s string) (netip.Prefix, error) {
+	t := strings.TrimSpace(s)
+	if strings.Contains(t, "/") {
+		p, err := netip.ParsePrefix(t)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or a network (10.0.0.0/24)", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(t)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or a network (10.0.0.0/24)", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // IsOrigin reports whether o is a browser origin as the Origin header

@@ -114,6 +114,13 @@ func OptionsFromConfig(c *config.Config) Options {
 	if s.TLS {
 		o.Client.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	if len(s.Addrs) == 0 && s.Socket != "" {
+		// The client dials TCP unless told otherwise; the appliance's
+		// Redis is on a unix socket (/tmp/redis.sock).
+		o.Client.DialCtxFn = func(ctx context.Context, path string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
+	}
 	if s.Master != "" {
 		o.Client.Sentinel = rueidis.SentinelOption{
 			MasterSet: s.Master,

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -263,7 +262,7 @@ func (s *Server) restRoute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	host := s.clientAddr(r)
 	switch {
 	case isRPCKeepalive(body):
 		text(w, http.StatusOK, "")

@@ -18,6 +18,7 @@ type live struct {
 	signedPublish  bool               // security.signedPublish
 	personal       *tenant            // the personal mode's only tenant
 	tenants        map[string]*tenant // shared mode: by clientId
+	proxies        proxies            // security.trustedProxies
 }
 
 // newLive builds what c configures of the live part; old is the running
@@ -32,6 +33,9 @@ func (s *Server) newLive(c *config.Config, old *live, now time.Time) (*live, err
 		oldPersonal = old.personal
 	}
 	var err error
+	if l.proxies, err = newProxies(c.Security.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("security.trustedProxies: %w", err)
+	}
 	if l.personal, err = newTenant("", c.Security.Key, c.Security.PreviousKey, algo, oldPersonal, grace, now); err != nil {
 		return nil, fmt.Errorf("security.key: %w", err)
 	}
@@ -58,7 +62,7 @@ func (s *Server) newLive(c *config.Config, old *live, now time.Time) (*live, err
 func (s *Server) limits() config.Limits { return s.live.Load().limits }
 
 // Reload applies what of next can change while clients stay connected:
-// the limits, the security keys (the one replaced still verifies for
+// the limits, the trusted proxies, the security keys (the one replaced still verifies for
 // security.keyGracePeriod), signedPublish, the trusted origins and the TLS
 // certificates, which it reads from their files again. The rest of next is not looked at: the caller says
 // what it could not apply. A certificate that does not load leaves
@@ -87,6 +91,7 @@ func (s *Server) Reload(next *config.Config) error {
 	s.live.Store(l)
 	s.clientRate.set(l.limits.ClientMessages, l.limits.ClientBurst)
 	s.conns.setMax(l.limits.MaxConnPerChannel)
+	s.perAddr.setMax(l.limits.MaxConnPerIP)
 	s.ws.SetFrameTimeout(config.Seconds(l.limits.RequestTimeout))
 	return nil
 }

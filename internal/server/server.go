@@ -35,9 +35,10 @@ type Server struct {
 	poll       *poll.Handler
 	metrics    *metrics
 
-	live    atomic.Pointer[live] // limits and keys, which a reload replaces
+	live    atomic.Pointer[live] // limits, keys and proxies, which a reload replaces
 	connSeq atomic.Uint64        // numbers connections for presence
 	conns   *connLimit           // limits.maxConnPerChannel
+	perAddr *addrLimit           // limits.maxConnPerIP
 
 	listeners []net.Listener
 	certs     []*certHolder // per listener; nil for one without TLS
@@ -79,6 +80,7 @@ func New(cfg *config.Config, e engine.Engine, h *hub.Hub, log *slog.Logger) (*Se
 
 		clientRate: newClientLimiter(cfg.Limits.ClientMessages, cfg.Limits.ClientBurst),
 		conns:      newConnLimit(cfg.Limits.MaxConnPerChannel),
+		perAddr:    newAddrLimit(cfg.Limits.MaxConnPerIP),
 		ws: ws.NewServer(ws.Options{
 			PingInterval:  config.Seconds(cfg.WebSocket.PingInterval),
 			MaxQueueBytes: cfg.WebSocket.MaxQueueBytes,

@@ -21,6 +21,8 @@ type conn struct {
 	sess *ws.Session
 	sub  *subscriber
 	id   string // unique on this process, for presence
+	// release ends the connection's count in limits.maxConnPerIP.
+	release func()
 
 	mu     sync.Mutex
 	closed bool
@@ -45,14 +47,15 @@ type conn struct {
 // than they are handled is disconnected.
 const maxPendingFrames = 64
 
-func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscribeRequest) {
+func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscribeRequest, release func()) {
 	sess, err := s.ws.Upgrade(w, r, ws.FormatEncoder(sub.format))
 	if err != nil {
+		release()
 		s.log.Debug("websocket upgrade failed", "err", err)
 		return
 	}
 	c := &conn{
-		s: s, sess: sess, sub: sub.subscriber,
+		s: s, sess: sess, sub: sub.subscriber, release: release,
 		id: strconv.FormatUint(s.connSeq.Add(1), 10),
 	}
 	sess.Channel = sub.ids[0]
@@ -117,6 +120,7 @@ func (c *conn) gone() {
 	c.lim = nil
 	c.mu.Unlock()
 	c.s.conns.remove(lim)
+	c.release()
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)
 	c.s.hub.Unsubscribe(c.sess, statuses)
 	if c.sub.user != "" {

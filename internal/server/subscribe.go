@@ -43,15 +43,21 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.refuseSubscribe(w, r, status, msg)
 		return
 	}
+	release, ok := s.perAddr.acquire(s.clientAddr(r))
+	if !ok {
+		text(w, http.StatusTooManyRequests, s.perAddr.errTooManyFrom())
+		return
+	}
 	if isUpgrade(r) {
 		if legacy != nil {
 			// A version 1-2 WebSocket resumes exactly by its tag; its
 			// frames then carry the mid it resumes by from then on.
 			sub.mid = legacy.MID
 		}
-		s.serveConn(w, r, sub)
+		s.serveConn(w, r, sub, release)
 		return
 	}
+	defer release()
 	// A protocol-5 client that long-polls (websocket_enabled false, or
 	// WebSocket blocked) gets JSON-RPC bodies like the others get their
 	// version's: an array of incoming.message notifications.
@@ -227,5 +233,18 @@ func (midPosition) NotModified(h http.Header, newest string) {
 func (midPosition) Answered(http.Header, *protocol.Message) {}
 
 func isUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	// The appliance's nginx sends "Upgrade: websocket" on every request to
+	// /bitrix/subws/, with "Connection: close" on those that are no
+	// handshake: those are long polls, as the original server took them.
+	for _, v := range r.Header.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
