@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -101,8 +102,23 @@ func (m *Message) Tag() string {
 
 // HTTPTime is the version 1-3 "time" of a message, as an HTTP date.
 func (m *Message) HTTPTime() string {
-	return m.Created.UTC().Format(time.RFC1123[:len(time.RFC1123)-3] + "GMT")
+	sec := m.Created.Unix()
+	if c := httpTimes.Load(); c != nil && c.sec == sec {
+		return c.text
+	}
+	text := m.Created.UTC().Format(time.RFC1123[:len(time.RFC1123)-3] + "GMT")
+	httpTimes.Store(&httpTime{sec, text})
+	return text
 }
+
+// httpTime is the last second HTTPTime formatted: the messages of one
+// second share it.
+type httpTime struct {
+	sec  int64
+	text string
+}
+
+var httpTimes atomic.Pointer[httpTime]
 
 // Expired reports whether m is past its lifetime at now.
 func (m *Message) Expired(now time.Time) bool {
