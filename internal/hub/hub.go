@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pushpull/pushpull/protocol"
 )
@@ -115,9 +116,14 @@ const shardCount = 64
 
 // Hub is the channel -> subscribers index of one process.
 type Hub struct {
-	seed   maphash.Seed
-	shards [shardCount]shard
+	seed      maphash.Seed
+	delivered atomic.Int64 // messages handed to subscribers (one per subscriber and channel)
+	shards    [shardCount]shard
 }
+
+// Delivered returns how many deliveries Broadcast made: one per
+// subscriber and channel of each message.
+func (h *Hub) Delivered() int64 { return h.delivered.Load() }
 
 type shard struct {
 	mu   sync.RWMutex
@@ -202,6 +208,7 @@ func (h *Hub) Unsubscribe(s Subscriber, channels []string) {
 // flushes b once it has released that lock.
 func (h *Hub) Broadcast(m *protocol.Message, b *Batch) {
 	p := NewPrepared(m)
+	n := 0
 	for _, c := range m.Channels {
 		sh := h.shard(c)
 		subs := b.subs[:0]
@@ -214,6 +221,7 @@ func (h *Hub) Broadcast(m *protocol.Message, b *Batch) {
 			subs = append(subs, s)
 		}
 		sh.mu.RUnlock()
+		n += len(subs)
 		for i, s := range subs {
 			if f := s.Deliver(p, c); f != nil {
 				b.pending = append(b.pending, f)
@@ -224,6 +232,9 @@ func (h *Hub) Broadcast(m *protocol.Message, b *Batch) {
 	}
 	if cap(b.subs) > 4096 {
 		b.subs = nil
+	}
+	if n > 0 {
+		h.delivered.Add(int64(n))
 	}
 }
 

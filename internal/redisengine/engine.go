@@ -203,6 +203,7 @@ type Engine struct {
 
 	sub      subscriber
 	presence presenceSet
+	metrics  *metrics
 }
 
 // connection is the client and the key layout for what it connects to.
@@ -232,6 +233,7 @@ func New(ctx context.Context, opt Options, h *hub.Hub, counters engine.Counters)
 		counters = noCounters{}
 	}
 	e := &Engine{opt: opt, hub: h, counters: counters, log: opt.Log}
+	e.metrics = newMetrics(e)
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.sub.init(e)
 	if err := e.dial(); err != nil {
@@ -254,7 +256,7 @@ func (e *Engine) dial() error {
 		return err
 	}
 	cluster := c.Mode() == rueidis.ClientModeCluster
-	e.conn.Store(&connection{client: c, keys: newLayout(e.opt.Prefix, cluster, e.opt.Layout == Layout20)})
+	e.conn.Store(&connection{client: timedClient{c, e.metrics}, keys: newLayout(e.opt.Prefix, cluster, e.opt.Layout == Layout20)})
 	return nil
 }
 

@@ -125,6 +125,7 @@ func (s *subscriber) run(ctx context.Context) {
 			return
 		}
 		s.setState(fmt.Errorf("redis pub/sub: %w", err))
+		s.e.metrics.resubscribed.Inc()
 		s.e.log.Warn("redis pub/sub subscription lost", "err", err)
 		if time.Since(began) > 10*time.Second {
 			b.reset()
@@ -245,6 +246,9 @@ func (s *subscriber) watch(ctx context.Context, c *connection, dc rueidis.Dedica
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-probed:
+			if !waiting.IsZero() {
+				s.e.metrics.probeLag.Observe(time.Since(waiting).Seconds())
+			}
 			waiting = time.Time{}
 		case now := <-tick.C:
 			if !waiting.IsZero() && now.Sub(waiting) > s.e.opt.ProbeTimeout {
@@ -289,7 +293,11 @@ func (s *subscriber) receive(keys layout, payload string) {
 		s.e.log.Warn("redis pub/sub: undecodable message", "err", err)
 		return
 	}
+	now := time.Now()
 	for _, m := range ms {
+		if !m.Created.IsZero() {
+			s.e.metrics.messageLag.Observe(max(now.Sub(m.Created).Seconds(), 0))
+		}
 		if m.Body == nil {
 			s.e.log.Warn("redis pub/sub: message not delivered, its body is not JSON", "mid", m.MID)
 		}

@@ -44,12 +44,14 @@ func (s *Server) publishRoute(w http.ResponseWriter, r *http.Request) {
 // publishAll publishes messages in order, stopping at the first failure.
 func (s *Server) publishAll(ctx context.Context, msgs []*protocol.Message) error {
 	for _, m := range msgs {
+		start := time.Now()
 		if err := s.engine.Publish(ctx, m); err != nil {
 			s.metrics.publishErrors.Inc()
 			s.log.Warn("publish failed", "err", err, "channels", len(m.Channels))
 			return err
 		}
 		s.metrics.published.Inc()
+		s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -18,6 +19,8 @@ type clientLimiter struct {
 	burst  int
 	byKey  map[string]*clientBucket
 	pruned time.Time
+
+	refused atomic.Int64 // messages refused for going over the rate
 }
 
 type clientBucket struct {
@@ -68,7 +71,19 @@ func (cl *clientLimiter) allow(key string, n int) bool {
 		cl.byKey[key] = b
 	}
 	b.used = now
-	return b.l.AllowN(now, n)
+	if !b.l.AllowN(now, n) {
+		cl.refused.Add(int64(n))
+		return false
+	}
+	return true
+}
+
+// refusedCount returns how many messages allow refused.
+func (cl *clientLimiter) refusedCount() int64 {
+	if cl == nil {
+		return 0
+	}
+	return cl.refused.Load()
 }
 
 // errTooFast is the answer to a client over its rate.

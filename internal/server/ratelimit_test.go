@@ -42,3 +42,20 @@ func TestClientLimiterSet(t *testing.T) {
 		t.Error("no limit refused")
 	}
 }
+
+// What the limiter refuses is counted, by message, for the metrics.
+func TestClientLimiterCountsRefused(t *testing.T) {
+	cl := newClientLimiter(1, 2)
+	if !cl.allow("a", 2) {
+		t.Fatal("the burst refused")
+	}
+	if cl.allow("a", 3) {
+		t.Fatal("over the burst allowed")
+	}
+	if n := cl.refusedCount(); n != 3 {
+		t.Fatalf("refused %d; want 3", n)
+	}
+	if (*clientLimiter)(nil).refusedCount() != 0 {
+		t.Fatal("a nil limiter refused something")
+	}
+}

@@ -23,6 +23,8 @@ type conn struct {
 	id   string // unique on this process, for presence
 	// release ends the connection's count in limits.maxConnPerIP.
 	release func()
+	// proto is the connection's protocol version, for the metrics.
+	proto protoVersion
 
 	mu     sync.Mutex
 	closed bool
@@ -56,8 +58,10 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 	}
 	c := &conn{
 		s: s, sess: sess, sub: sub.subscriber, release: release,
-		id: strconv.FormatUint(s.connSeq.Add(1), 10),
+		id:    strconv.FormatUint(s.connSeq.Add(1), 10),
+		proto: sub.proto,
 	}
+	s.metrics.connected(sub.proto, transportWS)
 	sess.Channel = sub.ids[0]
 	s.hub.Subscribe(sess, sub.ids)
 	var onMessage ws.MessageHandler
@@ -93,6 +97,7 @@ func (s *Server) serveConn(w http.ResponseWriter, r *http.Request, sub *subscrib
 			sess.Close(protocol.CloseInternalError, "history unavailable")
 			return
 		}
+		s.metrics.resume(transportWS, len(history))
 		// The client has everything up to its mid: a message at or below
 		// it that reaches this process late (its pub/sub behind another
 		// process's) is not sent again. A mid ahead of every stored one
@@ -119,6 +124,7 @@ func (c *conn) gone() {
 	lim := c.lim
 	c.lim = nil
 	c.mu.Unlock()
+	c.s.metrics.disconnected(c.proto, c.sess.CloseCode())
 	c.s.conns.remove(lim)
 	c.release()
 	c.s.hub.Unsubscribe(c.sess, c.sub.ids)

@@ -48,6 +48,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusTooManyRequests, s.perAddr.errTooManyFrom())
 		return
 	}
+	sub.proto = versionOf(sub.format, legacy != nil)
 	if isUpgrade(r) {
 		if legacy != nil {
 			// A version 1-2 WebSocket resumes exactly by its tag; its
@@ -66,11 +67,19 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	case legacy != nil:
 		req.MID, req.Format, req.Position = legacy.MID, format.PushStream, legacy
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
-			return legacy.History(ctx, s.engine, sub.ids)
+			ms, err := legacy.History(ctx, s.engine, sub.ids)
+			if err == nil {
+				s.metrics.resume(transportPoll, len(ms))
+			}
+			return ms, err
 		}
 	case sub.mid != "":
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
-			return s.engine.Since(ctx, sub.ids, sub.mid)
+			ms, err := s.engine.Since(ctx, sub.ids, sub.mid)
+			if err == nil {
+				s.metrics.resume(transportPoll, len(ms))
+			}
+			return ms, err
 		}
 	case sub.format == format.Text:
 		// No position at all: a version 3 or a version 1-2 client's
@@ -84,6 +93,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		defer s.conns.remove(s.conns.add(sub.entries, func() { close(evicted) }))
 	}
 	h.Set("Content-Type", "text/plain")
+	s.metrics.connected(sub.proto, transportPoll)
+	defer s.metrics.left(sub.proto)
 	s.poll.Serve(w, r, req)
 }
 
@@ -104,6 +115,7 @@ func (s *Server) refuseSubscribe(w http.ResponseWriter, r *http.Request, status 
 		return
 	}
 	s.log.Debug("websocket refused", "reason", msg)
+	s.metrics.closed(protocol.CloseWrongChannel)
 	sess.Start(nil, nil)
 	sess.Close(protocol.CloseWrongChannel, protocol.Reason(protocol.CloseWrongChannel))
 }
@@ -123,7 +135,8 @@ type subscriber struct {
 type subscribeRequest struct {
 	*subscriber
 	mid     string
-	entries []connEntry // its private channels, for limits.maxConnPerChannel
+	entries []connEntry  // its private channels, for limits.maxConnPerChannel
+	proto   protoVersion // for the metrics
 }
 
 // parseSubscriber reads a subscribe request of any version: the client

@@ -53,11 +53,26 @@ type Handler struct {
 	Log     *slog.Logger
 
 	held    atomic.Int64
+	stats   Stats
 	once    sync.Once
 	closing chan struct{}
 	final   atomic.Pointer[protocol.Message]
 	resync  atomic.Pointer[chan struct{}]
 }
+
+// Stats counts what the handler answered; all fields are safe to read at
+// any time.
+type Stats struct {
+	Messages    atomic.Int64 // 200: messages
+	NotModified atomic.Int64 // 304: none came while held
+	Evicted     atomic.Int64 // 429: a newer connection took the place
+	Failed      atomic.Int64 // 503: history unavailable
+	Gone        atomic.Int64 // the client left before an answer
+	Bytes       atomic.Int64 // bytes of the bodies written
+}
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() *Stats { return &h.stats }
 
 // Resync answers every held request with 304 at once, so that each client
 // polls again with its mid and reads what it missed from history: for
@@ -163,6 +178,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		history, err := req.History(ctx)
 		if err != nil {
 			h.Log.Warn("history unavailable", "err", err)
+			h.stats.Failed.Add(1)
 			http.Error(w, "History is unavailable.", http.StatusServiceUnavailable)
 			return
 		}
@@ -185,10 +201,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 				got = unique(wt.take(), after)
 				break hold
 			case <-ctx.Done():
+				h.stats.Gone.Add(1)
 				return
 			case <-resync:
 				break hold
 			case <-req.Evicted:
+				h.stats.Evicted.Add(1)
 				w.Header().Set("Content-Type", "text/plain")
 				w.WriteHeader(http.StatusTooManyRequests)
 				_, _ = w.Write([]byte(protocol.Reason(protocol.CloseTooManyConns)))
@@ -204,13 +222,16 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	hd := w.Header()
 	if len(got) == 0 {
 		req.Position.NotModified(hd, newest)
+		h.stats.NotModified.Add(1)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	hd.Set("Content-Type", req.Format.ContentType())
 	req.Position.Answered(hd, got[len(got)-1].Msg)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(req.Format.AppendBody(nil, got))
+	h.stats.Messages.Add(1)
+	n, _ := w.Write(req.Format.AppendBody(nil, got))
+	h.stats.Bytes.Add(int64(n))
 }
 
 // unique orders messages by id and keeps those after mid, once each (a

@@ -60,6 +60,7 @@ func (o *Options) defaults() {
 type Metrics struct {
 	Sessions      atomic.Int64 // open sessions
 	Frames        atomic.Int64 // frames written
+	Bytes         atomic.Int64 // bytes written to sockets
 	SlowConsumers atomic.Int64 // sessions dropped for a full queue
 }
 

@@ -67,10 +67,13 @@ type Session struct {
 	replay   bool // live messages are held until history is queued
 	fragOp   ws.OpCode
 	listed   bool
-	queue    [][]byte // frames waiting to be written
-	spare    [][]byte // the previous queue's array, reused
-	queued   int      // bytes queued or being written
-	held     []heldMessage
+	// closeCode is the code of the close frame queued (the client's, when
+	// it closed), or 1006 for a session that ended without one; 0 while open.
+	closeCode uint16
+	queue     [][]byte // frames waiting to be written
+	spare     [][]byte // the previous queue's array, reused
+	queued    int      // bytes queued or being written
+	held      []heldMessage
 	// The newest message queued and the index, in its channel list, of
 	// the channel it came through: a later delivery must come after it,
 	// so a session never sends a message twice or out of id order.
@@ -264,6 +267,7 @@ func (s *Session) Close(code int, reason string) {
 		return
 	}
 	s.state = stateClosing
+	s.closeCode = uint16(code)
 	s.queue = append(s.queue, closeFrame(code, reason))
 	kick := !s.flushing
 	s.flushing = true
@@ -271,6 +275,20 @@ func (s *Session) Close(code int, reason string) {
 	if kick {
 		s.srv.schedule(s)
 	}
+}
+
+// CloseAbnormal is the code a session that ended without a close frame
+// reports (RFC 6455 section 7.1.5): the peer went away, stopped answering
+// pings, or its queue overflowed.
+const CloseAbnormal = 1006
+
+// CloseCode returns the code the session closed with: that of the close
+// frame it queued (the client's own, when the client closed), or
+// CloseAbnormal; 0 while it is open.
+func (s *Session) CloseCode() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.closeCode)
 }
 
 // shut closes the socket at once, dropping whatever is queued, and tears
@@ -290,6 +308,9 @@ func (s *Session) markClosedLocked() {
 		return
 	}
 	s.state = stateClosed
+	if s.closeCode == 0 {
+		s.closeCode = CloseAbnormal
+	}
 	s.reap = true
 	s.queue, s.spare, s.held = nil, nil, nil
 }
@@ -394,6 +415,7 @@ func (s *Session) setStalled(v bool) {
 // written accounts for n queued bytes written as frames frames from bufs.
 func (s *Session) written(n, frames int, bufs [][]byte) {
 	s.srv.metrics.Frames.Add(int64(frames))
+	s.srv.metrics.Bytes.Add(int64(n))
 	clear(bufs)
 	s.mu.Lock()
 	s.stalled = false
