@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,4 +336,73 @@ func midOf(t testing.TB, envelope string) string {
 		t.Fatalf("no mid in %q", envelope)
 	}
 	return rest[:26]
+}
+
+// The Grafana dashboard in docs/grafana is valid JSON, and every metric
+// its queries name is one a live process exports: on the memory store or
+// on Redis (the store's and Redis's series exist on one of them only).
+func TestDashboardMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../../docs/grafana/pushpull.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []dashPanel `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	var exprs []string
+	var walk func([]dashPanel)
+	walk = func(ps []dashPanel) {
+		for _, p := range ps {
+			for _, tg := range p.Targets {
+				exprs = append(exprs, tg.Expr)
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(dash.Panels)
+	if len(exprs) < 20 {
+		t.Fatalf("%d queries in the dashboard; want its panels' queries", len(exprs))
+	}
+
+	mem := runApp(t, config.Default(), nil)
+	rs := redistest.Start(t)
+	cfg := config.Default()
+	cfg.Storage.Type = "redis"
+	cfg.Storage.Host, cfg.Storage.Port = "127.0.0.1", rs.Port
+	red := runApp(t, cfg, nil)
+	testutil.WaitFor(t, "ready", func() bool { return sample(red.scrape(t), "pushpull_ready") == 1 })
+	exported := map[string]bool{}
+	for _, text := range []string{mem.scrape(t), red.scrape(t)} {
+		for line := range strings.SplitSeq(text, "\n") {
+			if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+				name, kind, _ := strings.Cut(rest, " ")
+				exported[name] = true
+				if kind == "histogram" || kind == "summary" {
+					exported[name+"_bucket"], exported[name+"_sum"], exported[name+"_count"] = true, true, true
+				}
+			}
+		}
+	}
+	name := regexp.MustCompile(`\b(?:pushpull|go|process)_[a-z0-9_]+\b`)
+	for _, e := range exprs {
+		found := name.FindAllString(e, -1)
+		if len(found) == 0 {
+			t.Errorf("query %q names no metric", e)
+		}
+		for _, n := range found {
+			if !exported[n] {
+				t.Errorf("query %q: %s is not exported", e, n)
+			}
+		}
+	}
+}
+
+type dashPanel struct {
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+	Panels []dashPanel `json:"panels"`
 }
