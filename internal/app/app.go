@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/admin"
 	"github.com/pushpull/pushpull/internal/backend"
 	"github.com/pushpull/pushpull/internal/config"
 	"github.com/pushpull/pushpull/internal/engine"
@@ -37,14 +38,21 @@ type App struct {
 	engine   engine.Engine
 	server   *server.Server
 	backend  *backend.Service
+	admin    *admin.Admin // nil without a backend key
 	late     *lateServer
 }
+
+// recentErrors is how many warnings and errors the admin page lists.
+const recentErrors = 100
 
 // New builds the process for cfg and binds its listeners. ctx bounds the
 // engine's background work. A server configured on port 0 gets the port
 // it bound written into cfg.Servers, so that what derives addresses from
 // the config (the URLs the backend hands out, the demo page) names it.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	// The admin page lists the last warnings and errors.
+	ring := admin.NewRing(recentErrors)
+	log = slog.New(ring.Handler(log.Handler()))
 	a := &App{cfg: cfg, live: cfg, log: log, late: &lateServer{}}
 	h := hub.New()
 	eng, err := a.newEngine(ctx, h)
@@ -70,6 +78,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}
 	a.server.SetBackend(a.backend)
 	a.server.Registry().MustRegister(a.backend.PushCollectors()...)
+	if cfg.Security.BackendKey != "" {
+		a.admin = a.newAdmin(h, ring)
+		a.server.SetAdmin(a.admin)
+	}
 	if err := a.server.Listen(); err != nil {
 		a.backend.Close()
 		eng.Close()
@@ -98,6 +110,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.backend.RunPush(pushCtx)
 	}()
 	go trimMemory(ctx)
+	if a.admin != nil {
+		go a.admin.Run(ctx)
+	}
 	err := a.server.Serve(ctx)
 	// The Web Push sends under way finish before the snapshot keeps
 	// the queue.
@@ -165,6 +180,25 @@ func (a *App) newEngine(ctx context.Context, h *hub.Hub) (engine.Engine, error) 
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not supported", cfg.Storage.Type)
 	}
+}
+
+// newAdmin builds the admin page of the process.
+func (a *App) newAdmin(h *hub.Hub, ring *admin.Ring) *admin.Admin {
+	e := a.server.Engine()
+	o := admin.Options{
+		Key:       a.cfg.Security.BackendKey,
+		ProcessID: a.cfg.UniqueID(),
+		Gatherer:  a.server.Registry(),
+		Ready:     e.Ready,
+		Processes: e.Stats,
+		Channels:  h.Each,
+		CheckKey:  func(key string) any { return a.server.CheckKey(key) },
+		Errors:    ring,
+	}
+	if re, ok := a.engine.(*redisengine.Engine); ok {
+		o.Redis = func(ctx context.Context) any { return re.State(ctx) }
+	}
+	return admin.New(o)
 }
 
 // processStart is about when this process began: package variables are

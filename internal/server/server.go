@@ -54,7 +54,18 @@ type Server struct {
 	serving chan struct{} // closed once Serve accepts on every listener
 
 	backend http.Handler // the backend API; nil: its routes answer 404
+	admin   AdminPage    // the admin page under the backend routes; nil: none
 }
+
+// AdminPage is the admin page, served under each backend route's
+// admin/.
+type AdminPage interface {
+	Handler(prefix string) http.Handler
+}
+
+// SetAdmin serves the admin page under every backend route (its admin/).
+// Call it before Listen.
+func (s *Server) SetAdmin(a AdminPage) { s.admin = a }
 
 // Engine returns the engine publishes of this process must go through:
 // the server's own, gated so that a graceful stop loses none.
@@ -272,13 +283,17 @@ type route struct {
 	prefix  string
 	h       http.HandlerFunc
 	trusted bool
+	// sameOrigin admits requests from pages of the route's own origin (the
+	// admin page's calls), besides what admit admits: the route checks a
+	// key of its own on every call that reads or changes anything.
+	sameOrigin bool
 }
 
 func (s *Server) router(r config.Routes) http.Handler {
 	var routes []route
 	add := func(prefixes []string, h http.HandlerFunc, trusted bool) {
 		for _, p := range prefixes {
-			routes = append(routes, route{p, h, trusted})
+			routes = append(routes, route{prefix: p, h: h, trusted: trusted})
 		}
 	}
 	const browser, trusted = false, true
@@ -299,6 +314,12 @@ func (s *Server) router(r config.Routes) http.Handler {
 	for _, p := range r.Demo {
 		add([]string{p}, demo.Handler(p, s.cfg), browser)
 	}
+	if s.admin != nil {
+		for _, p := range r.Backend {
+			p = strings.TrimSuffix(p, "/") + "/admin/"
+			routes = append(routes, route{prefix: p, h: s.admin.Handler(p).ServeHTTP, trusted: true, sameOrigin: true})
+		}
+	}
 	if s.backend != nil {
 		add(r.Backend, s.backend.ServeHTTP, trusted)
 	}
@@ -307,7 +328,7 @@ func (s *Server) router(r config.Routes) http.Handler {
 			if strings.HasPrefix(req.URL.Path, rt.prefix) {
 				if !rt.trusted {
 					openCORS(w)
-				} else if !s.admit(w, req) {
+				} else if !(rt.sameOrigin && sameOrigin(req)) && !s.admit(w, req) {
 					return
 				}
 				rt.h(w, req)
@@ -317,4 +338,15 @@ func (s *Server) router(r config.Routes) http.Handler {
 		openCORS(w)
 		notFound(w)
 	})
+}
+
+// sameOrigin reports whether r comes from a page of the origin it is sent
+// to.
+func sameOrigin(r *http.Request) bool {
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	o := r.Header.Get("Origin")
+	return o != "" && o == scheme+r.Host
 }
