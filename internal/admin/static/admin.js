@@ -99,7 +99,7 @@
       [el("tr", {}, el("td", { class: "muted", colSpan: 2 }, "none"))]);
 
     rows($("processes").tBodies[0], (st.processes || []).map((p) =>
-      el("tr", {}, el("td", {}, p.processUniqueId + (p.processUniqueId === st.process ? " (this)" : "")),
+      el("tr", {}, el("td", { class: "id" }, p.processUniqueId + (p.processUniqueId === st.process ? " (this)" : "")),
         el("td", { class: "n" }, String(p.pid)), el("td", { class: "n" }, String(p.websockets)),
         el("td", { class: "n" }, String(p.pollings)), el("td", { class: "n" }, String(p.channels)),
         el("td", { class: "n" }, p.date ? Math.max(0, Math.round((st.time - p.date) / 1000)) + " s ago" : "–"))));
@@ -145,6 +145,7 @@
 
     const errs = (st.errors || []).slice().reverse();
     $("errors-none").hidden = errs.length > 0;
+    $("errors").hidden = errs.length === 0;
     rows($("errors").tBodies[0], errs.map((e) => el("tr", {}, el("td", {}, new Date(e.time).toLocaleTimeString()),
       el("td", { class: e.level === "ERROR" ? "bad" : "" }, e.level), el("td", {}, e.msg + (e.attrs ? " " + e.attrs : "")))));
 
@@ -165,7 +166,7 @@
   // chart draws the series (field, colour, name) of the samples h as lines.
   function chart(id, h, series, fmt) {
     const s = $("chart-" + id);
-    const W = 400, H = 160, L = 44, B = 16;
+    const W = 400, H = 160, L = 44, B = 16, T = 8;
     s.setAttribute("viewBox", `0 0 ${W} ${H}`);
     s.setAttribute("preserveAspectRatio", "none");
     const kids = [];
@@ -173,7 +174,7 @@
     for (const [f] of series) for (const p of h) top = Math.max(top, p[f]);
     top = top > 0 ? top * 1.1 : 1;
     for (let i = 0; i <= 2; i++) {
-      const y = (H - B) * (1 - i / 2);
+      const y = T + (H - B - T) * (1 - i / 2);
       kids.push(svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#d9dee4" }));
       const t = svg("text", { x: L - 4, y: y + 3, "text-anchor": "end" });
       t.textContent = fmt((top * i) / 2);
@@ -182,11 +183,11 @@
     if (h.length > 1) {
       const t0 = h[0].t, span = Math.max(h[h.length - 1].t - t0, 1);
       for (const [f, colour] of series) {
-        const pts = h.map((p) => `${(L + ((p.t - t0) / span) * (W - L)).toFixed(1)},${((H - B) * (1 - p[f] / top)).toFixed(1)}`);
+        const pts = h.map((p) => `${(L + ((p.t - t0) / span) * (W - L)).toFixed(1)},${(T + (H - B - T) * (1 - p[f] / top)).toFixed(1)}`);
         kids.push(svg("polyline", { points: pts.join(" "), fill: "none", stroke: colour, "stroke-width": 1.5, "vector-effect": "non-scaling-stroke" }));
       }
       const lbl = svg("text", { x: L, y: H - 3 });
-      lbl.textContent = Math.round(span / 60000) + " min";
+      lbl.textContent = "last " + (span < 120000 ? Math.round(span / 1000) + " s" : Math.round(span / 60000) + " min");
       kids.push(lbl);
     } else {
       const t = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" });
