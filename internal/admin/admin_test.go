@@ -65,8 +65,11 @@ func TestAPI(t *testing.T) {
 	var checked string
 	a := New(Options{
 		Key: "admin-key", ProcessID: "p1", Gatherer: reg,
-		Ready:    func(context.Context) error { return errors.New("redis: down") },
-		Channels: func(f func(string, int)) { f("0123456789abcdef0123456789abcdef", 2); f("client|fedcba9876543210fedcba9876543210", 1) },
+		Ready: func(context.Context) error { return errors.New("redis: down") },
+		Channels: func(f func(string, int)) {
+			f("0123456789abcdef0123456789abcdef", 2)
+			f("client|fedcba9876543210fedcba9876543210", 1)
+		},
 		CheckKey: func(k string) any { checked = k; return map[string]bool{"matches": k == "right"} },
 	})
 	srv := httptest.NewServer(a.Handler("/pushpull/admin/"))
@@ -115,7 +118,7 @@ func TestAPI(t *testing.T) {
 		t.Errorf("key check: %d %q", resp.StatusCode, body)
 	}
 	resp, body = do("POST", "/pushpull/admin/api/keycheck", "admin-key", `{"key":"secret-wrong"}`)
-	if strings.Contains(body, "secret-wrong") {
+	if resp.StatusCode != 200 || strings.Contains(body, "secret-wrong") {
 		t.Errorf("the answer %q echoes the key", body)
 	}
 	if resp, _ := do("POST", "/pushpull/admin/api/keycheck", "", `{"key":"right"}`); resp.StatusCode != 401 {

@@ -191,7 +191,7 @@ func TestAdminPageBrowser(t *testing.T) {
 	for series, want := range map[string]float64{
 		"pushpull_websocket_connections": 30, "pushpull_channels": 10,
 		`pushpull_connections{protocol="3",transport="websocket"}`: 30,
-		`pushpull_disconnects_total{code="4010"}`:                 1,
+		`pushpull_disconnects_total{code="4010"}`:                  1,
 	} {
 		if got.Page.Metrics[series] != strconv.FormatFloat(want, 'f', -1, 64) {
 			t.Errorf("the page shows %s = %q; want %v", series, got.Page.Metrics[series], want)
