@@ -25,4 +25,5 @@
 //	stats.go         the statistics route
 //	probes.go        the liveness and readiness probes
 //	metrics.go       the Prometheus metrics
+//	keycheck.go      the admin page's check of a pasted security key
 package server
