@@ -291,6 +291,9 @@ func metricsSuite(t *testing.T, cfg *config.Config) {
 
 	if cfg.Storage.Type == "redis" {
 		m = r.scrape(t)
+		if v := sample(m, "pushpull_redis_command_errors_total"); v != 0 {
+			t.Errorf("%v Redis calls failed; want none (a script's first NOSCRIPT is no failure)", v)
+		}
 		for _, s := range []string{"pushpull_redis_up", "pushpull_redis_pubsub_up"} {
 			if v := sample(m, s); v != 1 {
 				t.Errorf("%s = %v; want 1", s, v)

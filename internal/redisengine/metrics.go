@@ -31,7 +31,7 @@ func newMetrics(e *Engine) *metrics {
 		single: cmd.WithLabelValues("single"),
 		multi:  cmd.WithLabelValues("pipeline"),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pushpull_redis_command_errors_total", Help: "Redis calls that failed (a nil reply is no failure).",
+			Name: "pushpull_redis_command_errors_total", Help: "Redis calls that failed (neither a nil reply nor a script's first NOSCRIPT is a failure).",
 		}),
 		probeLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pushpull_redis_pubsub_probe_seconds",
@@ -76,7 +76,7 @@ func (c timedClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.Redi
 	start := time.Now()
 	r := c.Client.Do(ctx, cmd)
 	c.m.single.Observe(time.Since(start).Seconds())
-	if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+	if failed(r.Error()) {
 		c.m.errors.Inc()
 	}
 	return r
@@ -87,12 +87,24 @@ func (c timedClient) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []r
 	rs := c.Client.DoMulti(ctx, cmds...)
 	c.m.multi.Observe(time.Since(start).Seconds())
 	for _, r := range rs {
-		if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+		if failed(r.Error()) {
 			c.m.errors.Inc()
 			break
 		}
 	}
 	return rs
+}
+
+// failed reports whether err is a failure: not a missing key, nor the
+// NOSCRIPT a script's first EVALSHA gets before the client sends it whole.
+func failed(err error) bool {
+	if err == nil || rueidis.IsRedisNil(err) {
+		return false
+	}
+	if re, ok := rueidis.IsRedisErr(err); ok && re.IsNoScript() {
+		return false
+	}
+	return true
 }
 
 // State is what the engine knows of Redis, for an operator.

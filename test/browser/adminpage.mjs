@@ -57,6 +57,7 @@ try {
       errors: [...document.querySelectorAll("#errors tbody tr")].map((r) => r.textContent),
       points: document.querySelector("#chart-rates polyline").getAttribute("points").split(" ").length,
       legend: document.getElementById("legend-rates").textContent,
+      storage: document.getElementById("storage").textContent,
     };
   });
   out.afterRead = Date.now();

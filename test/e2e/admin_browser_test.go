@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/internal/testutil"
+	"github.com/pushpull/pushpull/internal/testutil/redistest"
 )
 
 // scrapeMetrics returns the series of a /metrics answer by name (labels
@@ -52,8 +53,14 @@ func scrapeMetrics(t testing.TB, url string) map[string]float64 {
 // cannot change under this load, between the scrapes before and after for
 // the counters that grow), its charts have points, the key check tells the
 // portal's key from another, neither key is left on the page, and the
-// screenshot is a PNG of the page's size.
+// screenshot is a PNG of the page's size. On Redis, with a second process
+// beside it, the page lists both processes and Redis's state.
 func TestAdminPageBrowser(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { adminPageSuite(t, false) })
+	t.Run("redis", func(t *testing.T) { adminPageSuite(t, true) })
+}
+
+func adminPageSuite(t *testing.T, onRedis bool) {
 	chromium := os.Getenv("PUSHPULL_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
@@ -69,10 +76,24 @@ func TestAdminPageBrowser(t *testing.T) {
 	for k, v := range defaultRoutes {
 		routes[k] = v
 	}
-	srv := startServer(t, map[string]any{
-		"security": map[string]any{"key": key, "backendKey": backendKey},
-		"servers":  []any{map[string]any{"name": "all", "routes": routes}},
-	})
+	conf := func() map[string]any {
+		return map[string]any{
+			"security": map[string]any{"key": key, "backendKey": backendKey},
+			"servers":  []any{map[string]any{"name": "all", "routes": routes}},
+		}
+	}
+	cfg := conf()
+	processes := 1
+	if onRedis {
+		r := redistest.Start(t)
+		cfg["storage"] = map[string]any{"type": "redis", "host": "127.0.0.1", "port": r.Port}
+		other := conf()
+		other["storage"] = cfg["storage"]
+		waitReadyStatus(t, startServer(t, other), true)
+		processes = 2
+	}
+	srv := startServer(t, cfg)
+	waitReadyStatus(t, srv, true)
 	base := "http://127.0.0.1:" + strconv.Itoa(srv.Ports[0])
 
 	// The load: 30 subscribers on 10 channels, drained, and a publisher.
@@ -139,6 +160,7 @@ func TestAdminPageBrowser(t *testing.T) {
 			Processes int               `json:"processes"`
 			Channels  int               `json:"channels"`
 			Points    int               `json:"points"`
+			Storage   string            `json:"storage"`
 		} `json:"page"`
 		Right, Wrong struct{ Result, Text, Input string }
 		PageHasKey   bool `json:"pageHasKey"`
@@ -153,16 +175,19 @@ func TestAdminPageBrowser(t *testing.T) {
 	if got.WrongLogin == "" {
 		t.Error("a wrong backend key opened the page")
 	}
-	if got.Page.Ready != "ready" || got.Page.Processes != 1 || got.Page.Channels != 10 || got.Page.Points < 2 {
-		t.Errorf("page: ready %q, %d processes, %d channels, %d chart points; want ready, 1, 10, 2 or more",
-			got.Page.Ready, got.Page.Processes, got.Page.Channels, got.Page.Points)
+	if got.Page.Ready != "ready" || got.Page.Processes != processes || got.Page.Channels != 10 || got.Page.Points < 2 {
+		t.Errorf("page: ready %q, %d processes, %d channels, %d chart points; want ready, %d, 10, 2 or more",
+			got.Page.Ready, got.Page.Processes, got.Page.Channels, got.Page.Points, processes)
+	}
+	if onRedis && (!strings.Contains(got.Page.Storage, "Redis") || !strings.Contains(got.Page.Storage, "pub/sub subscribedyes")) {
+		t.Errorf("storage on Redis: %q", got.Page.Storage)
 	}
 
 	// What the load does not change is the same on the page and in
 	// /metrics; counters that grow lie between the two scrapes.
 	growing := []string{"pushpull_published_messages_total", "pushpull_delivered_messages_total",
 		"pushpull_written_bytes_total", "pushpull_resume_requests_total"}
-	fluctuating := []string{"go_goroutines", "process_", "pushpull_store_"}
+	fluctuating := []string{"go_goroutines", "process_", "pushpull_store_", "pushpull_redis_keys", "pushpull_redis_clients", "pushpull_redis_memory"}
 	checked := 0
 	for series, text := range got.Page.Metrics {
 		v, err := strconv.ParseFloat(text, 64)
@@ -199,6 +224,12 @@ func TestAdminPageBrowser(t *testing.T) {
 	}
 	if p := got.Page.Metrics["pushpull_published_messages_total"]; p == "" || p == "0" {
 		t.Errorf("published %q under load", p)
+	}
+	if onRedis && got.Page.Metrics["pushpull_redis_command_errors_total"] != "0" {
+		t.Errorf("the page shows %s failed Redis calls; want 0", got.Page.Metrics["pushpull_redis_command_errors_total"])
+	}
+	if onRedis && !strings.Contains(got.Page.Storage, "connectedyes") {
+		t.Errorf("storage on Redis: %q; want connected", got.Page.Storage)
 	}
 	if checked < 20 {
 		t.Errorf("%d numbers on the page; want the page's metrics", checked)
