@@ -215,7 +215,7 @@ var shown = []string{
 	"pushpull_ready", "pushpull_connections", "pushpull_connects_total", "pushpull_disconnects_total",
 	"pushpull_websocket_connections", "pushpull_polling_requests", "pushpull_channels",
 	"pushpull_published_messages_total", "pushpull_publish_errors_total", "pushpull_delivered_messages_total",
-	"pushpull_written_bytes_total", "pushpull_slow_consumers_total", "pushpull_rate_limited_messages_total",
+	"pushpull_written_bytes_total", "pushpull_slow_consumers_total", "pushpull_rate_limited_messages_total", "pushpull_refused_connections_total",
 	"pushpull_resume_requests_total", "pushpull_store_messages", "pushpull_store_bytes",
 	"pushpull_redis_up", "pushpull_redis_pubsub_up", "pushpull_redis_keys", "pushpull_redis_memory_bytes",
 	"pushpull_redis_clients", "pushpull_redis_pubsub_reconnects_total", "pushpull_redis_command_errors_total",

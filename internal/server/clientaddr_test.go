@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pushpull/pushpull/internal/testutil"
 )
 
@@ -180,4 +182,7 @@ func TestMaxConnPerIPRoute(t *testing.T) {
 	<-secondDone
 	cancel()
 	<-done
+	if n := promtest.ToFloat64(f.s.metrics.refusedPerIP); n != 2 {
+		t.Errorf("pushpull_refused_connections_total %v; want the 2 refusals", n)
+	}
 }

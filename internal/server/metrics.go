@@ -74,12 +74,13 @@ type metrics struct {
 	publishSeconds prometheus.Histogram
 	handler        http.Handler
 
-	conns       [protoCount][transportCount]prometheus.Gauge
-	connects    [protoCount][transportCount]prometheus.Counter
-	disconnects map[int]prometheus.Counter // by close code; written only by newMetrics
-	otherClose  prometheus.Counter
-	resumes     [transportCount]prometheus.Counter
-	resumed     [transportCount]prometheus.Observer // messages each resume returned
+	conns        [protoCount][transportCount]prometheus.Gauge
+	connects     [protoCount][transportCount]prometheus.Counter
+	disconnects  map[int]prometheus.Counter // by close code; written only by newMetrics
+	otherClose   prometheus.Counter
+	refusedPerIP prometheus.Counter // subscribe requests over limits.maxConnPerIP
+	resumes      [transportCount]prometheus.Counter
+	resumed      [transportCount]prometheus.Observer // messages each resume returned
 }
 
 func newMetrics(s *Server) *metrics {
@@ -97,6 +98,9 @@ func newMetrics(s *Server) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
 		disconnects: make(map[int]prometheus.Counter, len(closeCodes)),
+		refusedPerIP: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pushpull_refused_connections_total", Help: "Subscribe requests refused (429) for going over limits.maxConnPerIP.",
+		}),
 	}
 	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pushpull_connections", Help: "Open subscriber connections (WebSockets and held long polls) by protocol version and transport.",
@@ -144,7 +148,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.published, m.publishErrors, m.publishSeconds,
-		conns, connects, disconnects, resumes, resumed,
+		conns, connects, disconnects, resumes, resumed, m.refusedPerIP,
 		gauge("pushpull_websocket_connections", "Open WebSocket connections.",
 			func() float64 { return float64(wsm.Sessions.Load()) }),
 		gauge("pushpull_polling_requests", "Long-polling requests being held.",

@@ -45,6 +45,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	release, ok := s.perAddr.acquire(s.clientAddr(r))
 	if !ok {
+		s.metrics.refusedPerIP.Inc()
 		text(w, http.StatusTooManyRequests, s.perAddr.errTooManyFrom())
 		return
 	}

@@ -136,6 +136,7 @@
     const drops = [
       ["slow consumers dropped", "pushpull_slow_consumers_total"],
       ["client messages over the rate", "pushpull_rate_limited_messages_total"],
+      ["connections over maxConnPerIP", "pushpull_refused_connections_total"],
       ["resumes (WebSocket)", 'pushpull_resume_requests_total{transport="websocket"}'],
       ["resumes (long polling)", 'pushpull_resume_requests_total{transport="longpolling"}'],
       ["bytes written (WebSocket)", 'pushpull_written_bytes_total{transport="websocket"}'],
