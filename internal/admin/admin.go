@@ -294,15 +294,21 @@ func (a *Admin) state(ctx context.Context) State {
 		st.Processes = ps
 	}
 	if a.o.Channels != nil {
-		var all []ChannelCount
+		// The busiest, kept while counting (f runs under the hub's
+		// locks): no list of every channel is made.
+		top := make([]ChannelCount, 0, topChannels+1)
 		a.o.Channels(func(c string, n int) {
 			st.Channels++
-			all = append(all, ChannelCount{c, n})
+			if len(top) == topChannels && !busier(ChannelCount{c, n}, top[len(top)-1]) {
+				return
+			}
+			i := sort.Search(len(top), func(i int) bool { return busier(ChannelCount{c, n}, top[i]) })
+			top = slices.Insert(top, i, ChannelCount{c, n})
+			if len(top) > topChannels {
+				top = top[:topChannels]
+			}
 		})
-		sort.Slice(all, func(i, j int) bool {
-			return all[i].Subscribers > all[j].Subscribers || all[i].Subscribers == all[j].Subscribers && all[i].Channel < all[j].Channel
-		})
-		for _, c := range all[:min(len(all), topChannels)] {
+		for _, c := range top {
 			st.TopChannels = append(st.TopChannels, ChannelCount{shorten(c.Channel), c.Subscribers})
 		}
 	}
@@ -316,6 +322,11 @@ func (a *Admin) state(ctx context.Context) State {
 	st.History = slices.Clone(a.samples)
 	a.mu.Unlock()
 	return st
+}
+
+// busier orders channels by subscribers, then by id.
+func busier(a, b ChannelCount) bool {
+	return a.Subscribers > b.Subscribers || a.Subscribers == b.Subscribers && a.Channel < b.Channel
 }
 
 // shorten keeps the start of a channel id (and a tenant's prefix).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -52,6 +53,26 @@ func TestQuantile(t *testing.T) {
 	}
 	if q := quantile(0.99, now, before, 100); q < 0.99 || q > 1 {
 		t.Errorf("p99 %v; want 0.991", q)
+	}
+}
+
+// The busiest channels are listed, at most topChannels, the busiest
+// first.
+func TestTopChannels(t *testing.T) {
+	a := New(Options{Gatherer: prometheus.NewRegistry(), Ready: func(context.Context) error { return nil },
+		Channels: func(f func(string, int)) {
+			for i := range 100 {
+				f(fmt.Sprintf("c%03d", i), (i*37)%100)
+			}
+		}})
+	st := a.state(context.Background())
+	if st.Channels != 100 || len(st.TopChannels) != topChannels {
+		t.Fatalf("%d channels, %d listed", st.Channels, len(st.TopChannels))
+	}
+	for i, c := range st.TopChannels {
+		if c.Subscribers != 99-i {
+			t.Errorf("listed %d: %+v; want %d subscribers", i, c, 99-i)
+		}
 	}
 }
 
