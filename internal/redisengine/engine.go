@@ -328,6 +328,22 @@ local id = redis.call('INCR', KEYS[1])
 local mid = start .. string.format('%016d', id)
 `
 
+// storeLua stores body under the message key ARGV[2] .. key for ARGV[3]
+// ms (not at all for "0") and indexes key in each channel of KEYS[3:],
+// giving a new index the channel TTL ARGV[4]: the part publishLua and
+// publish20Lua share.
+const storeLua = `
+if ARGV[3] ~= '0' then
+  redis.call('SET', ARGV[2] .. key, body, 'PX', ARGV[3])
+  for i = 3, #KEYS do
+    redis.call('ZADD', KEYS[i], 0, key)
+    if redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIRE', KEYS[i], ARGV[4])
+    end
+  end
+end
+`
+
 // publishLua stores a message, indexes it in each channel and publishes
 // it, atomically: ids are assigned in the order messages are published,
 // and no message is published that is not stored.
@@ -337,15 +353,8 @@ local mid = start .. string.format('%016d', id)
 // JSON after the mid, pub/sub channel ("" to store only), PUBLISH or SPUBLISH.
 var publishLua = rueidis.NewLuaScript(assignLua + `
 local body = '{"id":"' .. mid .. ARGV[5]
-if ARGV[3] ~= '0' then
-  redis.call('SET', ARGV[2] .. mid, body, 'PX', ARGV[3])
-  for i = 3, #KEYS do
-    redis.call('ZADD', KEYS[i], 0, mid)
-    if redis.call('PTTL', KEYS[i]) == -1 then
-      redis.call('PEXPIRE', KEYS[i], ARGV[4])
-    end
-  end
-end
+local key = mid
+` + storeLua + `
 if ARGV[6] ~= '' then
   redis.call(ARGV[7], ARGV[6], body)
 end
@@ -365,15 +374,8 @@ if string.len(mid) ~= 26 then
 end
 local bin = string.gsub(mid, '..', function(h) return string.char(tonumber(h, 16)) end)
 local body = '\10\13' .. bin .. ARGV[5]
-if ARGV[3] ~= '0' then
-  redis.call('SET', ARGV[2] .. bin, body, 'PX', ARGV[3])
-  for i = 3, #KEYS do
-    redis.call('ZADD', KEYS[i], 0, bin)
-    if redis.call('PTTL', KEYS[i]) == -1 then
-      redis.call('PEXPIRE', KEYS[i], ARGV[4])
-    end
-  end
-end
+local key = bin
+` + storeLua + `
 if ARGV[6] ~= '' then
   redis.call(ARGV[7], ARGV[6], ARGV[8] .. body)
 end
