@@ -20,16 +20,15 @@ type Key struct {
 type Prepared struct {
 	Msg *protocol.Message
 
-	first atomic.Pointer[encoding] // the first encoding made: the only one in most fan-outs
+	// The first encoding made, the only one in most fan-outs: written
+	// once under mu, before ready is set, and read without it after.
+	ready    atomic.Bool
+	firstKey Key
+	firstVal []byte
 
 	mu   sync.Mutex
-	keys []Key
+	keys []Key // the encodings after the first
 	vals [][]byte
-}
-
-type encoding struct {
-	key Key
-	val []byte
 }
 
 // NewPrepared wraps m.
@@ -38,11 +37,19 @@ func NewPrepared(m *protocol.Message) *Prepared { return &Prepared{Msg: m} }
 // Encoded returns the bytes for k, calling encode only the first time.
 // The result is shared: callers must not modify it.
 func (p *Prepared) Encoded(k Key, encode func(m *protocol.Message, channel string) []byte) []byte {
-	if e := p.first.Load(); e != nil && e.key == k {
-		return e.val
+	if p.ready.Load() && p.firstKey == k {
+		return p.firstVal
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.ready.Load() {
+		p.firstKey, p.firstVal = k, encode(p.Msg, k.Channel)
+		p.ready.Store(true)
+		return p.firstVal
+	}
+	if p.firstKey == k {
+		return p.firstVal
+	}
 	for i := range p.keys {
 		if p.keys[i] == k {
 			return p.vals[i]
@@ -51,8 +58,5 @@ func (p *Prepared) Encoded(k Key, encode func(m *protocol.Message, channel strin
 	b := encode(p.Msg, k.Channel)
 	p.keys = append(p.keys, k)
 	p.vals = append(p.vals, b)
-	if len(p.keys) == 1 {
-		p.first.Store(&encoding{k, b})
-	}
 	return b
 }
