@@ -84,7 +84,7 @@ func Idle(ctx context.Context, o Options) (*IdleResult, error) {
 	}
 	defer sw.Close()
 	res := &IdleResult{Server: s.kind(), Storage: s.storage(), Connections: n, ConnectSeconds: time.Since(t0).Seconds()}
-	if res.ServerWebSockets, err = s.waitSubscribed(ctx, n); err != nil {
+	if res.ServerWebSockets, err = s.waitSubscribed(ctx, n, false); err != nil {
 		return nil, err
 	}
 	o.logf("idle: %d connections open in %.1fs; waiting for the server's memory to settle", n, res.ConnectSeconds)

@@ -270,8 +270,7 @@ func serverSubscribers(ctx context.Context, kind, statURL string, longPoll bool)
 // polls, held long polls), so no message is published before every
 // subscriber is registered. Without a stat route it waits a fixed second
 // instead.
-func (s *session) waitSubscribed(ctx context.Context, n int, polls ...bool) (int64, error) {
-	longPoll := len(polls) > 0 && polls[0]
+func (s *session) waitSubscribed(ctx context.Context, n int, longPoll bool) (int64, error) {
 	if s.StatURL == "" {
 		return -1, sleep(ctx, time.Second)
 	}

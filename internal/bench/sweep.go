@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -128,7 +130,7 @@ func PlotSweep(w io.Writer, s *Sweep) error {
 		if len(xs) == 0 || xs[len(xs)-1] != p.Subscribers {
 			xs = append(xs, p.Subscribers)
 		}
-		if !contains(servers, p.Server) {
+		if !slices.Contains(servers, p.Server) {
 			servers = append(servers, p.Server)
 		}
 		for _, v := range []float64{p.P50.Median, p.P90.Median, p.P99.Median} {
@@ -161,7 +163,7 @@ func PlotSweep(w io.Writer, s *Sweep) error {
 	if s.Pinned {
 		title += " (pinned)"
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15">%s</text>`+"\n", left, xmlEscape(title))
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15">%s</text>`+"\n", left, html.EscapeString(title))
 	// Axes and grid.
 	for v := ylo; v <= yhi*1.0001; v *= 10 {
 		y := py(v)
@@ -178,53 +180,39 @@ func PlotSweep(w io.Writer, s *Sweep) error {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">subscribers of one channel</text>`+"\n", (left+width-right)/2, height-16)
 	fmt.Fprintf(&b, `<text x="16" y="%d" text-anchor="middle" transform="rotate(-90 16 %d)">delivery latency (ms)</text>`+"\n", (top+height-bottom)/2, (top+height-bottom)/2)
 	colors := []string{"#1f63b4", "#e07b00", "#2a9d3f", "#b4281f"}
-	dashes := map[string]string{"p50": "", "p90": "6 3", "p99": "2 3"}
+	percentiles := []struct {
+		name, dash string
+		of         func(SweepPoint) float64
+	}{
+		{"p50", "", func(p SweepPoint) float64 { return p.P50.Median }},
+		{"p90", ` stroke-dasharray="6 3"`, func(p SweepPoint) float64 { return p.P90.Median }},
+		{"p99", ` stroke-dasharray="2 3"`, func(p SweepPoint) float64 { return p.P99.Median }},
+	}
 	ly := top + 10
 	for si, server := range servers {
 		color := colors[si%len(colors)]
-		for _, pc := range []string{"p50", "p90", "p99"} {
-			var pts []string
+		for _, pc := range percentiles {
+			var pts, dots strings.Builder
 			for _, p := range s.Points {
-				if p.Server != server || p.P50.N == 0 {
+				v := pc.of(p)
+				if p.Server != server || p.P50.N == 0 || v <= 0 {
 					continue
 				}
-				v := map[string]float64{"p50": p.P50.Median, "p90": p.P90.Median, "p99": p.P99.Median}[pc]
-				if v <= 0 {
-					continue
-				}
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(p.Subscribers), py(v)))
+				x, y := px(p.Subscribers), py(v)
+				fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
+				fmt.Fprintf(&dots, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`+"\n", x, y, color)
 			}
-			if len(pts) == 0 {
+			if pts.Len() == 0 {
 				continue
 			}
-			dash := ""
-			if d := dashes[pc]; d != "" {
-				dash = fmt.Sprintf(` stroke-dasharray="%s"`, d)
-			}
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", strings.Join(pts, " "), color, dash)
-			for _, pt := range pts {
-				xy := strings.SplitN(pt, ",", 2)
-				fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`+"\n", xy[0], xy[1], color)
-			}
-			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", width-right+16, ly, width-right+46, ly, color, dash)
-			fmt.Fprintf(&b, `<text x="%d" y="%d">%s %s</text>`+"\n", width-right+52, ly+4, xmlEscape(server), pc)
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", strings.TrimSpace(pts.String()), color, pc.dash)
+			b.WriteString(dots.String())
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", width-right+16, ly, width-right+46, ly, color, pc.dash)
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s %s</text>`+"\n", width-right+52, ly+4, html.EscapeString(server), pc.name)
 			ly += 18
 		}
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }

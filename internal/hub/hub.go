@@ -62,24 +62,20 @@ func GetBatch() *Batch { return batches.Get().(*Batch) }
 // queue keeps its messages in order whoever writes it.
 func (b *Batch) Flush() {
 	n := len(b.pending)
-	switch {
-	case n <= InlineFanout:
-		for _, f := range b.pending {
-			f.Flush(true)
-		}
-	default:
+	size := n // a small batch is one chunk, the caller's
+	if n > InlineFanout {
 		parts := min(flushWorkers.procs, max(n/chunkFanout, 1))
-		size := (n + parts - 1) / parts
-		for start := size; start < n; start += size {
-			chunk := slices.Clone(b.pending[start:min(start+size, n)])
-			select {
-			case flushWorkers.chunks <- chunk:
-			default:
-				runChunk(chunk)
-			}
-		}
-		runChunk(b.pending[:min(size, n)])
+		size = (n + parts - 1) / parts
 	}
+	for start := size; start < n; start += size {
+		chunk := slices.Clone(b.pending[start:min(start+size, n)])
+		select {
+		case flushWorkers.chunks <- chunk:
+		default:
+			runChunk(chunk)
+		}
+	}
+	runChunk(b.pending[:size])
 	clear(b.pending)
 	b.pending = b.pending[:0]
 	if cap(b.pending) > 4096 {

@@ -68,25 +68,26 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	case legacy != nil:
 		req.MID, req.Format, req.Position = legacy.MID, format.PushStream, legacy
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
-			ms, err := legacy.History(ctx, s.engine, sub.ids)
-			if err == nil {
-				s.metrics.resume(transportPoll, len(ms))
-			}
-			return ms, err
+			return legacy.History(ctx, s.engine, sub.ids)
 		}
 	case sub.mid != "":
 		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
-			ms, err := s.engine.Since(ctx, sub.ids, sub.mid)
-			if err == nil {
-				s.metrics.resume(transportPoll, len(ms))
-			}
-			return ms, err
+			return s.engine.Since(ctx, sub.ids, sub.mid)
 		}
 	case sub.format == format.Text:
 		// No position at all: a version 3 or a version 1-2 client's
 		// first poll.
 		req.Position = FirstPoll{Start: time.Now()}
 		h.Set("Access-Control-Expose-Headers", LegacyExposeHeaders)
+	}
+	if history := req.History; history != nil {
+		req.History = func(ctx context.Context) ([]*protocol.Message, error) {
+			ms, err := history(ctx)
+			if err == nil {
+				s.metrics.resume(transportPoll, len(ms))
+			}
+			return ms, err
+		}
 	}
 	if s.conns.limited() {
 		evicted := make(chan struct{})
