@@ -41,7 +41,7 @@ its own subscribe port, and a publisher-mode process; --conns WebSockets
 (100,000) opened by worker processes (this executable again, at most 18,000
 connections each) from many loopback source addresses and spread so that
 every one of --channels channels (100) has subscribers on every process;
---messages (200) at --rate (100/s), each to one channel in turn. It reports
+--messages (200) at --rate (20/s), each to one channel in turn. It reports
 connect rate, the servers' memory per connection, delivery latency, lost and
 duplicated deliveries, and the CPU of the servers, the publisher and Redis.
 
@@ -80,7 +80,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.Conns, "conns", bench.DefaultConns, "idle: WebSocket connections; hostile: slow-body and trickled-frame connections, 1000 unless given; fleet: 100,000 unless given")
 	fs.IntVar(&o.Subs, "subs", bench.DefaultSubs, "fanout, unicast: subscribers")
 	fs.IntVar(&o.Messages, "messages", 0, fmt.Sprintf("messages to publish (default fanout %d, unicast %d, fleet %d)", bench.DefaultFanoutMsgs, bench.DefaultUnicastMsgs, bench.DefaultFleetMessages))
-	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout, fleet: publishes per second")
+	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout, fleet: publishes per second (fleet: 20 unless given)")
 	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "unicast: concurrent keep-alive publishers")
 	fs.StringVar(&o.Mode, "mode", "text", "idle: the connections' protocol: text (version 3), binary (4) or jsonrpc (5)")
 	fs.IntVar(&o.Batch, "batch", 1, "unicast: messages per publish request; above 1 they go as one protocol-4 RequestBatch (binaryMode=true), as the Bitrix backend sends them")
@@ -120,6 +120,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&fleet.Procs, "procs", bench.DefaultFleetProcs, "fleet: subscriber processes")
 	fs.IntVar(&fleet.Workers, "workers", 0, fmt.Sprintf("fleet: load-generating worker processes (default one per %d connections)", bench.FleetWorkerConns))
 	fs.IntVar(&fleet.Installations, "installations", 0, "fleet: run the servers in the shared mode with this many clientIds (security.clients), the channels spread over them")
+	fs.DurationVar(&fleet.PingInterval, "ping-interval", 0, "fleet: the servers' websocket.pingInterval (default the server's 30s); each process pings all its connections at once every interval, so a run longer than it meets that burst")
 	var redisAddrs string
 	fs.StringVar(&redisAddrs, "redis-addr", "", "fleet: a running Redis, host:port, or a Redis Cluster's seeds, comma-separated (default: start a redis-server)")
 
@@ -239,7 +240,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	case "fleet":
 		fleet.Executable, fleet.Key, fleet.Log = o.Executable, o.Key, o.Log
-		fleet.Rate, fleet.Settle = o.Rate, o.Settle
+		fleet.Settle = o.Settle
+		if explicit["rate"] {
+			fleet.Rate = o.Rate
+		}
 		if explicit["conns"] {
 			fleet.Conns = o.Conns
 		}

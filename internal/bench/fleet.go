@@ -41,10 +41,15 @@ type FleetOptions struct {
 	// that many clientIds (security.clients), the channels spread over
 	// them round-robin.
 	Installations int
-	Key           string        // security key of the personal mode; random when empty
-	Drain         time.Duration // the longest wait for deliveries after the last publish (10 s)
-	Settle        time.Duration // the longest wait for the servers' memory to settle after connecting (60 s)
-	Log           io.Writer     // progress; nil for none
+	// PingInterval, above 0, is the servers' websocket.pingInterval (30 s
+	// unless given). Each process pings all its connections at once every
+	// interval: a run that should not meet that burst sets it longer than
+	// the run.
+	PingInterval time.Duration
+	Key          string        // security key of the personal mode; random when empty
+	Drain        time.Duration // the longest wait for deliveries after the last publish (10 s)
+	Settle       time.Duration // the longest wait for the servers' memory to settle after connecting (60 s)
+	Log          io.Writer     // progress; nil for none
 }
 
 // Fleet defaults.
@@ -53,7 +58,7 @@ const (
 	DefaultFleetConns    = 100000
 	DefaultFleetChannels = 100
 	DefaultFleetMessages = 200
-	DefaultFleetRate     = 100
+	DefaultFleetRate     = 20 // 20,000 deliveries a second at the default 1,000 subscribers a channel
 	// FleetWorkerConns is how many connections a worker holds at most
 	// unless --workers says otherwise.
 	FleetWorkerConns = 18000
@@ -77,6 +82,7 @@ type FleetResult struct {
 	Connections   int            `json:"connections"`
 	Channels      int            `json:"channels"`
 	Installations int            `json:"installations,omitempty"`
+	PingSeconds   float64        `json:"ping_interval_seconds"` // the servers' websocket.pingInterval
 	PerProcess    []FleetProcess `json:"per_process"`
 
 	ConnectSeconds float64 `json:"connect_seconds"` // first dial to last handshake, over all workers
@@ -257,7 +263,7 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 		return nil, err
 	}
 	o.logf("fleet: starting %d pushpull processes and a publisher on Redis", o.Procs)
-	f, err := startFleetServers(ctx, exe, o.RedisServer, o.RedisAddrs, o.Procs, tenants, o.logf)
+	f, err := startFleetServers(ctx, exe, o.RedisServer, o.RedisAddrs, o.Procs, tenants, o.PingInterval, o.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +271,10 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	res := &FleetResult{
 		Scenario: "fleet", Procs: o.Procs, Workers: o.Workers, Connections: o.Conns,
 		Channels: o.Channels, Installations: o.Installations, Redis: "redis-server started by the bench",
+		PingSeconds: 30,
+	}
+	if o.PingInterval > 0 {
+		res.PingSeconds = o.PingInterval.Seconds()
 	}
 	if f.redis == nil {
 		res.Redis = fmt.Sprint(o.RedisAddrs)

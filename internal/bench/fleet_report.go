@@ -16,8 +16,8 @@ func WriteFleet(w io.Writer, r *FleetResult) {
 	if r.Installations > 0 {
 		mode = fmt.Sprintf("shared mode, %d installations", r.Installations)
 	}
-	fmt.Fprintf(w, "fleet: %d WebSocket connections over %d pushpull processes and a publisher on one Redis (%s), from %d worker processes; %d channels, %s\n",
-		r.Connections, r.Procs, r.Redis, r.Workers, r.Channels, mode)
+	fmt.Fprintf(w, "fleet: %d WebSocket connections over %d pushpull processes and a publisher on one Redis (%s), from %d worker processes; %d channels, %s, pings every %.0f s\n",
+		r.Connections, r.Procs, r.Redis, r.Workers, r.Channels, mode, r.PingSeconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)

@@ -62,7 +62,7 @@ func newFleetTenants(key string, n int) fleetTenants {
 
 // startFleetServers starts Redis (without addrs), procs subscriber
 // processes and a publisher-mode process of exe.
-func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string, procs int, tenants fleetTenants, logf func(string, ...any)) (f *fleetServers, err error) {
+func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string, procs int, tenants fleetTenants, ping time.Duration, logf func(string, ...any)) (f *fleetServers, err error) {
 	dir, err := os.MkdirTemp("", "pushpull-fleet-")
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string
 			name = "fleet-publisher"
 		}
 		file := filepath.Join(dir, name+".json")
-		if err := writeFleetConfig(file, name, storage, tenants, publisher); err != nil {
+		if err := writeFleetConfig(file, name, storage, tenants, ping, publisher); err != nil {
 			return f, err
 		}
 		wait, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -118,8 +118,9 @@ func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string
 
 // writeFleetConfig writes one fleet process's config: a subscribe server
 // and a publish and statistics server on free ports, or for the publisher
-// (publishMode) the second alone.
-func writeFleetConfig(file, name string, storage map[string]any, tenants fleetTenants, publisher bool) error {
+// (publishMode) the second alone; ping, above 0, is its
+// websocket.pingInterval.
+func writeFleetConfig(file, name string, storage map[string]any, tenants fleetTenants, ping time.Duration, publisher bool) error {
 	pub := config.Server{Name: name + "-pub", Hostname: "127.0.0.1", Port: 0,
 		Routes: config.Routes{Pub: []string{"/bitrix/pub/"}, Stat: []string{"/server-stat/"}}}
 	servers := []config.Server{pub}
@@ -140,6 +141,9 @@ func writeFleetConfig(file, name string, storage map[string]any, tenants fleetTe
 		// Info logs the listening lines the bench reads and little else.
 		"log":             map[string]string{"level": "info"},
 		"shutdownTimeout": 2,
+	}
+	if ping > 0 {
+		cfg["websocket"] = map[string]any{"pingInterval": ping.Seconds()}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
