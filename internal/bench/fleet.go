@@ -192,7 +192,7 @@ func planFleet(o FleetOptions, limit uint64) (fleetPlan, error) {
 			return p, fmt.Errorf("fleet: process %d would hold %d connections, over the open file limit %d less %d: use more processes", s, n, limit, fleetFDSpare)
 		}
 		if n == 0 {
-			return p, fmt.Errorf("fleet: process %d would get no connections: use at least channels x processes (%d) connections", s, o.Channels*o.Procs)
+			return p, fmt.Errorf("fleet: process %d would get no connections", s)
 		}
 	}
 	first := 0

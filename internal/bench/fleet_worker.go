@@ -45,11 +45,13 @@ type fleetSpec struct {
 // channels round-robin.
 func fleetChannel(i, channels int) int { return i % channels }
 
-// fleetServer returns the process of the fleet's connection i: each run of
-// channels consecutive connections (one subscriber of each channel) goes
-// to the next process, so every channel has subscribers on every process
-// once there are channels*procs connections.
-func fleetServer(i, channels, procs int) int { return i / channels % procs }
+// fleetServer returns the process of the fleet's connection i. The
+// subscribers of a channel (i = channel + m*channels) go to the processes
+// in turn, starting at the channel's own, so every channel has subscribers
+// on every process once there are channels*procs connections, and each
+// run of channels connections is spread evenly too, so the processes hold
+// as many connections each, within one per run.
+func fleetServer(i, channels, procs int) int { return (i/channels + i%channels) % procs }
 
 // fleetFinish tells a worker how many messages were published.
 type fleetFinish struct {
