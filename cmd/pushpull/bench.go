@@ -253,6 +253,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if explicit["drain"] {
 			fleet.Drain = o.Drain
 		}
+		fleet.Expiry = o.Expiry
 		fleet.Messages = o.Messages
 		if redisAddrs != "" {
 			fleet.RedisAddrs = strings.Split(redisAddrs, ",")

@@ -46,10 +46,14 @@ type FleetOptions struct {
 	// interval: a run that should not meet that burst sets it longer than
 	// the run.
 	PingInterval time.Duration
-	Key          string        // security key of the personal mode; random when empty
-	Drain        time.Duration // the longest wait for deliveries after the last publish (10 s)
-	Settle       time.Duration // the longest wait for the servers' memory to settle after connecting (60 s)
-	Log          io.Writer     // progress; nil for none
+	// Expiry, above 0, is sent with every publish as Message-Expiry: the
+	// messages are then stored, and a process whose Redis subscription
+	// was interrupted replays them; without it they are transient.
+	Expiry int
+	Key    string        // security key of the personal mode; random when empty
+	Drain  time.Duration // the longest wait for deliveries after the last publish (10 s)
+	Settle time.Duration // the longest wait for the servers' memory to settle after connecting (60 s)
+	Log    io.Writer     // progress; nil for none
 }
 
 // Fleet defaults.
@@ -83,6 +87,7 @@ type FleetResult struct {
 	Channels      int            `json:"channels"`
 	Installations int            `json:"installations,omitempty"`
 	PingSeconds   float64        `json:"ping_interval_seconds"` // the servers' websocket.pingInterval
+	Expiry        int            `json:"expiry,omitempty"`      // Message-Expiry of the publishes
 	PerProcess    []FleetProcess `json:"per_process"`
 
 	ConnectSeconds float64 `json:"connect_seconds"` // first dial to last handshake, over all workers
@@ -112,6 +117,8 @@ type FleetResult struct {
 	Stray      int64 `json:"stray"`
 	Unparsed   int64 `json:"unparsed"`
 	Dropped    int64 `json:"dropped"` // connections the servers ended
+	// Warnings are the warnings and errors the processes logged.
+	Warnings []string `json:"warnings,omitempty"`
 
 	// Latency is from publish to receipt, over every delivery of every
 	// worker, read from merged histograms (within 0.8%; max exact).
@@ -271,7 +278,7 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	res := &FleetResult{
 		Scenario: "fleet", Procs: o.Procs, Workers: o.Workers, Connections: o.Conns,
 		Channels: o.Channels, Installations: o.Installations, Redis: "redis-server started by the bench",
-		PingSeconds: 30,
+		PingSeconds: 30, Expiry: o.Expiry,
 	}
 	if o.PingInterval > 0 {
 		res.PingSeconds = o.PingInterval.Seconds()
@@ -358,7 +365,7 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 		return nil, err
 	}
 	t0 := time.Now()
-	st, sent := publishFleet(ctx, f.pub.pubURL, signed, clients, o.Messages, o.Rate)
+	st, sent := publishFleet(ctx, f.pub.pubURL, signed, clients, o.Messages, o.Rate, o.Expiry)
 	published := time.Since(t0)
 	for _, w := range workers {
 		if err := w.send(fleetFinish{Sent: sent, DrainMS: o.Drain.Milliseconds()}); err != nil {
@@ -384,6 +391,7 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	res.Warnings = f.warnings()
 
 	var hist Histogram
 	var last int64
@@ -528,14 +536,15 @@ func processWebSockets(ctx context.Context, statURL string, pid int) (int64, err
 }
 
 // publishFleet publishes msgs messages at rate, message i to channel i %
-// len(channels), one request at a time, and returns how many it published
+// len(channels), one request at a time, with expiry (0: none), and returns how many it published
 // (seq 0 to sent-1), failures included.
-func publishFleet(ctx context.Context, pubURL string, channels, clients []string, msgs int, rate float64) (st publishStats, sent int) {
+func publishFleet(ctx context.Context, pubURL string, channels, clients []string, msgs int, rate float64, expiry int) (st publishStats, sent int) {
 	p, err := NewPublisher(pubURL)
 	if err != nil {
 		st.fail(err)
 		return st, 0
 	}
+	p.Expiry = expiry
 	defer p.Close()
 	interval := time.Duration(float64(time.Second) / rate)
 	var body []byte

@@ -16,6 +16,9 @@ func WriteFleet(w io.Writer, r *FleetResult) {
 	if r.Installations > 0 {
 		mode = fmt.Sprintf("shared mode, %d installations", r.Installations)
 	}
+	if r.Expiry > 0 {
+		mode += fmt.Sprintf(", messages kept %d s", r.Expiry)
+	}
 	fmt.Fprintf(w, "fleet: %d WebSocket connections over %d pushpull processes and a publisher on one Redis (%s), from %d worker processes; %d channels, %s, pings every %.0f s\n",
 		r.Connections, r.Procs, r.Redis, r.Workers, r.Channels, mode, r.PingSeconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -48,6 +51,12 @@ func WriteFleet(w io.Writer, r *FleetResult) {
 	}
 	if r.OtherCPUShare > BusyMachine {
 		fmt.Fprintf(w, "  WARNING: other processes used %.0f%% of the machine's CPU during the run; latencies are not the fleet's alone\n", 100*r.OtherCPUShare)
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(w, "  the processes logged:")
+		for _, l := range r.Warnings {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "  process\tpid\tconnections\tcounted\tRSS before\tRSS after\t")

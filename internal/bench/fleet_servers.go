@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,6 +180,30 @@ func (f *fleetServers) alive() error {
 		return f.redis.Exited()
 	}
 	return nil
+}
+
+// maxWarnings bounds the warnings a fleet result carries.
+const maxWarnings = 20
+
+// warnings returns the warnings and errors the pushpull processes have
+// logged (a lost Redis subscription, a slow client dropped), each after
+// its process's name: what explains a loss the run counted.
+func (f *fleetServers) warnings() []string {
+	var out []string
+	for _, s := range f.all() {
+		if s.p == nil {
+			continue
+		}
+		for _, line := range strings.Split(s.p.Out.String(), "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				if len(out) == maxWarnings {
+					return append(out, "...")
+				}
+				out = append(out, s.p.Name+": "+strings.TrimSpace(line))
+			}
+		}
+	}
+	return out
 }
 
 // stop stops the pushpull processes, then Redis, and removes the configs.

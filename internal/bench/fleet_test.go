@@ -76,9 +76,10 @@ func TestFleetScenario(t *testing.T) {
 		name          string
 		addrs         []string
 		installations int
+		expiry        int
 	}{
-		{"spawned redis", nil, 0},
-		{"shared mode", []string{"127.0.0.1:" + strconv.Itoa(given.Port)}, 3},
+		{"spawned redis", nil, 0, 0},
+		{"shared mode, kept messages", []string{"127.0.0.1:" + strconv.Itoa(given.Port)}, 3, 60},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -86,7 +87,7 @@ func TestFleetScenario(t *testing.T) {
 			var log strings.Builder
 			o := FleetOptions{
 				RedisAddrs: c.addrs, Installations: c.installations,
-				Procs: 2, Conns: 300, Workers: 2, Channels: 10, Messages: 20, Rate: 500,
+				Procs: 2, Conns: 300, Workers: 2, Channels: 10, Messages: 20, Rate: 500, Expiry: c.expiry,
 				Drain: 20 * time.Second, Settle: time.Millisecond, Log: &log,
 			}
 			r, err := Fleet(ctx, o)
@@ -99,6 +100,9 @@ func TestFleetScenario(t *testing.T) {
 			}
 			if r.Latency.Samples != 600 || r.Latency.Max < r.Latency.P50 || r.ConnectRate <= 0 {
 				t.Fatalf("got %+v", r)
+			}
+			if len(r.Warnings) > 0 {
+				t.Errorf("the processes warned: %q", r.Warnings)
 			}
 			if len(r.PerProcess) != 2 {
 				t.Fatalf("%d processes reported", len(r.PerProcess))
