@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -100,7 +101,7 @@ func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string
 		if publisher {
 			n = 1
 		}
-		p, ls, err := spawn.Serve(wait, n, "pushpull serve ("+name+")", pinned("", exe, "serve", "--config", file))
+		p, ls, err := spawn.Serve(wait, n, "pushpull serve ("+name+")", exec.Command(exe, "serve", "--config", file))
 		cancel()
 		if err != nil {
 			return f, err

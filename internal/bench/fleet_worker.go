@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,8 +24,9 @@ import (
 // fleetFinish, waits for the deliveries that makes it expect and reports
 // their count ("drained"), its connections still open, so that their
 // closing is not measured; at the next line it closes them and reports
-// everything, latencies included ("result"). When its stdin ends it
-// exits. A worker that fails reports type "error".
+// everything, latencies included ("result"). When its stdin ends, at
+// whatever step, it stops and exits: its parent is done with it, or gone.
+// A worker that fails reports type "error".
 
 // FleetWorkerArgs are the arguments that make the pushpull binary a fleet
 // worker.
@@ -90,8 +92,22 @@ func RunFleetWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		_ = report(fleetReport{Type: "error", Error: err.Error()})
 		return err
 	}
-	lines := bufio.NewScanner(in)
-	lines.Buffer(nil, 16<<20)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lines := make(chan []byte)
+	go func() {
+		defer cancel()
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			select {
+			case lines <- bytes.Clone(sc.Bytes()):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var spec fleetSpec
 	if err := readLine(lines, &spec); err != nil {
 		return fail(fmt.Errorf("fleet worker: spec: %w", err))
@@ -167,8 +183,8 @@ func RunFleetWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := report(counts("drained")); err != nil {
 		return err
 	}
-	if !lines.Scan() {
-		return lines.Err()
+	if _, ok := <-lines; !ok {
+		return nil
 	}
 	sw.Close() // the latencies are complete once the readers stopped
 	r := counts("result")
@@ -179,20 +195,18 @@ func RunFleetWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		return err
 	}
 	// Hold on until the parent is done with every worker.
-	for lines.Scan() {
+	for range lines {
 	}
 	return nil
 }
 
-// readLine reads the next line of lines as JSON into v.
-func readLine(lines *bufio.Scanner, v any) error {
-	if !lines.Scan() {
-		if err := lines.Err(); err != nil {
-			return err
-		}
+// readLine decodes the next line of stdin into v.
+func readLine(lines <-chan []byte, v any) error {
+	b, ok := <-lines
+	if !ok {
 		return io.ErrUnexpectedEOF
 	}
-	return json.Unmarshal(lines.Bytes(), v)
+	return json.Unmarshal(b, v)
 }
 
 // fleetWorker is the parent's end of one worker process.
@@ -268,7 +282,11 @@ func (w *fleetWorker) await(ctx context.Context, want string) (fleetReport, erro
 	case r, ok := <-w.reports:
 		switch {
 		case !ok:
-			<-w.p.Done()
+			select {
+			case <-w.p.Done():
+			case <-ctx.Done():
+				return r, ctx.Err()
+			}
 			return r, fmt.Errorf("%s ended without a report: %w", w.p.Name, w.p.Exited())
 		case r.Type == "error":
 			return r, fmt.Errorf("%s: %s", w.p.Name, r.Error)
