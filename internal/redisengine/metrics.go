@@ -18,6 +18,7 @@ type metrics struct {
 	probeLag      prometheus.Histogram
 	messageLag    prometheus.Histogram
 	resubscribed  prometheus.Counter
+	repairs       prometheus.Counter
 	all           []prometheus.Collector
 }
 
@@ -46,8 +47,11 @@ func newMetrics(e *Engine) *metrics {
 		resubscribed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pushpull_redis_pubsub_reconnects_total", Help: "Pub/sub subscriptions lost (each is made again, and the gap recovered).",
 		}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pushpull_redis_id_gaps_total", Help: "Gaps in an installation's ids seen on a live subscription, each read back from Redis before later messages are delivered.",
+		}),
 	}
-	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed,
+	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushpull_redis_pubsub_up", Help: "1 while the pub/sub subscription is established and its gap recovered.",
 		}, func() float64 {
