@@ -51,7 +51,7 @@ type Options struct {
 	// a failover does not lose what was answered; a publish that reached
 	// fewer within Timeout fails (and may still be delivered).
 	WaitReplicas int
-	TTLs   store.TTLs // message and channel index lifetimes (default store.DefaultTTLs)
+	TTLs         store.TTLs // message and channel index lifetimes (default store.DefaultTTLs)
 
 	OnlineTTL   time.Duration // how often online keys are refreshed (default 120 s)
 	OnlineDelta time.Duration // how much longer than OnlineTTL they live (default 10 s)
@@ -903,7 +903,37 @@ func parseStats(field, v string) (engine.ProcessStats, error) {
 }
 
 func (e *Engine) localStats() engine.ProcessStats {
-	return engine.LocalStats(e.opt.ProcessUniqueID, e.hub, e.counters)
+	st := engine.LocalStats(e.opt.ProcessUniqueID, e.hub, e.counters)
+	if e.opt.Tags == TagsInstallation {
+		st.Tags = TagsInstallation
+	}
+	return st
+}
+
+// checkTags warns of live processes whose keys are grouped otherwise
+// than this one's (storage.tags): in the shared mode each side would miss
+// the other's messages. Each is named once.
+func (e *Engine) checkTags(ctx context.Context, warned map[string]bool) {
+	all, err := e.Stats(ctx)
+	if err != nil {
+		return
+	}
+	mine := e.localStats().Tags
+	for _, st := range all {
+		if st.Tags != mine && !warned[st.ProcessUniqueID] {
+			warned[st.ProcessUniqueID] = true
+			e.metrics.tagsMismatch.Inc()
+			e.log.Error("redis: a process groups its keys otherwise (storage.tags): in the shared mode neither sees the other's messages; move every process at once (docs/migration-redis.md)",
+				"process", st.ProcessUniqueID, "its tags", cmpOr(st.Tags, TagsSingle), "ours", cmpOr(mine, TagsSingle))
+		}
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (e *Engine) writeStats(ctx context.Context) error {
@@ -923,6 +953,8 @@ func (e *Engine) maintain(ctx context.Context) {
 	if err := e.writeStats(ctx); err != nil {
 		e.log.Debug("redis: write stats", "err", err)
 	}
+	warned := map[string]bool{}
+	e.checkTags(ctx, warned)
 	stats := time.NewTicker(e.opt.StatsInterval)
 	defer stats.Stop()
 	var online <-chan time.Time
@@ -939,6 +971,7 @@ func (e *Engine) maintain(ctx context.Context) {
 			if err := e.writeStats(ctx); err != nil {
 				e.log.Debug("redis: write stats", "err", err)
 			}
+			e.checkTags(ctx, warned)
 		case <-online:
 			var channels []string
 			e.hub.Each(func(ch string, _ int) { channels = append(channels, ch) })

@@ -105,7 +105,6 @@ func (l layout) installationOf(channels []string) (string, error) {
 	return inst, nil
 }
 
-
 // hasHashTag reports whether Redis Cluster would hash s by a {tag} inside
 // it: the first '{' followed, later, by a '}' with something in between.
 func hasHashTag(s string) bool {

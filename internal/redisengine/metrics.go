@@ -19,6 +19,7 @@ type metrics struct {
 	messageLag    prometheus.Histogram
 	resubscribed  prometheus.Counter
 	repairs       prometheus.Counter
+	tagsMismatch  prometheus.Counter
 	all           []prometheus.Collector
 }
 
@@ -51,7 +52,10 @@ func newMetrics(e *Engine) *metrics {
 			Name: "pushpull_redis_id_gaps_total", Help: "Gaps in an installation's ids seen on a live subscription, each read back from Redis before later messages are delivered.",
 		}),
 	}
-	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs,
+	m.tagsMismatch = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pushpull_redis_tags_mismatch_total", Help: "Live processes seen on the Redis whose keys are grouped otherwise (storage.tags) than this one's.",
+	})
+	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs, m.tagsMismatch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushpull_redis_pubsub_up", Help: "1 while the pub/sub subscription is established and its gap recovered.",
 		}, func() float64 {

@@ -37,12 +37,19 @@ func (e *Engine) execWaiting(ctx context.Context, c *connection, s *script, keys
 		// Leave the reply time to come back before ctx ends.
 		ms = max(time.Until(d).Milliseconds()*3/4, 1)
 	}
-	wait := c.client.B().Wait().Numreplicas(int64(e.opt.WaitReplicas)).Timeout(ms).Build()
-	rs := c.client.DoMulti(ctx, c.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
-	if err := rs[0].Error(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		wait = c.client.B().Wait().Numreplicas(int64(e.opt.WaitReplicas)).Timeout(ms).Build()
-		rs = c.client.DoMulti(ctx, c.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
-	}
+	// A dedicated connection, so that WAIT follows the script on the
+	// connection that ran it; a redirection (the slot moved) fails the
+	// publish, which did not run, rather than being followed.
+	var rs []rueidis.RedisResult
+	_ = c.client.Dedicated(func(dc rueidis.DedicatedClient) error {
+		wait := dc.B().Wait().Numreplicas(int64(e.opt.WaitReplicas)).Timeout(ms).Build()
+		rs = dc.DoMulti(ctx, dc.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
+		if err := rs[0].Error(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			wait = dc.B().Wait().Numreplicas(int64(e.opt.WaitReplicas)).Timeout(ms).Build()
+			rs = dc.DoMulti(ctx, dc.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
+		}
+		return nil
+	})
 	if rs[0].Error() != nil {
 		return rs[0], nil // the script's own error
 	}
