@@ -100,16 +100,23 @@ func (s *subscriber) all() []*stream {
 // like (the stream whose subscription it shares), or is not subscribed.
 func (s *subscriber) stream(inst string, like *stream) (st *stream, added bool) {
 	s.mu.Lock()
+	st = s.streams[inst]
+	s.mu.Unlock()
+	if st != nil {
+		return st, false
+	}
+	live := errNotSubscribed
+	if like != nil {
+		like.mu.Lock()
+		live = like.live
+		like.mu.Unlock()
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.streams[inst]; st != nil {
 		return st, false
 	}
-	st = &stream{inst: inst, live: errNotSubscribed}
-	if like != nil {
-		like.mu.Lock()
-		st.live = like.live
-		like.mu.Unlock()
-	}
+	st = &stream{inst: inst, live: live}
 	s.streams[inst] = st
 	return st, true
 }
