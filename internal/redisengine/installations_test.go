@@ -239,3 +239,55 @@ func TestKeySlot(t *testing.T) {
 		}
 	}
 }
+
+// A cluster with a master down at start: readiness is red and says which
+// installation waits, publishes fail plainly, and once the master is back
+// everything is served; a message to channels of two installations is
+// refused before anything is written.
+func TestInstallationsClusterPartlyReachable(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 0, "--cluster-require-full-coverage", "no")
+	insts := []string{"c00", "c01", "c02", "c03", "c04", "c05"}
+	down := cl.Masters()[1]
+	var lost, kept string // an installation on the stopped master, one elsewhere
+	var waiting []string  // all on the stopped master
+	for _, inst := range insts {
+		if cl.OwnerOf(cl.SlotOf("{"+inst+"}")) == down {
+			lost = inst
+			waiting = append(waiting, "installation "+inst+":")
+		} else {
+			kept = inst
+		}
+	}
+	if lost == "" || kept == "" {
+		t.Skip("the installations all hash to one side")
+	}
+	cl.Node(down).Kill()
+	o := opts(cl.Seeds()...)
+	o.Tags, o.Installations = TagsInstallation, insts
+	e := newEngine(t, o)
+	ctx := context.Background()
+	var err error
+	defer func() { t.Logf("last readiness: %v", err) }()
+	testutil.WaitFor(t, "readiness red naming the installation", func() bool {
+		err = e.Ready(ctx)
+		return err != nil && slices.ContainsFunc(waiting, func(w string) bool { return strings.HasPrefix(err.Error(), w) })
+	})
+	if err := e.Publish(ctx, &protocol.Message{Channels: []string{tenantChannel(lost)}, Body: []byte(`1`)}); err == nil {
+		t.Fatal("a publish to an installation on a stopped master succeeded")
+	}
+	mixed := &protocol.Message{Channels: []string{tenantChannel(kept), tenantChannel(lost)}, Body: []byte(`1`)}
+	if err := e.Publish(ctx, mixed); err == nil || !strings.Contains(err.Error(), "installations") {
+		t.Fatalf("a message to two installations: %v", err)
+	}
+	rec := newRecorder(e.hub, tenantChannel(kept), tenantChannel(lost))
+	testutil.WaitFor(t, "publishes to the other masters", func() bool {
+		return e.Publish(ctx, &protocol.Message{Channels: []string{tenantChannel(kept)}, Body: []byte(`2`)}) == nil
+	})
+	cl.Node(down).Start()
+	cl.WaitSettled(t)
+	waitReady(t, e)
+	m := publish(t, e, `3`, tenantChannel(lost))
+	testutil.WaitFor(t, "the message on the master that came back", func() bool {
+		return slices.ContainsFunc(rec.messages(), func(d *protocol.Message) bool { return d.MID == m.MID && d.Channels[0] == m.Channels[0] })
+	})
+}
