@@ -17,7 +17,7 @@ import (
 	"github.com/pushpull/pushpull/internal/bench"
 )
 
-const benchUsage = `usage: pushpull bench idle|fanout|unicast|sweep|all|chaos|hostile [flags]
+const benchUsage = `usage: pushpull bench idle|fanout|unicast|sweep|all|chaos|hostile|fleet [flags]
 
 Measures a pushpull server on this machine: memory per idle WebSocket
 (idle), delivery latency to many subscribers of one channel (fanout), and
@@ -34,6 +34,16 @@ By default each scenario starts its own server (this executable, "serve") on
 free loopback ports; with --pid, --sub and --pub it measures a running one
 instead. sweep runs the fan-out at each of --sweep's subscriber counts and
 prints (and with --plot draws, as SVG) latency percentiles against them.
+
+fleet runs a deployment on this machine: --procs pushpull processes (6) in
+Redis mode on one Redis (a redis-server it starts, or --redis-addr), each with
+its own subscribe port, and a publisher-mode process; --conns WebSockets
+(100,000) opened by worker processes (this executable again, at most 18,000
+connections each) from many loopback source addresses and spread so that
+every one of --channels channels (100) has subscribers on every process;
+--messages (200) at --rate (20/s), each to one channel in turn. It reports
+connect rate, the servers' memory per connection, delivery latency, lost and
+duplicated deliveries, and the CPU of the servers, the publisher and Redis.
 
 With --peer nchan, idle, fanout, unicast and all measure nginx with the nchan
 module beside pushpull: the bench starts nginx itself (Debian's nginx and
@@ -67,16 +77,16 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.Target.PubURL, "pub", "", "publish URL of a running server, e.g. http://127.0.0.1:8895/bitrix/pub/")
 	fs.StringVar(&o.Target.StatURL, "stat", "", "stat URL of a running server (default: /server-stat/ on the publish host)")
 	fs.StringVar(&o.Key, "key", "", "security key: channel ids are signed with HMAC-SHA1")
-	fs.IntVar(&o.Conns, "conns", bench.DefaultConns, "idle: WebSocket connections; hostile: slow-body and trickled-frame connections, 1000 unless given")
+	fs.IntVar(&o.Conns, "conns", bench.DefaultConns, "idle: WebSocket connections; hostile: slow-body and trickled-frame connections, 1000 unless given; fleet: 100,000 unless given")
 	fs.IntVar(&o.Subs, "subs", bench.DefaultSubs, "fanout, unicast: subscribers")
-	fs.IntVar(&o.Messages, "messages", 0, fmt.Sprintf("messages to publish (default fanout %d, unicast %d)", bench.DefaultFanoutMsgs, bench.DefaultUnicastMsgs))
-	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout: publishes per second")
+	fs.IntVar(&o.Messages, "messages", 0, fmt.Sprintf("messages to publish (default fanout %d, unicast %d, fleet %d)", bench.DefaultFanoutMsgs, bench.DefaultUnicastMsgs, bench.DefaultFleetMessages))
+	fs.Float64Var(&o.Rate, "rate", bench.DefaultFanoutRate, "fanout, fleet: publishes per second (fleet: 20 unless given)")
 	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "unicast: concurrent keep-alive publishers")
 	fs.StringVar(&o.Mode, "mode", "text", "idle: the connections' protocol: text (version 3), binary (4) or jsonrpc (5)")
 	fs.IntVar(&o.Batch, "batch", 1, "unicast: messages per publish request; above 1 they go as one protocol-4 RequestBatch (binaryMode=true), as the Bitrix backend sends them")
-	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish")
+	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last publish (fleet: 10s unless given)")
 	fs.DurationVar(&o.Settle, "settle", 60*time.Second, "idle: longest wait for the server's memory to settle")
-	fs.IntVar(&o.Channels, "channels", 1, "fanout: the subscribers' channels, round-robin; each message goes to one, in turn")
+	fs.IntVar(&o.Channels, "channels", 1, "fanout: the subscribers' channels, round-robin; each message goes to one, in turn (fleet: 100 unless given)")
 	fs.StringVar(&o.Transport, "transport", bench.TransportWebSocket, "fanout, unicast: how subscribers receive: websocket or longpoll (needs --expiry)")
 	fs.DurationVar(&o.Duration, "duration", 0, "unicast: publish for this long instead of a count of --messages")
 	fs.IntVar(&o.Expiry, "expiry", 0, "Message-Expiry of each publish, in seconds: pushpull keeps the messages for clients that come back (0: delivered only to those connected); a started nchan keeps them as long, up to 10,000 per channel")
@@ -106,8 +116,20 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&hostile.Attackers, "attackers", 16, "hostile: store-flood clients")
 	fs.IntVar(&hostile.Followers, "followers", 20, "hostile: follow-flood connections")
 
+	var fleet bench.FleetOptions
+	fs.IntVar(&fleet.Procs, "procs", bench.DefaultFleetProcs, "fleet: subscriber processes")
+	fs.IntVar(&fleet.Workers, "workers", 0, fmt.Sprintf("fleet: load-generating worker processes (default one per %d connections)", bench.FleetWorkerConns))
+	fs.IntVar(&fleet.Installations, "installations", 0, "fleet: run the servers in the shared mode with this many clientIds (security.clients), the channels spread over them")
+	fs.DurationVar(&fleet.PingInterval, "ping-interval", 0, "fleet: the servers' websocket.pingInterval (default the server's 30s); each process pings all its connections at once every interval, so a run longer than it meets that burst")
+	var redisAddrs string
+	fs.StringVar(&redisAddrs, "redis-addr", "", "fleet: a running Redis, host:port, or a Redis Cluster's seeds, comma-separated (default: start a redis-server)")
+
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		scenario, args = args[0], args[1:]
+	}
+	if scenario == "fleet-worker" {
+		// This executable run by a fleet as one of its workers.
+		return bench.RunFleetWorker(ctx, os.Stdin, stdout)
 	}
 	args = joinPinArg(args)
 	if err := fs.Parse(args); err != nil {
@@ -216,6 +238,33 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		case r.Failed():
 			err = errors.New("the bystander was hurt (missed, repeated, reordered or poisoned messages, or publishes refused), or a case did not finish")
 		}
+	case "fleet":
+		fleet.Executable, fleet.Key, fleet.Log = o.Executable, o.Key, o.Log
+		fleet.Settle = o.Settle
+		if explicit["rate"] {
+			fleet.Rate = o.Rate
+		}
+		if explicit["conns"] {
+			fleet.Conns = o.Conns
+		}
+		if explicit["channels"] {
+			fleet.Channels = o.Channels
+		}
+		if explicit["drain"] {
+			fleet.Drain = o.Drain
+		}
+		fleet.Messages = o.Messages
+		if redisAddrs != "" {
+			fleet.RedisAddrs = strings.Split(redisAddrs, ",")
+		}
+		var r *bench.FleetResult
+		if r, err = bench.Fleet(ctx, fleet); r != nil {
+			result = r
+			bench.WriteFleet(text, r)
+			if err == nil && r.Lost+r.Duplicates > 0 {
+				err = fmt.Errorf("%d deliveries lost, %d duplicated", r.Lost, r.Duplicates)
+			}
+		}
 	case "all":
 		rep := bench.All(ctx, o, text)
 		result = rep
@@ -227,7 +276,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	case "":
 		fs.Usage()
-		return errors.New("bench: name a scenario: idle, fanout, unicast, sweep, all, chaos or hostile")
+		return errors.New("bench: name a scenario: idle, fanout, unicast, sweep, all, chaos, hostile or fleet")
 	default:
 		fs.Usage()
 		return fmt.Errorf("bench: unknown scenario %q", scenario)

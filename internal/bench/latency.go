@@ -56,12 +56,15 @@ func (b *bitset) set(i int) bool {
 }
 
 // Ledger accounts for the deliveries of a run. Subscribers are in groups,
-// one per channel: subscriber sub listens on channel sub % groups, and
-// message seq goes to channel seq % groups, to every member of its group.
-// A fan-out is one group; a unicast has a group (a channel) per subscriber.
+// one per channel: subscriber sub listens on channel (first+sub) % groups,
+// and message seq goes to channel seq % groups, to every member of its
+// group. A fan-out is one group; a unicast has a group (a channel) per
+// subscriber. first is 0 but in a fleet worker, whose subscribers are a
+// slice of the fleet's starting at subscriber first.
 type Ledger struct {
 	subs, msgs int
 	groups     int
+	first      int
 	sent       int // messages published, once known; msgs until then
 	seen       *bitset
 	unique     atomic.Int64
@@ -83,12 +86,21 @@ func NewLedger(subs, msgs int, fanout bool) *Ledger {
 // NewGroupLedger returns a ledger for msgs messages to subs subscribers in
 // groups channels (1 <= groups <= subs).
 func NewGroupLedger(subs, msgs, groups int) *Ledger {
-	groups = min(max(groups, 1), max(subs, 1))
+	return newLedgerAt(subs, msgs, min(max(groups, 1), max(subs, 1)), 0)
+}
+
+// newLedgerAt returns a ledger for subscribers first to first+subs-1 of a
+// run on groups channels. Unlike NewGroupLedger it keeps groups above
+// subs: a worker may hold fewer subscribers than there are channels.
+func newLedgerAt(subs, msgs, groups, first int) *Ledger {
+	groups = max(groups, 1)
 	n := msgs
 	if groups < subs {
 		n = subs * msgs
 	}
-	return &Ledger{subs: subs, msgs: msgs, groups: groups, sent: msgs, seen: newBitset(n)}
+	// With groups >= subs the subscribers are on distinct channels, so a
+	// message has at most one of them and its seq alone is its bit.
+	return &Ledger{subs: subs, msgs: msgs, groups: groups, first: first % groups, sent: msgs, seen: newBitset(n)}
 }
 
 // Sent sets how many messages were published, seq 0 to n-1, when a run
@@ -103,12 +115,13 @@ func (l *Ledger) Expected() int64 {
 	if l.groups == l.subs {
 		return int64(l.sent)
 	}
-	// Group k has subs/groups members, one more for k < subs%groups, and
-	// gets sent/groups messages, one more for k < sent%groups.
+	// Group k has subs/groups members, one more for the subs%groups
+	// groups from first on, and gets sent/groups messages, one more for
+	// k < sent%groups.
 	var n int64
 	for k := 0; k < l.groups; k++ {
 		members := int64(l.subs / l.groups)
-		if k < l.subs%l.groups {
+		if (k-l.first+l.groups)%l.groups < l.subs%l.groups {
 			members++
 		}
 		msgs := int64(l.sent / l.groups)
@@ -123,7 +136,7 @@ func (l *Ledger) Expected() int64 {
 // Record accounts for message seq received by subscriber sub at now and
 // reports whether it was its first arrival there.
 func (l *Ledger) Record(sub int, seq int64, now int64) bool {
-	if seq < 0 || seq >= int64(l.msgs) || sub < 0 || sub >= l.subs || int(seq%int64(l.groups)) != sub%l.groups {
+	if seq < 0 || seq >= int64(l.msgs) || sub < 0 || sub >= l.subs || int(seq%int64(l.groups)) != (l.first+sub)%l.groups {
 		l.stray.Add(1)
 		return false
 	}

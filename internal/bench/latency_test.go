@@ -144,3 +144,40 @@ func TestLedgerGroups(t *testing.T) {
 		}
 	}
 }
+
+// A fleet's workers hold slices of its subscribers, some smaller than the
+// channel count: their expected deliveries add up to the whole run's, and
+// each counts exactly the deliveries of its own subscribers.
+func TestLedgerSlices(t *testing.T) {
+	const subs, msgs, groups = 23, 17, 7
+	whole := NewGroupLedger(subs, msgs, groups)
+	var sum, delivered int64
+	for _, sl := range [][2]int{{0, 5}, {5, 13}, {13, 16}, {16, 23}} {
+		first, n := sl[0], sl[1]-sl[0]
+		l := newLedgerAt(n, msgs, groups, first)
+		for j := 0; j < n; j++ {
+			for seq := int64(0); seq < msgs; seq++ {
+				if int(seq%groups) == (first+j)%groups {
+					if !l.Record(j, seq, 1) {
+						t.Fatalf("slice %v: delivery of %d to %d not counted", sl, seq, j)
+					}
+					whole.Record(first+j, seq, 1)
+				}
+			}
+		}
+		l.Record(0, int64((first+1)%groups), 1) // another channel's message
+		if l.Stray() != 1 || l.Duplicates() != 0 || l.Delivered() != l.Expected() {
+			t.Fatalf("slice %v: delivered %d of %d, stray %d, dups %d", sl, l.Delivered(), l.Expected(), l.Stray(), l.Duplicates())
+		}
+		l.Sent(9)
+		sum += l.Expected()
+		delivered += l.Delivered()
+	}
+	if delivered != whole.Expected() || whole.Delivered() != whole.Expected() {
+		t.Fatalf("slices delivered %d, the whole %d of %d", delivered, whole.Delivered(), whole.Expected())
+	}
+	whole.Sent(9)
+	if sum != whole.Expected() {
+		t.Fatalf("slices expect %d after 9 sent, the whole run %d", sum, whole.Expected())
+	}
+}

@@ -253,14 +253,19 @@ func treePIDs(root int) []int {
 	return pids
 }
 
-// procs is the server a measurement reads: one process, or a process and
-// its descendants, whose CPU and memory are summed.
+// procs is the server a measurement reads: one process, a process and
+// its descendants, or a fleet's processes, whose CPU and memory are
+// summed.
 type procs struct {
 	root int
 	tree bool
+	list []int // when set, these processes (root unused), each of which must be readable
 }
 
 func (p procs) pids() []int {
+	if p.list != nil {
+		return p.list
+	}
 	if !p.tree {
 		return []int{p.root}
 	}
@@ -277,7 +282,7 @@ func (p procs) sum(read func(pid int) (int64, error)) (int64, error) {
 	for i, pid := range p.pids() {
 		n, err := read(pid)
 		if err != nil {
-			if i == 0 {
+			if i == 0 || p.list != nil {
 				return 0, err
 			}
 			continue
@@ -295,7 +300,7 @@ func (p procs) status() (ProcStatus, error) {
 	for i, pid := range p.pids() {
 		st, err := ReadStatus(pid)
 		if err != nil {
-			if i == 0 {
+			if i == 0 || p.list != nil {
 				return sum, err
 			}
 			continue

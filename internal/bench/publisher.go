@@ -78,6 +78,16 @@ func (p *Publisher) Publish(channel string, body []byte) error {
 	return p.send("application/json", body)
 }
 
+// PublishClient posts body to channel of installation clientID, as a
+// server in the shared mode (security.clients) wants publishes.
+func (p *Publisher) PublishClient(clientID, channel string, body []byte) error {
+	p.req = append(p.req[:0], p.head...)
+	p.req = append(p.req, channel...)
+	p.req = append(p.req, "&clientId="...)
+	p.req = append(p.req, url.QueryEscape(clientID)...)
+	return p.send("application/json", body)
+}
+
 // PublishBatch posts a protocol-4 RequestBatch (protobuf), the way the
 // Bitrix backend publishes many messages in one request.
 func (p *Publisher) PublishBatch(batch []byte) error {

@@ -167,6 +167,14 @@ func writeConfig(file string, storage map[string]any, key string) error {
 // startRedis starts a redis-server without persistence on a free loopback
 // port and returns the port once it accepts connections.
 func (s *Spawned) startRedis(ctx context.Context, bin string) (port int, err error) {
+	s.redis, port, err = startRedis(ctx, bin, s.dir)
+	return port, err
+}
+
+// startRedis starts a redis-server (bin; from PATH when empty) without
+// persistence on a free loopback port, working in dir, and returns it and
+// its port once it accepts connections.
+func startRedis(ctx context.Context, bin, dir string) (p *spawn.Process, port int, err error) {
 	if bin == "" {
 		bin = "redis-server"
 	}
@@ -178,19 +186,20 @@ func (s *Spawned) startRedis(ctx context.Context, bin string) (port int, err err
 			return err
 		}
 		port = ports[0]
-		s.redis, err = spawn.Start("redis-server", exec.Command(bin,
+		p, err = spawn.Start("redis-server", exec.Command(bin,
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.dir))
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir))
 		if err != nil {
 			return err
 		}
-		if err := s.redis.WaitLine(wait, "Ready to accept connections"); err != nil {
-			_ = s.redis.Stop(5 * time.Second)
+		if err := p.WaitLine(wait, "Ready to accept connections"); err != nil {
+			_ = p.Stop(5 * time.Second)
+			p = nil
 			return err
 		}
 		return nil
 	})
-	return port, err
+	return p, port, err
 }
 
 // Alive returns an error if the server has exited.

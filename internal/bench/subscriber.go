@@ -64,6 +64,18 @@ type SwarmOptions struct {
 	// Kind is the server's kind, which says how its frames carry the
 	// bench's ticks: KindPushpull (also when empty) or KindNchan.
 	Kind string
+	// URLs, when set, are several servers' subscribe URLs, and Server(i)
+	// picks connection i's (a fleet spreads its connections over its
+	// processes); URL is then not used.
+	URLs   []string
+	Server func(i int) int
+	// ClientID, when set, gives connection i's clientId parameter (the
+	// shared mode's installation); "" for none.
+	ClientID func(i int) string
+	// Sources, when set, are the local addresses connections are dialled
+	// from, round-robin: each source address has its own ephemeral ports,
+	// about 28,000 on Linux.
+	Sources []net.IP
 	// goroutines reads with a goroutine per connection even where the
 	// reactor is available.
 	goroutines bool
@@ -73,21 +85,40 @@ type SwarmOptions struct {
 // It fails if any connection cannot be opened (after a few attempts), so a
 // run never measures fewer connections than it reports.
 func OpenSwarm(ctx context.Context, opt SwarmOptions) (*Swarm, error) {
-	base, err := url.Parse(opt.URL)
-	if err != nil {
-		return nil, err
+	urls := opt.URLs
+	if len(urls) == 0 {
+		urls = []string{opt.URL}
 	}
-	switch base.Scheme {
-	case "http":
-		base.Scheme = "ws"
-	case "https":
-		base.Scheme = "wss"
+	bases := make([]*url.URL, len(urls))
+	for i, u := range urls {
+		base, err := url.Parse(u)
+		if err != nil {
+			return nil, err
+		}
+		switch base.Scheme {
+		case "http":
+			base.Scheme = "ws"
+		case "https":
+			base.Scheme = "wss"
+		}
+		bases[i] = base
+	}
+	baseOf := func(int) *url.URL { return bases[0] }
+	if len(opt.URLs) > 0 {
+		if opt.Server == nil {
+			return nil, errors.New("swarm: several URLs need a Server function")
+		}
+		baseOf = func(i int) *url.URL { return bases[opt.Server(i)] }
 	}
 	s := &Swarm{conns: make([]*conn, opt.Count), ledger: opt.Ledger, parse: parserFor(opt.Kind)}
 	if !opt.goroutines {
 		s.reactor = newReactor(s)
 	}
-	d := ws.Dialer{Timeout: 15 * time.Second, NetDial: loopbackDialer(base.Hostname(), opt.Count)}
+	netDial := loopbackDialer(bases[0].Hostname(), opt.Count)
+	if len(opt.Sources) > 0 {
+		netDial = sourceDialer(opt.Sources)
+	}
+	d := ws.Dialer{Timeout: 15 * time.Second, NetDial: netDial}
 	conc := max(opt.Concurrency, 1)
 	sem := make(chan struct{}, conc)
 	var (
@@ -110,7 +141,11 @@ func OpenSwarm(ctx context.Context, opt SwarmOptions) (*Swarm, error) {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialConn(ctx, d, base, opt.Channel(i))
+			client := ""
+			if opt.ClientID != nil {
+				client = opt.ClientID(i)
+			}
+			c, err := dialConn(ctx, d, baseOf(i), opt.Channel(i), client)
 			if err != nil {
 				mu.Lock()
 				if openErr == nil {
@@ -167,10 +202,23 @@ func loopbackDialer(host string, count int) func(ctx context.Context, network, a
 	}
 }
 
-func dialConn(ctx context.Context, d ws.Dialer, base *url.URL, channel string) (*conn, error) {
+// sourceDialer dials from each of sources in turn.
+func sourceDialer(sources []net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var next atomic.Uint32
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ip := sources[int(next.Add(1)-1)%len(sources)]
+		ld := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		return ld.DialContext(ctx, network, addr)
+	}
+}
+
+func dialConn(ctx context.Context, d ws.Dialer, base *url.URL, channel, clientID string) (*conn, error) {
 	u := *base
 	q := u.Query()
 	q.Set("CHANNEL_ID", channel)
+	if clientID != "" {
+		q.Set("clientId", clientID)
+	}
 	u.RawQuery = q.Encode()
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {

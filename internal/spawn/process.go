@@ -20,18 +20,23 @@ var ErrPortTaken = errors.New("a port it was given was taken by another process"
 type Process struct {
 	Name string
 	Cmd  *exec.Cmd
-	Out  *Output // its stdout and stderr
+	Out  *Output // its stdout (unless the caller took it) and stderr
 
 	done chan struct{} // closed once it has exited and its output is written
 	err  error         // its exit status, once done
 }
 
-// Start starts cmd with its stdout and stderr written to a new Output. On
-// Linux the child is killed if this process dies, so it does not linger
-// holding its ports.
+// Start starts cmd with its stdout and stderr written to a new Output. A
+// cmd whose Stdout is set keeps it (a pipe its caller reads, for a child
+// that reports on stdout); Out then holds its stderr alone. On Linux the
+// child is killed if this process dies, so it does not linger holding its
+// ports.
 func Start(name string, cmd *exec.Cmd) (*Process, error) {
 	p := &Process{Name: name, Cmd: cmd, Out: &Output{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.Out, p.Out
+	if cmd.Stdout == nil {
+		cmd.Stdout = p.Out
+	}
+	cmd.Stderr = p.Out
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = childAttr()
 	}
