@@ -152,6 +152,17 @@ type Storage struct {
 	// (the default) the push server 1.0's, "2.0" the push server 2.0's,
 	// so that processes of either can share the Redis during a move.
 	Layout string `json:"layout,omitempty"`
+	// Tags is how Redis keys are grouped into hash slots (pushpull):
+	// "single" (the default) keeps everything under one tag, so that a
+	// Redis Cluster serves all from one master; "installation" gives each
+	// shared-mode client (security.clients) keys, an id counter and a
+	// pub/sub channel of its own under the tag {<clientId>}, spreading
+	// installations over the masters (layout 1.0 only).
+	Tags string `json:"tags,omitempty"`
+	// WaitReplicas, above 0, answers a publish only once that many
+	// replicas have it (Redis WAIT), so a failover loses nothing that was
+	// answered (pushpull; default 0).
+	WaitReplicas int `json:"waitReplicas,omitempty"`
 
 	// Snapshot is a file the memory store is written to at a graceful stop
 	// and read from at start, so a restart keeps history (pushpull; memory

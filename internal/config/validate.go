@@ -239,6 +239,26 @@ func (v *validator) storage(c *Config) {
 	default:
 		v.fail("storage.layout", "%q is not 1.0 or 2.0", s.Layout)
 	}
+	switch s.Tags {
+	case "", "single":
+	case "installation":
+		if s.Layout == "2.0" {
+			v.fail("storage.tags", "installation tags need layout 1.0: the 2.0 layout's keys are the original's")
+		}
+		if strings.ContainsAny(s.Prefix, "{}") {
+			v.fail("storage.prefix", "%q holds a brace: with installation tags each installation's keys take the hash tag {<clientId>}", s.Prefix)
+		}
+		for id := range c.Security.Clients {
+			if err := protocol.ValidInstallationID(id); err != nil {
+				v.fail("security.clients", "%v", err)
+			}
+		}
+	default:
+		v.fail("storage.tags", "%q is not single or installation", s.Tags)
+	}
+	if s.WaitReplicas < 0 || s.WaitReplicas > 16 {
+		v.fail("storage.waitReplicas", "must be between 0 and 16")
+	}
 	v.positive("storage.messageTTL", s.MessageTTL)
 	v.positive("storage.channelTTL", s.ChannelTTL)
 	v.positive("storage.onlineTTL", s.OnlineTTL)

@@ -66,6 +66,10 @@ type ProcessStats struct {
 	WebSockets      int64  `json:"websockets"`
 	Pollings        int64  `json:"pollings"`
 	Channels        int    `json:"channels"`
+	// Tags is how a Redis process groups its keys ("installation", or
+	// empty for one group): processes of both groupings on one Redis do
+	// not see each other's shared-mode messages.
+	Tags string `json:"tags,omitempty"`
 }
 
 // Counters reports this process's live connection counts.

@@ -2,9 +2,7 @@ package redisengine
 
 import (
 	"context"
-	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/redis/rueidis"
@@ -17,25 +15,7 @@ import (
 // addresses once every slot is served.
 func startCluster(t *testing.T) []string {
 	t.Helper()
-	cli := redistest.Binary(t, "redis-cli")
-	var addrs []string
-	for range 3 {
-		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
-		addrs = append(addrs, r.Addr())
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	for _, a := range addrs {
-		c := raw(t, a)
-		testutil.WaitFor(t, "cluster state ok on "+a, func() bool {
-			info, err := c.Do(context.Background(), c.B().ClusterInfo().Build()).ToString()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
-		})
-	}
-	return addrs
+	return redistest.StartCluster(t, 3, 0).Seeds()
 }
 
 // Two engines on a cluster of three masters: publish on one, receive on

@@ -97,23 +97,23 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestLayout(t *testing.T) {
-	l := newLayout("", false, false)
+	l := newLayout("", false, false, false)
 	if l.message("1") != "message:1" || l.channel("c") != "channel:c:messages" || l.online("c") != "online:c" ||
 		l.counter() != "server:messagecounter" || l.startDate() != "server:startdate" || l.stats() != "stats" ||
 		l.publishChannel("u") != "pushserver:u" || l.subscription() != "pushserver:*" || l.publishCommand() != "PUBLISH" {
 		t.Fatalf("original layout differs: %+v", l)
 	}
-	if l := newLayout("a*[b]:", false, false); l.subscription() != `a\*\[b\]:pushserver:*` || l.message("1") != "a*[b]:message:1" {
+	if l := newLayout("a*[b]:", false, false, false); l.subscription() != `a\*\[b\]:pushserver:*` || l.message("1") != "a*[b]:message:1" {
 		t.Fatalf("prefix not escaped in the pattern: %q", l.subscription())
 	}
 	for prefix, want := range map[string]string{
 		"": "{pushpull}", "pp:": "pp:{pushpull}", "{pp}:": "{pp}:", "{}x": "{}x{pushpull}", "}{a}": "}{a}",
 	} {
-		if got := newLayout(prefix, true, false).prefix; got != want {
+		if got := newLayout(prefix, true, false, false).prefix; got != want {
 			t.Errorf("cluster prefix of %q = %q, want %q", prefix, got, want)
 		}
 	}
-	if l := newLayout("", true, false); l.publishChannel("u") != "{pushpull}pushserver" || l.subscription() != "{pushpull}pushserver" || l.publishCommand() != "SPUBLISH" {
+	if l := newLayout("", true, false, false); l.publishChannel("u") != "{pushpull}pushserver" || l.subscription() != "{pushpull}pushserver" || l.publishCommand() != "SPUBLISH" {
 		t.Fatalf("cluster pub/sub: %+v", l)
 	}
 }

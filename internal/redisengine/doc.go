@@ -88,6 +88,16 @@
 // cluster thus brings failover and managed deployments, not write scaling:
 // all load is on one master.
 //
+// With Options.Tags TagsInstallation, each shared-mode installation
+// (clientId) has keys, an id counter and a sharded channel of its own
+// under the hash tag {<clientId>} (keys.go, layout.in), so installations
+// spread over the masters while each one's publishes stay one script in
+// one slot. A process subscribes once per master for the installations
+// that master serves and follows failovers and slot moves (cluster.go).
+// Ids are checked per installation: a live message after a gap waits
+// while the missing ids are read back from storage (subscriber.repairLocked).
+// Options.WaitReplicas answers a publish only once replicas hold it.
+//
 // # Delivery
 //
 // Pub/sub delivers each message at most once and nothing while a

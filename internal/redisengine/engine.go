@@ -35,7 +35,23 @@ type Options struct {
 	// Layout is whose keys and values are used: "1.0" (or "") the push
 	// server 1.0's, "2.0" the push server 2.0's (keys20.go, codec20.go).
 	Layout string
-	TTLs   store.TTLs // message and channel index lifetimes (default store.DefaultTTLs)
+	// Tags is how keys are grouped into hash slots: TagsSingle (or "")
+	// keeps every key of every installation together (in a cluster under
+	// one tag, {pushpull}); TagsInstallation gives each shared-mode
+	// installation (clientId) keys, a counter and a pub/sub channel of
+	// its own under the hash tag {<clientId>}, so that a Redis Cluster
+	// spreads the installations over its masters (1.0 layout only).
+	Tags string
+	// Installations are the installations this process delivers for from
+	// the start ("" is the personal one); others are added as their
+	// channels get subscribers. Used with TagsInstallation.
+	Installations []string
+	// WaitReplicas, above 0, answers a publish only once that many
+	// replicas of the master that ran it acknowledged it (WAIT), so that
+	// a failover does not lose what was answered; a publish that reached
+	// fewer within Timeout fails (and may still be delivered).
+	WaitReplicas int
+	TTLs         store.TTLs // message and channel index lifetimes (default store.DefaultTTLs)
 
 	OnlineTTL   time.Duration // how often online keys are refreshed (default 120 s)
 	OnlineDelta time.Duration // how much longer than OnlineTTL they live (default 10 s)
@@ -105,11 +121,20 @@ func OptionsFromConfig(c *config.Config) Options {
 		},
 		Prefix:          s.Prefix,
 		Layout:          s.Layout,
+		Tags:            s.Tags,
+		WaitReplicas:    s.WaitReplicas,
 		TTLs:            store.TTLs{Message: seconds(s.MessageTTL), Channel: seconds(s.ChannelTTL), Default: s.DefaultLifetime()},
 		OnlineTTL:       seconds(s.OnlineTTL),
 		OnlineDelta:     seconds(s.OnlineDelta),
 		ProcessUniqueID: c.ProcessUniqueID,
 		PublishMode:     c.PublishMode,
+	}
+	if o.Tags == TagsInstallation {
+		o.Installations = []string{""}
+		for id := range c.Security.Clients {
+			o.Installations = append(o.Installations, id)
+		}
+		sort.Strings(o.Installations)
 	}
 	if s.TLS {
 		o.Client.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -182,6 +207,12 @@ const (
 	Layout20 = "2.0"
 )
 
+// The groupings of keys into hash slots (Options.Tags).
+const (
+	TagsSingle       = "single"
+	TagsInstallation = "installation"
+)
+
 // ErrNotConnected is returned while no connection to Redis was ever made.
 var ErrNotConnected = errors.New("redis: not connected")
 
@@ -225,6 +256,29 @@ func New(ctx context.Context, opt Options, h *hub.Hub, counters engine.Counters)
 	default:
 		return nil, fmt.Errorf("redis: layout %q is not %s or %s", opt.Layout, Layout10, Layout20)
 	}
+	switch opt.Tags {
+	case "", TagsSingle:
+	case TagsInstallation:
+		if opt.Layout == Layout20 {
+			return nil, errors.New("redis: installation tags keep pushpull's own keys: not with layout 2.0, whose keys the original names")
+		}
+		if hasHashTag(opt.Prefix) {
+			return nil, fmt.Errorf("redis: prefix %q holds a hash tag; with installation tags each installation's keys take their own", opt.Prefix)
+		}
+		for _, id := range opt.Installations {
+			if id == "" {
+				continue
+			}
+			if err := protocol.ValidInstallationID(id); err != nil {
+				return nil, fmt.Errorf("redis: %w", err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("redis: tags %q is not %s or %s", opt.Tags, TagsSingle, TagsInstallation)
+	}
+	if opt.WaitReplicas < 0 {
+		return nil, fmt.Errorf("redis: waitReplicas %d is negative", opt.WaitReplicas)
+	}
 	opt.defaults()
 	if h == nil {
 		h = hub.New()
@@ -256,7 +310,7 @@ func (e *Engine) dial() error {
 		return err
 	}
 	cluster := c.Mode() == rueidis.ClientModeCluster
-	e.conn.Store(&connection{client: timedClient{c, e.metrics}, keys: newLayout(e.opt.Prefix, cluster, e.opt.Layout == Layout20)})
+	e.conn.Store(&connection{client: timedClient{c, e.metrics}, keys: newLayout(e.opt.Prefix, cluster, e.opt.Layout == Layout20, e.opt.Tags == TagsInstallation)})
 	return nil
 }
 
@@ -279,7 +333,7 @@ func (e *Engine) dialLoop() {
 // start runs the background work once connected.
 func (e *Engine) start() {
 	if !e.opt.PublishMode {
-		e.sub.markStart(e.ctx)
+		e.sub.markStart(e.ctx, e.sub.all())
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -351,7 +405,7 @@ end
 // KEYS: counter, start date, channel indexes...
 // ARGV: now (unix s), message key prefix, lifetime (ms), channel TTL (ms),
 // JSON after the mid, pub/sub channel ("" to store only), PUBLISH or SPUBLISH.
-var publishLua = rueidis.NewLuaScript(assignLua + `
+var publishLua = newScript(assignLua + `
 local body = '{"id":"' .. mid .. ARGV[5]
 local key = mid
 ` + storeLua + `
@@ -368,7 +422,7 @@ return {id, mid}
 // ARGV: now (unix s), message key prefix, lifetime (ms), channel TTL (ms),
 // OutgoingMessage after the id, pub/sub channel ("" to store only),
 // PUBLISH or SPUBLISH, NotificationBatch before the OutgoingMessage.
-var publish20Lua = rueidis.NewLuaScript(assignLua + `
+var publish20Lua = newScript(assignLua + `
 if string.len(mid) ~= 26 then
   return redis.error_reply('ERR message id ' .. mid .. ' is not 26 digits')
 end
@@ -417,9 +471,13 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 	if err != nil {
 		return err
 	}
+	inst, err := c.keys.installationOf(m.Channels)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
-	k := c.keys
+	k := c.keys.in(inst)
 	created := time.Now()
 	lifetime := e.opt.TTLs.Lifetime(m.Expiry)
 	keys := make([]string, 0, 2+len(m.Channels))
@@ -454,7 +512,13 @@ func (e *Engine) save(ctx context.Context, m *protocol.Message, publish bool) er
 	if k.v20 {
 		args = append(args, head)
 	}
-	id, mid, err := assigned(script.Exec(ctx, c.client, keys, args))
+	var res rueidis.RedisResult
+	if e.opt.WaitReplicas > 0 {
+		res, err = e.execWaiting(ctx, c, script, keys, args)
+	} else {
+		res = script.Exec(ctx, c.client, keys, args)
+	}
+	id, mid, err := assigned(res, err)
 	if err != nil {
 		return fmt.Errorf("redis publish: %w", err)
 	}
@@ -470,11 +534,16 @@ func (e *Engine) Reserve(ctx context.Context, m *protocol.Message) error {
 	if err != nil {
 		return err
 	}
+	inst, err := c.keys.installationOf(m.Channels)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
 	now := time.Now()
-	keys := []string{c.keys.counter(), c.keys.startDate()}
-	id, mid, err := assigned(reserveLua.Exec(ctx, c.client, keys, []string{strconv.FormatInt(now.Unix(), 10)}))
+	k := c.keys.in(inst)
+	keys := []string{k.counter(), k.startDate()}
+	id, mid, err := assigned(reserveLua.Exec(ctx, c.client, keys, []string{strconv.FormatInt(now.Unix(), 10)}), nil)
 	if err != nil {
 		return fmt.Errorf("redis reserve: %w", err)
 	}
@@ -483,7 +552,10 @@ func (e *Engine) Reserve(ctx context.Context, m *protocol.Message) error {
 	return nil
 }
 
-func assigned(r rueidis.RedisResult) (uint64, string, error) {
+func assigned(r rueidis.RedisResult, err error) (uint64, string, error) {
+	if err != nil {
+		return 0, "", err
+	}
 	a, err := r.ToArray()
 	if err != nil {
 		return 0, "", err
@@ -513,21 +585,34 @@ func (e *Engine) Since(ctx context.Context, channels []string, after string) ([]
 	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
+	var out []*protocol.Message
+	for _, g := range c.keys.byInstallation(channels) {
+		ms, err := e.since(ctx, c, g.keys, g.channels, after)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// since is Since for channels of the one installation of k.
+func (e *Engine) since(ctx context.Context, c *connection, k layout, channels []string, after string) ([]*protocol.Message, error) {
 	min := "-"
 	if protocol.ValidMID(after) {
-		min = "(" + c.keys.member(after)
+		min = "(" + k.member(after)
 	}
 	var cmds rueidis.Commands
 	var of []string // the channel of each command
 	for _, ch := range channels {
-		for _, key := range c.keys.indexes(ch, false) {
+		for _, key := range k.indexes(ch, false) {
 			cmds = append(cmds, c.client.B().Zrangebylex().Key(key).Min(min).Max("+").Build())
 			of = append(of, ch)
 		}
 	}
 	var mids []string
 	var found map[string][]string // 2.0: mid -> channels it was found in
-	if c.keys.v20 {
+	if k.v20 {
 		found = make(map[string][]string)
 	}
 	for i, r := range c.client.DoMulti(ctx, cmds...) {
@@ -536,7 +621,7 @@ func (e *Engine) Since(ctx context.Context, channels []string, after string) ([]
 			return nil, fmt.Errorf("redis since: %w", err)
 		}
 		for _, member := range ids {
-			mid := c.keys.midOf(member)
+			mid := k.midOf(member)
 			if mid == "" {
 				continue
 			}
@@ -547,13 +632,13 @@ func (e *Engine) Since(ctx context.Context, channels []string, after string) ([]
 		}
 	}
 	mids = sortUnique(mids)
-	return e.fetch(ctx, c, mids, found)
+	return e.fetch(ctx, c, k, mids, found)
 }
 
 // fetch reads the messages of mids, in that order, leaving out those that
 // expired. A message that names no channels (the 2.0 original's) takes
 // those found lists for its mid.
-func (e *Engine) fetch(ctx context.Context, c *connection, mids []string, found map[string][]string) ([]*protocol.Message, error) {
+func (e *Engine) fetch(ctx context.Context, c *connection, k layout, mids []string, found map[string][]string) ([]*protocol.Message, error) {
 	const chunk = 1000
 	var out []*protocol.Message
 	now := time.Now()
@@ -561,7 +646,7 @@ func (e *Engine) fetch(ctx context.Context, c *connection, mids []string, found 
 		n := min(chunk, len(mids))
 		keys := make([]string, n)
 		for i, mid := range mids[:n] {
-			keys[i] = c.keys.messageKey(mid)
+			keys[i] = k.messageKey(mid)
 		}
 		mids = mids[n:]
 		vals, err := c.client.Do(ctx, c.client.B().Mget().Key(keys...).Build()).ToArray()
@@ -573,7 +658,7 @@ func (e *Engine) fetch(ctx context.Context, c *connection, mids []string, found 
 			if err != nil {
 				continue // expired since it was indexed
 			}
-			m, err := c.keys.decode([]byte(s), e.opt.TTLs)
+			m, err := k.decode([]byte(s), e.opt.TTLs)
 			if err != nil {
 				e.log.Warn("redis: undecodable message", "key", keys[i], "err", err)
 				continue
@@ -612,10 +697,23 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
+	newest := ""
+	for _, g := range c.keys.byInstallation(channels) {
+		mid, err := e.last(ctx, c, g.keys, g.channels)
+		if err != nil {
+			return "", err
+		}
+		newest = max(newest, mid)
+	}
+	return newest, nil
+}
+
+// last is Last for channels of the one installation of k.
+func (e *Engine) last(ctx context.Context, c *connection, k layout, channels []string) (string, error) {
 	const depth = 16
 	var cmds rueidis.Commands
 	for _, ch := range channels {
-		for _, key := range c.keys.indexes(ch, false) {
+		for _, key := range k.indexes(ch, false) {
 			cmds = append(cmds, c.client.B().Zrevrangebylex().Key(key).Max("+").Min("-").Limit(0, depth).Build())
 		}
 	}
@@ -626,7 +724,7 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 			return "", fmt.Errorf("redis last: %w", err)
 		}
 		for _, member := range ids {
-			if mid := c.keys.midOf(member); mid != "" {
+			if mid := k.midOf(member); mid != "" {
 				mids = append(mids, mid)
 			}
 		}
@@ -637,7 +735,7 @@ func (e *Engine) Last(ctx context.Context, channels []string) (string, error) {
 	}
 	exists := make(rueidis.Commands, len(mids))
 	for i, mid := range mids {
-		exists[i] = c.client.B().Exists().Key(c.keys.messageKey(mid)).Build()
+		exists[i] = c.client.B().Exists().Key(k.messageKey(mid)).Build()
 	}
 	rs := c.client.DoMulti(ctx, exists...)
 	for i := len(rs) - 1; i >= 0; i-- {
@@ -658,6 +756,11 @@ func (e *Engine) Subscribed(ctx context.Context, channels []string) {
 	if e.opt.PublishMode || len(channels) == 0 {
 		return
 	}
+	if e.opt.Tags == TagsInstallation {
+		for _, g := range (layout{tagged: true}).byInstallation(channels) {
+			e.sub.addInstallation(ctx, g.keys.inst)
+		}
+	}
 	if err := e.setOnline(ctx, channels); err != nil {
 		e.log.Debug("redis: set online", "err", err)
 	}
@@ -676,7 +779,7 @@ func (e *Engine) setOnline(ctx context.Context, channels []string) error {
 		n := min(chunk, len(channels))
 		cmds := make(rueidis.Commands, 0, n)
 		for _, ch := range channels[:n] {
-			for _, k := range c.keys.onlines(ch) {
+			for _, k := range c.keys.of(ch).onlines(ch) {
 				cmds = append(cmds, c.client.B().Set().Key(k.key).Value(k.value).Px(ttl).Build())
 			}
 		}
@@ -704,21 +807,31 @@ func (e *Engine) Online(ctx context.Context, channels []string) ([]int, error) {
 	}
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
-	var keys []string
-	var of []int // the channel of each key
-	for i, ch := range channels {
-		for _, k := range c.keys.onlines(ch) {
-			keys = append(keys, k.key)
-			of = append(of, i)
+	// One MGET per installation: in a cluster each has a slot of its own.
+	groups := c.keys.byInstallation(channels)
+	cmds := make(rueidis.Commands, 0, len(groups))
+	of := make([][]int, 0, len(groups)) // the channel of each key of each MGET
+	for _, g := range groups {
+		var keys []string
+		var pos []int
+		for j, ch := range g.channels {
+			for _, k := range g.keys.onlines(ch) {
+				keys = append(keys, k.key)
+				pos = append(pos, g.at[j])
+			}
 		}
+		cmds = append(cmds, c.client.B().Mget().Key(keys...).Build())
+		of = append(of, pos)
 	}
-	vals, err := c.client.Do(ctx, c.client.B().Mget().Key(keys...).Build()).ToArray()
-	if err != nil {
-		return nil, fmt.Errorf("redis online: %w", err)
-	}
-	for j := range vals {
-		if j < len(of) && !vals[j].IsNil() {
-			out[of[j]] = 1
+	for i, r := range c.client.DoMulti(ctx, cmds...) {
+		vals, err := r.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("redis online: %w", err)
+		}
+		for j := range vals {
+			if j < len(of[i]) && !vals[j].IsNil() {
+				out[of[i][j]] = 1
+			}
 		}
 	}
 	for i, ch := range channels {
@@ -790,7 +903,37 @@ func parseStats(field, v string) (engine.ProcessStats, error) {
 }
 
 func (e *Engine) localStats() engine.ProcessStats {
-	return engine.LocalStats(e.opt.ProcessUniqueID, e.hub, e.counters)
+	st := engine.LocalStats(e.opt.ProcessUniqueID, e.hub, e.counters)
+	if e.opt.Tags == TagsInstallation {
+		st.Tags = TagsInstallation
+	}
+	return st
+}
+
+// checkTags warns of live processes whose keys are grouped otherwise
+// than this one's (storage.tags): in the shared mode each side would miss
+// the other's messages. Each is named once.
+func (e *Engine) checkTags(ctx context.Context, warned map[string]bool) {
+	all, err := e.Stats(ctx)
+	if err != nil {
+		return
+	}
+	mine := e.localStats().Tags
+	for _, st := range all {
+		if st.Tags != mine && !warned[st.ProcessUniqueID] {
+			warned[st.ProcessUniqueID] = true
+			e.metrics.tagsMismatch.Inc()
+			e.log.Error("redis: a process groups its keys otherwise (storage.tags): in the shared mode neither sees the other's messages; move every process at once (docs/migration-redis.md)",
+				"process", st.ProcessUniqueID, "its tags", cmpOr(st.Tags, TagsSingle), "ours", cmpOr(mine, TagsSingle))
+		}
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (e *Engine) writeStats(ctx context.Context) error {
@@ -810,6 +953,8 @@ func (e *Engine) maintain(ctx context.Context) {
 	if err := e.writeStats(ctx); err != nil {
 		e.log.Debug("redis: write stats", "err", err)
 	}
+	warned := map[string]bool{}
+	e.checkTags(ctx, warned)
 	stats := time.NewTicker(e.opt.StatsInterval)
 	defer stats.Stop()
 	var online <-chan time.Time
@@ -826,6 +971,7 @@ func (e *Engine) maintain(ctx context.Context) {
 			if err := e.writeStats(ctx); err != nil {
 				e.log.Debug("redis: write stats", "err", err)
 			}
+			e.checkTags(ctx, warned)
 		case <-online:
 			var channels []string
 			e.hub.Each(func(ch string, _ int) { channels = append(channels, ch) })

@@ -18,6 +18,8 @@ type metrics struct {
 	probeLag      prometheus.Histogram
 	messageLag    prometheus.Histogram
 	resubscribed  prometheus.Counter
+	repairs       prometheus.Counter
+	tagsMismatch  prometheus.Counter
 	all           []prometheus.Collector
 }
 
@@ -46,8 +48,14 @@ func newMetrics(e *Engine) *metrics {
 		resubscribed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pushpull_redis_pubsub_reconnects_total", Help: "Pub/sub subscriptions lost (each is made again, and the gap recovered).",
 		}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pushpull_redis_id_gaps_total", Help: "Gaps in an installation's ids seen on a live subscription, each read back from Redis before later messages are delivered.",
+		}),
 	}
-	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed,
+	m.tagsMismatch = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pushpull_redis_tags_mismatch_total", Help: "Live processes seen on the Redis whose keys are grouped otherwise (storage.tags) than this one's.",
+	})
+	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs, m.tagsMismatch,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushpull_redis_pubsub_up", Help: "1 while the pub/sub subscription is established and its gap recovered.",
 		}, func() float64 {

@@ -79,7 +79,7 @@ func (e *Engine) UserConnected(ctx context.Context, user, conn string) (bool, er
 	}
 	e.presence.conns[m] = user
 	e.presence.mu.Unlock()
-	n, err := connectLua.Exec(ctx, c.client, []string{c.keys.presence(user)}, []string{
+	n, err := connectLua.Exec(ctx, c.client, []string{c.keys.of(user).presence(user)}, []string{
 		strconv.FormatInt(now.UnixMilli(), 10), m, e.presenceUntil(now),
 		strconv.FormatInt((e.opt.OnlineTTL + e.opt.OnlineDelta).Milliseconds(), 10),
 	}).AsInt64()
@@ -102,7 +102,7 @@ func (e *Engine) UserDisconnected(ctx context.Context, user, conn string) (bool,
 	ctx, cancel := e.bound(ctx)
 	defer cancel()
 	now := time.Now()
-	n, err := disconnectLua.Exec(ctx, c.client, []string{c.keys.presence(user), c.keys.lastSeen(user)}, []string{
+	n, err := disconnectLua.Exec(ctx, c.client, []string{c.keys.of(user).presence(user), c.keys.of(user).lastSeen(user)}, []string{
 		strconv.FormatInt(now.UnixMilli(), 10), m, strconv.FormatInt(now.Unix(), 10),
 		strconv.FormatInt(lastSeenTTL.Milliseconds(), 10),
 	}).AsInt64()
@@ -129,8 +129,8 @@ func (e *Engine) LastSeen(ctx context.Context, users []string) (map[string]int64
 	cmds := make(rueidis.Commands, 0, 2*len(users))
 	for _, u := range users {
 		cmds = append(cmds,
-			c.client.B().Zcount().Key(c.keys.presence(u)).Min("("+nowMS).Max("+inf").Build(),
-			c.client.B().Get().Key(c.keys.lastSeen(u)).Build())
+			c.client.B().Zcount().Key(c.keys.of(u).presence(u)).Min("("+nowMS).Max("+inf").Build(),
+			c.client.B().Get().Key(c.keys.of(u).lastSeen(u)).Build())
 	}
 	rs := c.client.DoMulti(ctx, cmds...)
 	for i, u := range users {
@@ -177,11 +177,11 @@ func (e *Engine) refreshPresence(ctx context.Context) error {
 	ttl := e.opt.OnlineTTL + e.opt.OnlineDelta
 	cmds := make(rueidis.Commands, 0, 2*len(byUser))
 	for u, members := range byUser {
-		z := c.client.B().Zadd().Key(c.keys.presence(u)).ScoreMember()
+		z := c.client.B().Zadd().Key(c.keys.of(u).presence(u)).ScoreMember()
 		for _, m := range members {
 			z = z.ScoreMember(score, m)
 		}
-		cmds = append(cmds, z.Build(), c.client.B().Pexpire().Key(c.keys.presence(u)).Milliseconds(ttl.Milliseconds()).Build())
+		cmds = append(cmds, z.Build(), c.client.B().Pexpire().Key(c.keys.of(u).presence(u)).Milliseconds(ttl.Milliseconds()).Build())
 	}
 	for _, r := range c.client.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {

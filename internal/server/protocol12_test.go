@@ -380,7 +380,7 @@ func TestLegacyShutdown(t *testing.T) {
 	if err := f.engine.Reserve(context.Background(), restart); err != nil {
 		t.Fatal(err)
 	}
-	f.h.Shutdown(restart)
+	f.h.Shutdown(func(string) *protocol.Message { return restart })
 	w := f.poll([]string{chA}, "tag=1", nil)
 	if w.Body.String() != string(format.PushStream.AppendMessage(nil, restart, chA)) {
 		t.Errorf("body %q; want the restart command in the legacy template", w.Body)

@@ -253,20 +253,56 @@ func (s *Server) shutdown() {
 	}
 	s.closeFresh()
 	s.gate.drain()
-	restart := serverRestart()
-	if err := s.engine.Reserve(sctx, restart); err != nil {
-		s.log.Warn("no id for the restart message", "err", err)
-		restart = nil
-	}
-	s.poll.Shutdown(restart)
+	restarts := newRestarts(sctx, s.engine, s.log)
+	s.poll.Shutdown(restarts.of)
 	s.ws.Shutdown(sctx, func(sess *ws.Session) {
-		if restart != nil {
+		if restart := restarts.of(sess.Channel); restart != nil {
 			sess.Send(sess.MessageFrame(restart, sess.Channel))
 		}
 	}, protocol.CloseServerRestarted, "server restart")
 	wg.Wait()
 	s.ws.Close()
 	s.log.Info("stopped")
+}
+
+// restarts hands out the server_restart command per installation, its id
+// taken from the counter that numbers the installation's messages (on
+// Redis with storage.tags "installation" each clientId has its own), so
+// that a client resuming after it asks for what it has not seen.
+type restarts struct {
+	ctx    context.Context
+	engine engine.Engine
+	log    *slog.Logger
+	mu     sync.Mutex
+	by     map[string]*protocol.Message // by clientId; nil: no id could be had
+}
+
+func newRestarts(ctx context.Context, e engine.Engine, log *slog.Logger) *restarts {
+	return &restarts{ctx: ctx, engine: e, log: log, by: map[string]*protocol.Message{}}
+}
+
+// of returns the restart command for a subscriber of channel, or nil.
+func (r *restarts) of(channel string) *protocol.Message {
+	ns := protocol.Namespace(channel)
+	r.mu.Lock()
+	m, ok := r.by[ns]
+	r.mu.Unlock()
+	if ok {
+		return m
+	}
+	m = serverRestart()
+	m.Channels = []string{channel} // names the installation
+	if err := r.engine.Reserve(r.ctx, m); err != nil {
+		r.log.Warn("no id for the restart message", "err", err)
+		m = nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if first, ok := r.by[ns]; ok {
+		return first // another session's came first
+	}
+	r.by[ns] = m
+	return m
 }
 
 // serverRestart is the command that tells clients the server restarts.

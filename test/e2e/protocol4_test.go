@@ -474,7 +474,11 @@ func binaryLongPoll(t *testing.T, srv *Server) {
 
 // Checklist 10 and 24: the shared mode.
 func TestSharedMode(t *testing.T) {
-	for _, e := range engines45 {
+	tagged := engineCase{"redis cluster, installation tags", func(t *testing.T) map[string]any {
+		seeds := redistest.StartCluster(t, 3, 0).Seeds()
+		return map[string]any{"type": "redis", "addrs": seeds, "cluster": true, "tags": "installation"}
+	}}
+	for _, e := range append(engines45, tagged) {
 		t.Run(e.name, func(t *testing.T) {
 			keys := map[string]any{"client-one": "key-one", "client-two": "key-two"}
 			srv := start45(t, e.store(t), map[string]any{"security": map[string]any{"clients": keys}})

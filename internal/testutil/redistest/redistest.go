@@ -118,6 +118,10 @@ func (s *Server) start() error {
 	return nil
 }
 
+// running reports whether the server's process runs: it was started and
+// not killed since.
+func (s *Server) running() bool { return s.proc != nil }
+
 // Kill ends the server as a crash would: no shutdown save.
 func (s *Server) Kill() {
 	if s.proc == nil {

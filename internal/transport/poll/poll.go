@@ -56,7 +56,7 @@ type Handler struct {
 	stats   Stats
 	once    sync.Once
 	closing chan struct{}
-	final   atomic.Pointer[protocol.Message]
+	final   atomic.Pointer[func(channel string) *protocol.Message]
 	resync  atomic.Pointer[chan struct{}]
 }
 
@@ -104,9 +104,11 @@ func (h *Handler) closed() chan struct{} {
 }
 
 // Shutdown answers every held request, and any that arrives later, with
-// the message last (the server_restart command) and ends holding.
-func (h *Handler) Shutdown(last *protocol.Message) {
-	h.final.Store(last)
+// the message last gives for its first channel (the server_restart
+// command, numbered in that channel's installation; nil: none) and ends
+// holding.
+func (h *Handler) Shutdown(last func(channel string) *protocol.Message) {
+	h.final.Store(&last)
 	c := h.closed()
 	select {
 	case <-c:
@@ -212,8 +214,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 				_, _ = w.Write([]byte(protocol.Reason(protocol.CloseTooManyConns)))
 				return
 			case <-closing:
-				if m := h.final.Load(); m != nil {
-					got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}
+				if last := h.final.Load(); last != nil && *last != nil {
+					if m := (*last)(req.Channels[0]); m != nil {
+						got = []format.Delivery{{Msg: m, Channel: req.Channels[0]}}
+					}
 				}
 				break hold
 			}
