@@ -121,6 +121,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&fleet.Workers, "workers", 0, fmt.Sprintf("fleet: load-generating worker processes (default one per %d connections)", bench.FleetWorkerConns))
 	fs.IntVar(&fleet.Installations, "installations", 0, "fleet: run the servers in the shared mode with this many clientIds (security.clients), the channels spread over them")
 	fs.DurationVar(&fleet.PingInterval, "ping-interval", 0, "fleet: the servers' websocket.pingInterval (default the server's 30s); each process pings all its connections at once every interval, so a run longer than it meets that burst")
+	fs.StringVar(&fleet.RedisTags, "redis-tags", "", "fleet: the servers' storage.tags: installation gives each of --installations its own hash tag, spread over a Redis Cluster's masters")
 	var redisAddrs string
 	fs.StringVar(&redisAddrs, "redis-addr", "", "fleet: a running Redis, host:port, or a Redis Cluster's seeds, comma-separated (default: start a redis-server)")
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,12 +32,16 @@ type FleetOptions struct {
 	Executable  string   // the pushpull binary, for the servers and the workers; the running one when empty
 	RedisServer string   // redis-server binary; from PATH when empty
 	RedisAddrs  []string // a running Redis, or a Redis Cluster's seeds; empty: the bench starts a redis-server
-	Procs       int      // subscriber processes (6)
-	Conns       int      // WebSocket connections (100,000)
-	Workers     int      // worker processes holding them (one per FleetWorkerConns)
-	Channels    int      // channels, the connections round-robin over them (100)
-	Messages    int      // messages published, each to one channel in turn (200)
-	Rate        float64  // publishes per second (100)
+	// RedisTags is the servers' storage.tags: "installation" gives each
+	// installation of the shared mode its own hash tag, so that on a
+	// Redis Cluster the installations spread over the masters.
+	RedisTags string
+	Procs     int     // subscriber processes (6)
+	Conns     int     // WebSocket connections (100,000)
+	Workers   int     // worker processes holding them (one per FleetWorkerConns)
+	Channels  int     // channels, the connections round-robin over them (100)
+	Messages  int     // messages published, each to one channel in turn (200)
+	Rate      float64 // publishes per second (100)
 	// Installations, above 0, runs the servers in the shared mode with
 	// that many clientIds (security.clients), the channels spread over
 	// them round-robin.
@@ -270,7 +275,7 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 		return nil, err
 	}
 	o.logf("fleet: starting %d pushpull processes and a publisher on Redis", o.Procs)
-	f, err := startFleetServers(ctx, exe, o.RedisServer, o.RedisAddrs, o.Procs, tenants, o.PingInterval, o.logf)
+	f, err := startFleetServers(ctx, exe, o.RedisServer, o.RedisAddrs, o.RedisTags, o.Procs, tenants, o.PingInterval, o.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +289,10 @@ func Fleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 		res.PingSeconds = o.PingInterval.Seconds()
 	}
 	if f.redis == nil {
-		res.Redis = fmt.Sprint(o.RedisAddrs)
+		res.Redis = strings.Join(o.RedisAddrs, ",")
+	}
+	if o.RedisTags != "" {
+		res.Redis += ", tags " + o.RedisTags
 	}
 	servers := procs{list: f.subPIDs()}
 	before, _, err := settle(ctx, servers, min(5*time.Second, o.Settle), 3*time.Second)

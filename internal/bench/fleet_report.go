@@ -19,7 +19,7 @@ func WriteFleet(w io.Writer, r *FleetResult) {
 	if r.Expiry > 0 {
 		mode += fmt.Sprintf(", messages kept %d s", r.Expiry)
 	}
-	fmt.Fprintf(w, "fleet: %d WebSocket connections over %d pushpull processes and a publisher on one Redis (%s), from %d worker processes; %d channels, %s, pings every %.0f s\n",
+	fmt.Fprintf(w, "fleet: %d WebSocket connections over %d pushpull processes and a publisher on Redis (%s), from %d worker processes; %d channels, %s, pings every %.0f s\n",
 		r.Connections, r.Procs, r.Redis, r.Workers, r.Channels, mode, r.PingSeconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(name, format string, args ...any) {

@@ -63,8 +63,9 @@ func newFleetTenants(key string, n int) fleetTenants {
 }
 
 // startFleetServers starts Redis (without addrs), procs subscriber
-// processes and a publisher-mode process of exe.
-func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string, procs int, tenants fleetTenants, ping time.Duration, logf func(string, ...any)) (f *fleetServers, err error) {
+// processes and a publisher-mode process of exe, their keys grouped by
+// tags (storage.tags; "" the default).
+func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string, tags string, procs int, tenants fleetTenants, ping time.Duration, logf func(string, ...any)) (f *fleetServers, err error) {
 	dir, err := os.MkdirTemp("", "pushpull-fleet-")
 	if err != nil {
 		return nil, err
@@ -85,6 +86,9 @@ func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string
 		f.redisAddrs = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 		storage = map[string]any{"type": "redis", "host": "127.0.0.1", "port": port}
 		logf("fleet: redis-server on %s", f.redisAddrs[0])
+	}
+	if tags != "" {
+		storage["tags"] = tags
 	}
 	for i := 0; i <= procs; i++ {
 		publisher := i == procs

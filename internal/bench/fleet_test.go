@@ -65,28 +65,32 @@ func childServe(ctx context.Context, args []string) error {
 }
 
 // A small fleet on a real Redis: two processes and two workers, in the
-// personal mode on a Redis the bench starts and in the shared mode on one
-// given by address. Every delivery arrives once, and every process holds
-// its share of the connections.
+// personal mode on a Redis the bench starts, in the shared mode on one
+// given by address, and with installation tags on a Redis Cluster given
+// by its seeds. Every delivery arrives once, and every process holds its
+// share of the connections.
 func TestFleetScenario(t *testing.T) {
 	redistest.Binary(t, "redis-server")
 	t.Setenv(childEnv, "1")
 	given := redistest.Start(t)
+	cluster := redistest.StartCluster(t, 3, 0)
 	for _, c := range []struct {
 		name          string
 		addrs         []string
 		installations int
 		expiry        int
+		tags          string
 	}{
-		{"spawned redis", nil, 0, 0},
-		{"shared mode, kept messages", []string{"127.0.0.1:" + strconv.Itoa(given.Port)}, 3, 60},
+		{"spawned redis", nil, 0, 0, ""},
+		{"shared mode, kept messages", []string{"127.0.0.1:" + strconv.Itoa(given.Port)}, 3, 60, ""},
+		{"cluster, installation tags", cluster.Seeds(), 6, 0, "installation"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var log strings.Builder
 			o := FleetOptions{
-				RedisAddrs: c.addrs, Installations: c.installations,
+				RedisAddrs: c.addrs, Installations: c.installations, RedisTags: c.tags,
 				Procs: 2, Conns: 300, Workers: 2, Channels: 10, Messages: 20, Rate: 500, Expiry: c.expiry,
 				Drain: 20 * time.Second, Settle: time.Millisecond, Log: &log,
 			}
