@@ -106,6 +106,12 @@ func startFleetServers(ctx context.Context, exe, redisBin string, addrs []string
 			n = 1
 		}
 		p, ls, err := spawn.Serve(wait, n, "pushpull serve ("+name+")", exec.Command(exe, "serve", "--config", file))
+		if err == nil {
+			// Ready: subscribed to Redis, so nothing published is missed.
+			if err = p.WaitLine(wait, readyLine); err != nil {
+				_ = p.Stop(5 * time.Second)
+			}
+		}
 		cancel()
 		if err != nil {
 			return f, err
@@ -190,16 +196,25 @@ func (f *fleetServers) alive() error {
 // maxWarnings bounds the warnings a fleet result carries.
 const maxWarnings = 20
 
+// readyLine is in the line `pushpull serve` logs once its store delivers
+// (for Redis: its pub/sub subscription is up).
+const readyLine = "msg=ready"
+
 // warnings returns the warnings and errors the pushpull processes have
-// logged (a lost Redis subscription, a slow client dropped), each after
-// its process's name: what explains a loss the run counted.
+// logged since they were ready (a lost Redis subscription, a slow client
+// dropped), each after its process's name: what explains a loss the run
+// counted. Those before (waiting for Redis at the start) are not.
 func (f *fleetServers) warnings() []string {
 	var out []string
 	for _, s := range f.all() {
 		if s.p == nil {
 			continue
 		}
-		for _, line := range strings.Split(s.p.Out.String(), "\n") {
+		text := s.p.Out.String()
+		if i := strings.Index(text, readyLine); i >= 0 {
+			text = text[i:]
+		}
+		for _, line := range strings.Split(text, "\n") {
 			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 				if len(out) == maxWarnings {
 					return append(out, "...")

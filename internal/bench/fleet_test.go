@@ -46,7 +46,7 @@ func child(args []string) error {
 }
 
 // childServe runs a server as `pushpull serve` does, logging the
-// listening lines the bench reads.
+// listening lines and the ready line the bench reads.
 func childServe(ctx context.Context, args []string) error {
 	setup, err := config.ParseServe(args, os.Getenv, os.Stderr)
 	if err != nil {
@@ -61,6 +61,11 @@ func childServe(ctx context.Context, args []string) error {
 	for i, addr := range a.Addrs() {
 		log.Info("listening", "server", cfg.Servers[i].Name, "addr", addr.String(), "tls", false)
 	}
+	go func() {
+		if a.WaitReady(ctx, nil) == nil {
+			log.Info("ready")
+		}
+	}()
 	return a.Run(ctx)
 }
 
