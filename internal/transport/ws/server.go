@@ -77,6 +77,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions *Session // open sessions, linked through Session.prev/next
 	count    int
+	added    uint64 // sessions ever listed: their ping slots go round
 	closing  bool
 	gone     chan struct{} // signalled when a session leaves while closing
 }
@@ -141,6 +142,8 @@ func (s *Server) start(sess *Session) {
 	}
 	s.sessions = sess
 	sess.listed = true
+	sess.pingSlot = uint8(s.added % pingSlots)
+	s.added++
 	s.count++
 	s.mu.Unlock()
 	s.metrics.Sessions.Add(1)
@@ -260,41 +263,56 @@ func (s *Server) SetFrameTimeout(d time.Duration) {
 	}
 }
 
+// pingSlots is how many steps a round of the pinger takes: each session
+// is looked at in one of them, so that the pings of many sessions spread
+// over the interval rather than all leaving, and their pongs all coming
+// back, in one burst.
+const pingSlots = 16
+
 // pinger pings every session each interval and drops those that have not
 // sent a byte (a pong at least) for two intervals. Sessions with a
 // keepalive of their own (see Session.SetKeepalive) get it on its shorter
-// cadence instead.
+// cadence instead. A round of the shorter cadence goes in pingSlots
+// steps, a slot of the sessions at each.
 func (s *Server) pinger() {
 	tick := s.opts.PingInterval
 	if s.opts.KeepaliveInterval < tick {
 		tick = s.opts.KeepaliveInterval
 	}
-	t := time.NewTicker(tick)
+	t := time.NewTicker(max(tick/pingSlots, time.Millisecond))
 	defer t.Stop()
 	var lastPing time.Time
-	for {
+	pingAll := false
+	for step := 0; ; step++ {
+		var now time.Time
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
-			pingAll := now.Sub(lastPing) >= s.opts.PingInterval-tick/2
+		case now = <-t.C:
+		}
+		slot := uint8(step % pingSlots)
+		if slot == 0 {
+			pingAll = now.Sub(lastPing) >= s.opts.PingInterval-tick/2
 			if pingAll {
 				lastPing = now
 			}
-			deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
-			frameDeadline := now.Add(-time.Duration(s.frameTimeout.Load())).UnixMilli()
-			for _, sess := range s.snapshot() {
-				keepalive := sess.keepalive.Load()
-				switch {
-				case sess.lastRead.Load() < deadline:
-					sess.shut()
-				case sess.partialSince.Load() != 0 && sess.partialSince.Load() <= frameDeadline:
-					sess.Close(protocol.ClosePolicy, "message not completed in time")
-				case keepalive != nil:
-					sess.Send(*keepalive)
-				case pingAll:
-					sess.Send(pingFrame)
-				}
+		}
+		deadline := now.Add(-2*s.opts.PingInterval - time.Second).Unix()
+		frameDeadline := now.Add(-time.Duration(s.frameTimeout.Load())).UnixMilli()
+		for _, sess := range s.snapshot() {
+			if sess.pingSlot != slot {
+				continue
+			}
+			keepalive := sess.keepalive.Load()
+			switch {
+			case sess.lastRead.Load() < deadline:
+				sess.shut()
+			case sess.partialSince.Load() != 0 && sess.partialSince.Load() <= frameDeadline:
+				sess.Close(protocol.ClosePolicy, "message not completed in time")
+			case keepalive != nil:
+				sess.Send(*keepalive)
+			case pingAll:
+				sess.Send(pingFrame)
 			}
 		}
 	}

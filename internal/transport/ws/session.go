@@ -57,8 +57,8 @@ type Session struct {
 	fragment []byte // payload of a fragmented message
 
 	// Guarded by mu (see LOCKS.md: a session's lock is the innermost).
-	// The small fields are packed beside it, with the two that are not
-	// its (fragOp, the reader's; listed, srv.mu's).
+	// The small fields are packed beside it, with the three that are not
+	// its (fragOp, the reader's; listed and pingSlot, srv.mu's).
 	mu       sync.Mutex
 	state    uint8
 	reap     bool // closed, but not yet torn down
@@ -67,6 +67,7 @@ type Session struct {
 	replay   bool // live messages are held until history is queued
 	fragOp   ws.OpCode
 	listed   bool
+	pingSlot uint8 // the step of the pinger's round that pings it (srv.mu's, set once)
 	// closeCode is the code of the close frame queued (the client's, when
 	// it closed), or 1006 for a session that ended without one; 0 while open.
 	closeCode uint16
