@@ -87,6 +87,7 @@ type Options struct {
 	ProbeInterval, ProbeTimeout time.Duration
 
 	beforeSubscribe func() // test seam: runs before each subscription, the first included
+	probesLost      bool   // test seam: probes go where nobody listens
 
 	Log *slog.Logger // default slog.Default()
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	resubscribed  prometheus.Counter
 	repairs       prometheus.Counter
 	tagsMismatch  prometheus.Counter
+	probeSlow     prometheus.Counter
 	all           []prometheus.Collector
 }
 
@@ -55,7 +56,10 @@ func newMetrics(e *Engine) *metrics {
 	m.tagsMismatch = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pushpull_redis_tags_mismatch_total", Help: "Live processes seen on the Redis whose keys are grouped otherwise (storage.tags) than this one's.",
 	})
-	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs, m.tagsMismatch,
+	m.probeSlow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pushpull_redis_pubsub_probe_slow_total", Help: "Checks that found a probe overdue while messages still came through its subscription: kept, as slow rather than silent.",
+	})
+	m.all = []prometheus.Collector{cmd, m.errors, m.probeLag, m.messageLag, m.resubscribed, m.repairs, m.tagsMismatch, m.probeSlow,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushpull_redis_pubsub_up", Help: "1 while the pub/sub subscription is established and its gap recovered.",
 		}, func() float64 {

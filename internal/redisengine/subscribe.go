@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -305,8 +306,10 @@ func (s *subscriber) once(ctx context.Context, c *connection, r route) error {
 	confirmed := make(chan struct{}, confirms)
 	ended := make(chan string, 1)
 	probed := make(chan struct{}, 1)
+	var heard atomic.Int64 // unix ns of the last message that came
 	closed := dc.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage: func(m rueidis.PubSubMessage) {
+			heard.Store(time.Now().UnixNano())
 			if m.Channel == probe {
 				notify(probed, struct{}{})
 				return
@@ -357,7 +360,7 @@ func (s *subscriber) once(ctx context.Context, c *connection, r route) error {
 		}
 	}
 	setLive(r.streams, nil)
-	return s.watch(ctx, c, dc, probe, probed, closed, ended)
+	return s.watch(ctx, c, dc, probe, &heard, probed, closed, ended)
 }
 
 // beginRecovery makes live messages wait until the stream's gap is read
@@ -384,8 +387,17 @@ func (st *stream) beginRecovery() {
 // delivering (its socket open, health checks green) is caught when a probe
 // does not come back within ProbeTimeout, and closed so that a new one is
 // made and the gap recovered.
+//
+// A connection that still delivers messages is not silent, only slow (a
+// process starved of CPU, a Redis busy): closing it would drop what its
+// socket holds, and messages stored for no time could not be read back.
+// So while messages keep coming after the probe was sent, the probe gets
+// up to slowProbes times ProbeTimeout.
 func (s *subscriber) watch(ctx context.Context, c *connection, dc rueidis.DedicatedClient, probe string,
-	probed <-chan struct{}, closed <-chan error, ended <-chan string) error {
+	heard *atomic.Int64, probed <-chan struct{}, closed <-chan error, ended <-chan string) error {
+	if s.e.opt.probesLost {
+		probe += ":lost"
+	}
 	tick := time.NewTicker(s.e.opt.ProbeInterval)
 	defer tick.Stop()
 	var waiting time.Time // when the oldest probe not yet back was sent
@@ -403,9 +415,12 @@ func (s *subscriber) watch(ctx context.Context, c *connection, dc rueidis.Dedica
 			}
 			waiting = time.Time{}
 		case now := <-tick.C:
-			if !waiting.IsZero() && now.Sub(waiting) > s.e.opt.ProbeTimeout {
-				go dc.Close() // waits for calls under way, which a wedged connection may never end
-				return errSilent
+			if overdue := now.Sub(waiting); !waiting.IsZero() && overdue > s.e.opt.ProbeTimeout {
+				if heard.Load() < waiting.UnixNano() || overdue > slowProbes*s.e.opt.ProbeTimeout {
+					go dc.Close() // waits for calls under way, which a wedged connection may never end
+					return errSilent
+				}
+				s.e.metrics.probeSlow.Inc()
 			}
 			if waiting.IsZero() {
 				waiting = now
@@ -420,6 +435,10 @@ func (s *subscriber) watch(ctx context.Context, c *connection, dc rueidis.Dedica
 		}
 	}
 }
+
+// slowProbes bounds how many ProbeTimeouts a probe may take while
+// messages keep coming through its subscription.
+const slowProbes = 10
 
 var errSilent = errors.New("redis pub/sub: the subscription delivers nothing (a probe did not come back)")
 
