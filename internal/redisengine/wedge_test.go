@@ -74,6 +74,9 @@ func TestSlowSubscriptionIsKept(t *testing.T) {
 		if err := sub.Ready(ctx); err != nil {
 			t.Fatalf("readiness red while messages come: %v", err)
 		}
+		if n == 100000 {
+			t.Fatal("no late probe counted in 100,000 messages")
+		}
 	}
 	if n := promtest.ToFloat64(sub.metrics.resubscribed); n != 0 {
 		t.Fatalf("%v resubscriptions while messages came", n)
