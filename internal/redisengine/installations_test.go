@@ -287,7 +287,19 @@ func TestInstallationsClusterPartlyReachable(t *testing.T) {
 	cl.WaitSettled(t)
 	waitReady(t, e)
 	m := publish(t, e, `3`, tenantChannel(lost))
-	testutil.WaitFor(t, "the message on the master that came back", func() bool {
-		return slices.ContainsFunc(rec.messages(), func(d *protocol.Message) bool { return d.MID == m.MID && d.Channels[0] == m.Channels[0] })
-	})
+	delivered := func(m *protocol.Message) func() bool {
+		return func() bool {
+			return slices.ContainsFunc(rec.messages(), func(d *protocol.Message) bool { return d.MID == m.MID && d.Channels[0] == m.Channels[0] })
+		}
+	}
+	testutil.WaitFor(t, "the message on the master that came back", delivered(m))
+
+	// An installation not configured at start (a client added by a
+	// reload) is subscribed when a connection joins one of its channels.
+	added := tenantChannel("c99")
+	e.hub.Subscribe(rec, []string{added})
+	e.Subscribed(ctx, []string{added})
+	waitReady(t, e)
+	m = publish(t, e, `4`, added)
+	testutil.WaitFor(t, "the added installation's message", delivered(m))
 }
