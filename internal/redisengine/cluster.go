@@ -128,8 +128,9 @@ func (s *subscriber) startRoute(ctx context.Context, c *connection, addr string,
 	go func() {
 		defer close(r.done)
 		err := s.onNode(rctx, c, addr, streams)
-		if rctx.Err() == nil {
-			ended <- routeEnd{r, err}
+		select {
+		case ended <- routeEnd{r, err}:
+		case <-rctx.Done(): // stopped: nobody waits for its end
 		}
 	}()
 	return r
