@@ -27,6 +27,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pushpull/pushpull/internal/engine"
+	"github.com/pushpull/pushpull/internal/httpjson"
 )
 
 //go:embed static
@@ -437,12 +438,5 @@ func (a *Admin) file(w http.ResponseWriter, name, ctype string) {
 	_, _ = w.Write(b)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the answer"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
+// writeJSON answers v as JSON with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/httpjson"
 	"github.com/pushpull/pushpull/protocol"
 	"github.com/pushpull/pushpull/sdk"
 )
@@ -129,15 +130,8 @@ func (b badRequest) Error() string { return b.msg }
 
 func badf(format string, args ...any) error { return badRequest{fmt.Sprintf(format, args...)} }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the answer"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
+// writeJSON answers v as JSON with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.Write(w, code, v) }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
