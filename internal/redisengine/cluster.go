@@ -93,7 +93,7 @@ func (s *subscriber) runCluster(ctx context.Context, c *connection) {
 			delete(routes, e.r.addr)
 			var streams []*stream
 			for _, inst := range e.r.insts {
-				st, _ := s.stream(inst, nil)
+				st, _ := s.stream(c, inst)
 				streams = append(streams, st)
 			}
 			s.lost(streams, fmt.Errorf("%s: %w", e.r.addr, e.err))
@@ -123,7 +123,7 @@ func (s *subscriber) startRoute(ctx context.Context, c *connection, addr string,
 	r := &nodeRoute{addr: addr, insts: insts, cancel: cancel, done: make(chan struct{}), began: time.Now()}
 	streams := make([]*stream, len(insts))
 	for i, inst := range insts {
-		streams[i], _ = s.stream(inst, nil)
+		streams[i], _ = s.stream(c, inst)
 	}
 	go func() {
 		defer close(r.done)

@@ -758,8 +758,8 @@ func (e *Engine) Subscribed(ctx context.Context, channels []string) {
 		return
 	}
 	if e.opt.Tags == TagsInstallation {
-		for _, g := range (layout{tagged: true}).byInstallation(channels) {
-			e.sub.addInstallation(ctx, g.keys.inst)
+		for _, ch := range channels {
+			e.sub.addInstallation(ctx, protocol.Namespace(ch))
 		}
 	}
 	if err := e.setOnline(ctx, channels); err != nil {
@@ -818,7 +818,7 @@ func (e *Engine) Online(ctx context.Context, channels []string) ([]int, error) {
 		for j, ch := range g.channels {
 			for _, k := range g.keys.onlines(ch) {
 				keys = append(keys, k.key)
-				pos = append(pos, g.at[j])
+				pos = append(pos, g.position(j))
 			}
 		}
 		cmds = append(cmds, c.client.B().Mget().Key(keys...).Build())

@@ -58,12 +58,19 @@ func (l layout) in(inst string) layout {
 // name) belongs to.
 func (l layout) of(name string) layout { return l.in(protocol.Namespace(name)) }
 
-// installationGroup is the channels of one installation among a list,
-// with their positions in it.
+// installationGroup is the channels of one installation among a list.
 type installationGroup struct {
 	keys     layout
 	channels []string
-	at       []int
+	at       []int // the position of each in the list; nil: the group is the list
+}
+
+// position is the place in the list grouped of the group's j-th channel.
+func (g installationGroup) position(j int) int {
+	if g.at == nil {
+		return j
+	}
+	return g.at[j]
 }
 
 // byInstallation groups channels by installation, in the order each
@@ -71,11 +78,7 @@ type installationGroup struct {
 // tags.
 func (l layout) byInstallation(channels []string) []installationGroup {
 	if !l.tagged {
-		at := make([]int, len(channels))
-		for i := range at {
-			at[i] = i
-		}
-		return []installationGroup{{keys: l, channels: channels, at: at}}
+		return []installationGroup{{keys: l, channels: channels}}
 	}
 	var groups []installationGroup
 	for i, ch := range channels {

@@ -36,6 +36,7 @@ type subscriber struct {
 
 	mu              sync.Mutex
 	streams         map[string]*stream // by installation
+	personal        *stream            // streams[""]: the only one without installation tags
 	changed         chan struct{}      // an installation was added (cluster.go)
 	beforeSubscribe func()             // test seam: runs before each subscription
 }
@@ -77,10 +78,13 @@ func (s *subscriber) init(e *Engine) {
 	if e.opt.Layout == Layout20 && e.opt.ReorderWindow > 0 {
 		s.reorder = e.opt.ReorderWindow
 	}
-	s.streams = map[string]*stream{"": {live: errNotSubscribed}}
+	s.personal = &stream{live: errNotSubscribed}
+	s.streams = map[string]*stream{"": s.personal}
 	if e.opt.Tags == TagsInstallation {
 		for _, inst := range e.opt.Installations {
-			s.streams[inst] = &stream{inst: inst, live: errNotSubscribed}
+			if s.streams[inst] == nil {
+				s.streams[inst] = &stream{inst: inst, live: errNotSubscribed}
+			}
 		}
 	}
 }
@@ -97,9 +101,13 @@ func (s *subscriber) all() []*stream {
 	return out
 }
 
-// stream returns installation inst's stream; a new one takes live from
-// like (the stream whose subscription it shares), or is not subscribed.
-func (s *subscriber) stream(inst string, like *stream) (st *stream, added bool) {
+// stream returns installation inst's stream, adding it if new. On one
+// Redis a single subscription carries every installation, so a new stream
+// is as live as the personal one; in a cluster it waits for its own.
+func (s *subscriber) stream(c *connection, inst string) (st *stream, added bool) {
+	if !c.keys.tagged {
+		return s.personal, false // the only one
+	}
 	s.mu.Lock()
 	st = s.streams[inst]
 	s.mu.Unlock()
@@ -107,10 +115,10 @@ func (s *subscriber) stream(inst string, like *stream) (st *stream, added bool) 
 		return st, false
 	}
 	live := errNotSubscribed
-	if like != nil {
-		like.mu.Lock()
-		live = like.live
-		like.mu.Unlock()
+	if !c.keys.cluster {
+		s.personal.mu.Lock()
+		live = s.personal.live
+		s.personal.mu.Unlock()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,21 +185,11 @@ func (s *subscriber) markStart(ctx context.Context, streams []*stream) {
 // now, and in a cluster its subscription follows (cluster.go), recovering
 // from that position.
 func (s *subscriber) addInstallation(ctx context.Context, inst string) {
-	s.mu.Lock()
-	_, ok := s.streams[inst]
-	s.mu.Unlock()
-	if ok {
-		return
-	}
 	c, err := s.e.client()
 	if err != nil {
 		return
 	}
-	var like *stream
-	if !c.keys.cluster {
-		like, _ = s.stream("", nil) // one subscription carries all
-	}
-	st, added := s.stream(inst, like)
+	st, added := s.stream(c, inst)
 	if !added {
 		return
 	}
@@ -330,9 +328,9 @@ func (s *subscriber) once(ctx context.Context, c *connection, r route) error {
 	})
 	var err error
 	sctx, cancel := s.e.bound(ctx)
-	for _, r := range dc.DoMulti(sctx, cmds...) {
+	for _, res := range dc.DoMulti(sctx, cmds...) {
 		if err == nil {
-			err = r.Error()
+			err = res.Error()
 		}
 	}
 	cancel()
@@ -482,11 +480,7 @@ func (s *subscriber) receive(c *connection, payload string) {
 			continue
 		}
 		if st == nil || st.inst != inst {
-			var like *stream
-			if !c.keys.cluster {
-				like, _ = s.stream("", nil) // the subscription this came through
-			}
-			st, _ = s.stream(inst, like)
+			st, _ = s.stream(c, inst)
 		}
 		st.mu.Lock()
 		if st.recovering {
