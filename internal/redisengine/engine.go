@@ -1,6 +1,7 @@
 package redisengine
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -925,16 +926,9 @@ func (e *Engine) checkTags(ctx context.Context, warned map[string]bool) {
 			warned[st.ProcessUniqueID] = true
 			e.metrics.tagsMismatch.Inc()
 			e.log.Error("redis: a process groups its keys otherwise (storage.tags): in the shared mode neither sees the other's messages; move every process at once (docs/migration-redis.md)",
-				"process", st.ProcessUniqueID, "its tags", cmpOr(st.Tags, TagsSingle), "ours", cmpOr(mine, TagsSingle))
+				"process", st.ProcessUniqueID, "its tags", cmp.Or(st.Tags, TagsSingle), "ours", cmp.Or(mine, TagsSingle))
 		}
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (e *Engine) writeStats(ctx context.Context) error {
